@@ -1,0 +1,117 @@
+"""The language-model backend contract that every LLM strategy is written against.
+
+A strategy (listwise, FIRST, reasoning, pointwise yes/no or graded, pairwise) builds :class:`ChatPrompt`
+objects and asks a backend for one of two things:
+
+* :meth:`LLMBackend.generate` - greedy (or seeded sampled) continuations, with the reason generation stopped,
+  so a truncated answer is visible as ``finish_reason == "length"``;
+* :meth:`LLMBackend.label_logprobs` - one forward pass per prompt, returning the log-probability of each
+  given label string as the *first generated token* (FIRST ranking, yes/no, graded 0..10, pairwise A/B).
+  Labels must each be a single token for the backend; :meth:`LLMBackend.single_token` tells which are.
+
+Backends: in-process transformers (incl. GGUF), vLLM, and any OpenAI-compatible HTTP server. Scripted fakes
+implement the same contract for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["ChatPrompt", "Generation", "LLMBackend", "Message"]
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """Chat messages rendered with the model's chat template, then ``assistant_prefix`` appended verbatim
+    (text the answer is forced to start with, e.g. ``"["`` or ``"<think>"``).
+
+    With ``raw`` set, the messages are ignored and ``raw`` is used as the full prompt text (completion style).
+    """
+
+    messages: tuple[Message, ...] = ()
+    assistant_prefix: str = ""
+    raw: str | None = None
+
+    @classmethod
+    def of(cls, user: str, system: str | None = None, assistant_prefix: str = "") -> ChatPrompt:
+        msgs: list[Message] = []
+        if system:
+            msgs.append({"role": "system", "content": system})
+        msgs.append({"role": "user", "content": user})
+        return cls(tuple(msgs), assistant_prefix)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated continuation. ``finish_reason`` is ``"stop"`` (EOS or a stop string) or ``"length"``."""
+
+    text: str
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMBackend(ABC):
+    """A causal language model as strategies see it. Implementations must be safe to call from one thread
+    at a time; the async forms run the sync ones in a worker thread unless a backend is natively async."""
+
+    #: identifies the model for caches and result metadata
+    model_id: str = "llm"
+
+    @abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[Generation]:
+        """Continue each prompt. ``temperature == 0`` is greedy and deterministic."""
+
+    @abstractmethod
+    def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        """For each prompt, the log-probability (log-softmax over the full vocabulary) that the first generated
+        token is each label, in the order of ``labels``. One forward pass per prompt, no generation.
+        A label the backend cannot see (e.g. outside a server's top-k) gets ``float('-inf')``."""
+
+    @abstractmethod
+    def single_token(self, label: str) -> bool:
+        """True when ``label`` is exactly one token where the answer starts (after the generation prompt)."""
+
+    def count_tokens(self, prompt: ChatPrompt | str) -> int:
+        """Approximate token count of a prompt, used for batching and context checks."""
+        text = prompt if isinstance(prompt, str) else (prompt.raw or " ".join(str(m["content"]) for m in prompt.messages))
+        return max(1, len(text) // 4)
+
+    @property
+    def context_length(self) -> int | None:
+        """Maximum tokens of prompt plus output, when known."""
+        return None
+
+    async def agenerate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[Generation]:
+        return await asyncio.to_thread(
+            self.generate, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop
+        )
+
+    async def alabel_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.label_logprobs, prompts, labels)
+
+    def close(self) -> None:
+        """Release the model or connections."""
