@@ -1,5 +1,7 @@
-"""Test helpers shipped with the library: the conformance suite every reranker and adapter must pass."""
+"""Test helpers shipped with the library: the conformance suite every reranker and adapter must pass, and a
+scripted fake LLM backend."""
 
 from .conformance import RerankerConformance
+from .fake_llm import ScriptedLLM
 
-__all__ = ["RerankerConformance"]
+__all__ = ["RerankerConformance", "ScriptedLLM"]
