@@ -1,0 +1,158 @@
+"""TREC run and qrels files: readers and writers that count every line they cannot use.
+
+* run: ``qid Q0 doc_id rank score tag`` (whitespace separated); read into ``Run`` = ``{qid: [(doc_id, score), ...]}``
+  best first (by score, ties by the file's rank);
+* qrels: ``qid iteration doc_id gain`` read into ``Qrels`` = ``{qid: {doc_id: gain}}``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .report import DataFormatError, LoadReport
+
+__all__ = [
+    "Qrels",
+    "Run",
+    "check_run",
+    "read_trec_qrels",
+    "read_trec_run",
+    "write_trec_qrels",
+    "write_trec_run",
+]
+
+Run = dict[str, list[tuple[str, float]]]
+Qrels = dict[str, dict[str, int]]
+
+
+def _lines(path: str | os.PathLike[str]) -> Iterable[tuple[int, str]]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError(f"file not found: {p}")
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                yield lineno, line
+
+
+def read_trec_run(
+    path: str | os.PathLike[str], *, strict: bool = False, report: LoadReport | None = None
+) -> tuple[Run, LoadReport]:
+    """Read a TREC run file. Returns the run (best first per query) and a :class:`LoadReport`."""
+    rep = report if report is not None else LoadReport(str(path), strict=strict)
+    rows: dict[str, dict[str, tuple[float, int]]] = {}
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if len(parts) != 6:
+            rep.problem("bad_run_lines", f"line {lineno}: expected 6 fields 'qid Q0 doc rank score tag', got {line!r}")
+            continue
+        qid, _, doc_id, rank_s, score_s, _ = parts
+        try:
+            rank, score = int(rank_s), float(score_s)
+        except ValueError:
+            rep.problem("bad_run_lines", f"line {lineno}: rank/score are not numbers: {line.strip()!r}")
+            continue
+        if not math.isfinite(score):
+            rep.problem("bad_run_lines", f"line {lineno}: score is not finite: {line.strip()!r}")
+            continue
+        per_query = rows.setdefault(qid, {})
+        if doc_id in per_query:
+            rep.problem("duplicate_run_entries", f"line {lineno}: document {doc_id!r} repeated for query {qid!r}")
+            continue
+        per_query[doc_id] = (score, rank)
+        rep.count("run_entries")
+    run: Run = {
+        qid: [(d, s) for d, (s, _) in sorted(docs.items(), key=lambda kv: (-kv[1][0], kv[1][1]))]
+        for qid, docs in rows.items()
+    }
+    rep.count("run_queries", len(run))
+    return run, rep
+
+
+def write_trec_run(run: Mapping[str, Sequence[tuple[str, float]]], path: str | os.PathLike[str], tag: str) -> Path:
+    """Write ``run`` (best first per query) as a TREC run file; ``tag`` must not contain whitespace."""
+    if not tag or any(c.isspace() for c in tag):
+        raise DataFormatError(f"run tag must be a non-empty word without spaces, got {tag!r}")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", encoding="utf-8") as fh:
+        for qid, ranked in run.items():
+            for rank, (doc_id, score) in enumerate(ranked, 1):
+                fh.write(f"{qid} Q0 {doc_id} {rank} {float(score):.6f} {tag}\n")
+    return p
+
+
+def read_trec_qrels(
+    path: str | os.PathLike[str], *, strict: bool = False, report: LoadReport | None = None
+) -> tuple[Qrels, LoadReport]:
+    """Read a TREC qrels file (``qid iter doc_id gain``); a 3-field ``qid doc_id gain`` line is also accepted."""
+    rep = report if report is not None else LoadReport(str(path), strict=strict)
+    qrels: Qrels = {}
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if len(parts) == 4:
+            qid, _, doc_id, gain_s = parts
+        elif len(parts) == 3:
+            qid, doc_id, gain_s = parts
+        else:
+            rep.problem("bad_qrels_lines", f"line {lineno}: expected 'qid iter doc gain', got {line.strip()!r}")
+            continue
+        try:
+            gain = int(gain_s)
+        except ValueError:
+            rep.problem("bad_qrels_lines", f"line {lineno}: gain {gain_s!r} is not an integer")
+            continue
+        judged = qrels.setdefault(qid, {})
+        if doc_id in judged and judged[doc_id] != gain:
+            rep.problem(
+                "conflicting_judgments",
+                f"line {lineno}: query {qid!r} doc {doc_id!r} judged {judged[doc_id]} then {gain}; keeping the max",
+            )
+        judged[doc_id] = max(gain, judged.get(doc_id, gain))
+        rep.count("judgments")
+    rep.count("judged_queries", len(qrels))
+    return qrels, rep
+
+
+def write_trec_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", encoding="utf-8") as fh:
+        for qid, judged in qrels.items():
+            for doc_id, gain in judged.items():
+                fh.write(f"{qid} 0 {doc_id} {int(gain)}\n")
+    return p
+
+
+def check_run(
+    run: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    corpus_ids: Iterable[str] | None = None,
+    qrels: Mapping[str, Mapping[str, int]] | None = None,
+    strict: bool = False,
+    source: str = "run",
+) -> LoadReport:
+    """Count what in ``run`` does not match the data: unknown documents, queries without judgments, duplicates.
+
+    Unknown documents stay in the run (they count as non-relevant for the metrics); the report says how many.
+    """
+    rep = LoadReport(source, strict=strict)
+    known = set(corpus_ids) if corpus_ids is not None else None
+    for qid, ranked in run.items():
+        seen: set[str] = set()
+        for doc_id, score in ranked:
+            rep.count("run_entries")
+            if doc_id in seen:
+                rep.problem("duplicate_run_entries", f"query {qid!r}: document {doc_id!r} appears twice")
+            seen.add(doc_id)
+            if known is not None and doc_id not in known:
+                rep.problem("unknown_doc_ids", f"query {qid!r}: document {doc_id!r} is not in the corpus")
+            if not isinstance(score, (int, float)) or not math.isfinite(score):
+                rep.problem("bad_scores", f"query {qid!r}: document {doc_id!r} has score {score!r}")
+        if qrels is not None and not qrels.get(qid):
+            rep.problem("queries_without_judgments", f"query {qid!r} is in the run but has no judgments")
+    rep.count("run_queries", len(run))
+    return rep
