@@ -1,0 +1,40 @@
+"""Session fixtures: tiny random models saved once per session, and the real bundled MiniLM loaded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sentence_transformers")
+
+
+@pytest.fixture(scope="session")
+def tiny_ce_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-1"), num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ce2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-2"), num_labels=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_models import build_tiny_sentence_transformer
+
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))
+
+
+@pytest.fixture(scope="session")
+def minilm_reranker() -> Any:
+    """The real bundled MiniLM embedding reranker (tests using it are marked ``slow``)."""
+    from rerank_plugins import load_reranker
+
+    return load_reranker("minilm")
