@@ -1,0 +1,39 @@
+"""Helpers shared by the rerankers that compose other rerankers (fusion, cascade, PRF, label ranking)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import Reranker
+from ..errors import ConfigError, ModelOutputError
+from ..types import Candidate, RankedList
+
+__all__ = ["as_reranker", "ranking_pairs", "scores_in_input_order"]
+
+
+def as_reranker(value: Any, what: str) -> Reranker:
+    """A :class:`Reranker` as is, or a name / path loaded with :func:`~rerank_plugins.load_reranker`."""
+    if isinstance(value, Reranker):
+        return value
+    if isinstance(value, str):
+        from ..models import load_reranker
+
+        loaded = load_reranker(value)
+        if not isinstance(loaded, Reranker):
+            raise ConfigError(f"{what}: {value!r} did not load a Reranker (got {type(loaded).__name__})")
+        return loaded
+    raise ConfigError(f"{what} must be a Reranker or a model/strategy name, got {type(value).__name__}")
+
+
+def scores_in_input_order(result: RankedList, candidates: Sequence[Candidate], who: str) -> list[float]:
+    """The scores of a full (no top_k, no threshold) ranked list, back in the order of ``candidates``."""
+    by_id = {r.id: r.score for r in result.results}
+    if len(by_id) != len(candidates) or any(c.id not in by_id for c in candidates):
+        raise ModelOutputError(f"{who} did not return every candidate exactly once ({len(by_id)} of {len(candidates)})")
+    return [by_id[c.id] for c in candidates]
+
+
+def ranking_pairs(result: RankedList) -> list[tuple[str, float]]:
+    """A ranked list as ``(id, score)`` pairs, best first: the reranker's own order (and tie-breaking)."""
+    return [(r.id, r.score) for r in result.results]
