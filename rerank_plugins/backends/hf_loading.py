@@ -1,0 +1,126 @@
+"""Loading a causal LM and its tokenizer with transformers: hub ids, local folders and GGUF files.
+
+GGUF files are dequantised by transformers at load time, which is slow (about 20 s for SmolLM2-135M on two
+CPU cores). The first load of a *local* GGUF file therefore saves the dequantised model (float32
+safetensors) and the tokenizer read from the GGUF into ``<cache>/converted/<stem>-<fingerprint>/``; later
+loads read that folder in about a second. The fingerprint is the file's size plus a hash of its first and
+last 4 MiB (:func:`~rerank_plugins.backends.files.fingerprint`), so a changed file gets a new folder.
+
+Saving a model loaded from GGUF needs the GGUF quantizer state removed first, else ``save_pretrained``
+refuses ("The model is quantized with gguf and is not serializable"): the fields are ``model.hf_quantizer``,
+``model.config.quantization_config``, ``model.quantization_method`` and ``model.is_quantized``. We load with
+``GgufConfig(dequantize=True)`` (plain dense ``nn.Linear`` weights, never GGUF blocks) and clear them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..errors import ModelNotFoundError
+from ..models import ModelRef
+from .files import atomic_dir, cache_dir, fingerprint
+
+__all__ = ["clear_quantizer_state", "converted_gguf_folder", "load_causal_lm"]
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def converted_gguf_folder(gguf_path: str | os.PathLike[str]) -> Path:
+    """Cache folder for the dequantised copy of a local GGUF file (may not exist yet)."""
+    path = Path(gguf_path)
+    return cache_dir("converted") / f"{path.stem}-{fingerprint(path)}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any((folder / f).is_file() for f in _WEIGHT_FILES)
+
+
+def clear_quantizer_state(model: Any) -> None:
+    """Remove the GGUF quantizer fields so ``save_pretrained`` accepts the (dequantised) model."""
+    for attr in ("hf_quantizer", "quantization_method"):
+        if attr in vars(model):
+            delattr(model, attr)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if "is_quantized" in vars(model):
+        model.is_quantized = False
+
+
+def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trust_remote_code: bool) -> Any:
+    transformers = require("transformers", "hf", purpose="loading causal language models")
+    require("gguf", "hf", purpose="reading GGUF files")
+    torch = require("torch", "hf")
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file, "dtype": torch.float32, "trust_remote_code": trust_remote_code}
+    gguf_config = getattr(transformers, "GgufConfig", None)
+    if gguf_config is not None:
+        kwargs["quantization_config"] = gguf_config(gguf_file=gguf_file, dequantize=True)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        if tokenizer_src is not None:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_src, trust_remote_code=trust_remote_code)
+        else:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load GGUF file {gguf_file!r} from {folder!r}: {exc}") from exc
+    clear_quantizer_state(model)
+    return model, tokenizer
+
+
+def load_causal_lm(
+    ref: ModelRef,
+    *,
+    dtype: Any,
+    trust_remote_code: bool = False,
+    cache_conversion: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
+) -> tuple[Any, Any, str]:
+    """Return ``(model, tokenizer, source)`` on the CPU in ``dtype``; ``source`` says where weights came from
+    (the hub id / folder, the GGUF file, or the converted cache folder)."""
+    transformers = require("transformers", "hf", purpose="loading causal language models")
+    extra = dict(model_kwargs or {})
+    if ref.gguf_file is not None:
+        gguf_path = Path(ref.name_or_path) / ref.gguf_file
+        if cache_conversion and gguf_path.is_file():
+            folder = converted_gguf_folder(gguf_path)
+            if not _is_complete(folder):
+                logger.info("dequantising %s once into %s", gguf_path, folder)
+                model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
+                try:
+                    with atomic_dir(folder) as tmp:
+                        model.save_pretrained(str(tmp))
+                        tokenizer.save_pretrained(str(tmp))
+                except OSError as exc:
+                    warnings.warn(
+                        f"could not cache the dequantised copy of {gguf_path} in {folder} ({exc}); "
+                        "the next load will dequantise again",
+                        stacklevel=3,
+                    )
+                    return model.to(dtype), tokenizer, str(gguf_path)
+                del model
+            try:
+                model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder))
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
+                ) from exc
+            return model, tokenizer, str(folder)
+        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
+        return model.to(dtype), tokenizer, str(gguf_path)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code
+        )
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            ref.name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
+        )
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load causal LM {ref.name_or_path!r}: {exc}") from exc
+    return model, tokenizer, ref.name_or_path

@@ -1,0 +1,432 @@
+"""In-process causal LM backend on transformers: hub ids, local folders and GGUF files.
+
+Prompts
+    A :class:`~rerank_plugins.backends.base.ChatPrompt` is rendered with the tokenizer's chat template
+    (``apply_chat_template(messages, add_generation_prompt=True, tokenize=False)``) and its
+    ``assistant_prefix`` is appended verbatim; the text is tokenised *without* adding special tokens (the
+    template already holds them). A raw prompt (``ChatPrompt(raw=...)``) is used as is plus the prefix and
+    tokenised *with* the tokenizer's special tokens (e.g. BOS). :meth:`TransformersLLMBackend.render` shows
+    the exact text. ``Generation.text`` is the continuation only (the prefix is part of the prompt).
+
+Batches
+    Prompts are length-sorted and grouped under a token budget (``batch_size`` prompts, ``max_batch_tokens``
+    padded tokens) by :func:`~rerank_plugins.engine.batching.run_batched`, which halves a batch on an
+    out-of-memory error. Batches are left-padded, with position ids computed from the attention mask, so a
+    padded prompt gets the same logits as the prompt alone.
+
+``label_logprobs``
+    One forward pass per batch (no ``generate``, no KV cache), keeping only the last position's logits
+    (``logits_to_keep=1`` when the model supports it), log-softmax over the full vocabulary in float32.
+
+Label tokens (the rule behind ``single_token`` and ``label_logprobs``)
+    The token of a label is the token the model would emit to write exactly that label at that position:
+    with ``c`` the prompt text, (1) if ``tokenize(c + label) == tokenize(c) + [t]`` the label is the single
+    token ``t`` (this is what settles leading spaces: ``" yes"`` and ``"yes"`` are different tokens and the
+    tokenizer decides which one follows ``c``); (2) otherwise, when the label alone is one token ``t`` and
+    ``decode(tokenize(c) + [t]) == c + label`` (the label merged with the end of ``c`` when tokenised
+    together, as ``"["`` + ``"1"`` might, but the model emits it as a separate token), that ``t``; (3)
+    otherwise the label is not a single token and ``label_logprobs`` raises :class:`ConfigError`. Only the
+    last 64 characters of ``c`` are tokenised for this check, and the answer is cached.
+
+Context length
+    A prompt longer than the model's context (``max_position_embeddings``; for ``generate`` plus
+    ``max_new_tokens``) raises :class:`ConfigError`; it is never cut silently. Strategies keep prompts short
+    by cutting each passage to a token budget with :meth:`TransformersLLMBackend.truncate_text`.
+
+Accounting
+    :attr:`TransformersLLMBackend.stats` counts model forward calls and prompts for ``label_logprobs`` and
+    ``generate`` calls and prompts, so tests can prove e.g. that FIRST makes one forward pass per window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._optional import require
+from ..engine.batching import run_batched
+from ..errors import ConfigError, ModelNotFoundError
+from ..models import ModelRef, resolve_model
+from .base import ChatPrompt, Generation, LLMBackend
+from .device import resolve_device, resolve_dtype
+from .hf_loading import load_causal_lm
+
+__all__ = ["BackendStats", "TransformersLLMBackend"]
+
+_TAIL_CHARS = 64
+_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
+
+
+@dataclass
+class BackendStats:
+    """Work done by a backend since it was built (or since :meth:`reset`)."""
+
+    #: model forward calls made by ``label_logprobs`` (one per batch)
+    forward_calls: int = 0
+    #: prompts passed through those forward calls (each prompt exactly once)
+    forward_prompts: int = 0
+    #: ``model.generate`` calls (one per batch) and the prompts they covered
+    generate_calls: int = 0
+    generate_prompts: int = 0
+    #: tokens read (both paths) and generated
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+
+    def reset(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class TransformersLLMBackend(LLMBackend):
+    """A causal LM run in-process with transformers (see the module docstring for the exact rules).
+
+    Args:
+        model: bundled name, hub id, local folder, ``.gguf`` path or :class:`ModelRef`.
+        gguf_file: GGUF file name inside ``model`` (a folder or hub repo).
+        tokenizer: where to load the tokenizer from, when not from the model itself.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``None`` (auto).
+        dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``None`` (fp32 on CPU, bf16/fp16 on CUDA).
+        batch_size: most prompts per forward / generate call.
+        max_batch_tokens: most padded tokens per call (``None``: no token budget).
+        context_length: override the model's context length (tokens).
+        cache_conversion: cache a dequantised copy of a local GGUF file (see ``hf_loading``).
+        generation_kwargs: extra ``GenerationConfig`` fields (e.g. ``top_p``) for sampled generation.
+        model_kwargs: extra ``from_pretrained`` arguments (e.g. ``attn_implementation``).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | ModelRef,
+        *,
+        gguf_file: str | None = None,
+        tokenizer: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        batch_size: int = 8,
+        max_batch_tokens: int | None = 16384,
+        context_length: int | None = None,
+        trust_remote_code: bool = False,
+        cache_conversion: bool = True,
+        generation_kwargs: dict[str, Any] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        progress: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ConfigError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
+        if context_length is not None and context_length < 1:
+            raise ConfigError(f"context_length must be >= 1 or None, got {context_length}")
+        self._torch = require("torch", "hf", purpose="the transformers LLM backend")
+        ref = model if isinstance(model, ModelRef) else resolve_model(model)
+        if gguf_file is not None:
+            ref = dataclasses.replace(ref, gguf_file=gguf_file)
+        if tokenizer is not None:
+            ref = dataclasses.replace(ref, tokenizer=tokenizer)
+        self.ref = ref
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.progress = progress
+        self.generation_kwargs = dict(generation_kwargs or {})
+        self.model_id = ref.bundled_name if ref.bundled_name is not None else str(ref)
+        self.stats = BackendStats()
+        self._lock = threading.RLock()
+        self._label_cache: dict[tuple[str, str], int | None] = {}
+
+        loaded, tok, self.source = load_causal_lm(
+            ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
+            model_kwargs=model_kwargs,
+        )
+        self.model = loaded.to(self.device).eval()
+        self.tokenizer = tok
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            if tok.eos_token is None:
+                raise ModelNotFoundError(f"the tokenizer of {ref} has neither a pad nor an EOS token")
+            tok.pad_token = tok.eos_token
+        self._pad_id = int(tok.pad_token_id)
+        self._eos_ids = self._find_eos_ids()
+        params = inspect.signature(self.model.forward).parameters
+        self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
+        self._position_ids = "position_ids" in params
+        self._context_length = context_length if context_length is not None else self._config_context_length()
+
+    # ------------------------------------------------------------------------------------------ model facts
+    def _find_eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for value in (gen_eos, self.tokenizer.eos_token_id):
+            for i in value if isinstance(value, (list, tuple)) else [value]:
+                if i is not None and int(i) not in ids:
+                    ids.append(int(i))
+        specials = set(getattr(self.tokenizer, "all_special_tokens", []))
+        vocab = self.tokenizer.get_vocab()
+        for text in _END_OF_TURN:
+            if text in specials and text in vocab and vocab[text] not in ids:
+                ids.append(int(vocab[text]))
+        if not ids:
+            raise ModelNotFoundError(f"{self.ref} defines no end-of-sequence token; generation could not stop")
+        return ids
+
+    def _config_context_length(self) -> int | None:
+        cfg = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(cfg, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    @property
+    def context_length(self) -> int | None:
+        return self._context_length
+
+    # ------------------------------------------------------------------------------------------ text
+    def render(self, prompt: ChatPrompt) -> str:
+        """The exact prompt text the model reads (chat template applied, assistant prefix appended)."""
+        if prompt.raw is not None:
+            return prompt.raw + prompt.assistant_prefix
+        if not prompt.messages:
+            raise ConfigError("a ChatPrompt needs messages or raw text")
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise ConfigError(
+                f"{self.model_id} has no chat template; build prompts with ChatPrompt(raw=...) for this model"
+            )
+        text = self.tokenizer.apply_chat_template(
+            [dict(m) for m in prompt.messages], add_generation_prompt=True, tokenize=False
+        )
+        return str(text) + prompt.assistant_prefix
+
+    def _encode(self, text: str, special: bool = False) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def _encode_prompts(self, prompts: Sequence[ChatPrompt], reserve: int) -> tuple[list[str], list[list[int]]]:
+        texts: list[str] = []
+        ids: list[list[int]] = []
+        for n, p in enumerate(prompts):
+            if not isinstance(p, ChatPrompt):
+                raise ConfigError(f"prompt {n} is a {type(p).__name__}, expected a ChatPrompt")
+            text = self.render(p)
+            enc = self._encode(text, special=p.raw is not None)
+            if not enc:
+                raise ConfigError(f"prompt {n} is empty after tokenisation")
+            limit = self._context_length
+            if limit is not None and len(enc) + reserve > limit:
+                extra = f" plus {reserve} new tokens" if reserve else ""
+                raise ConfigError(
+                    f"prompt {n} has {len(enc)} tokens{extra}, more than the {limit}-token context of "
+                    f"{self.model_id}; shorten the passages (backend.truncate_text) or use a smaller window"
+                )
+            texts.append(text)
+            ids.append(enc)
+        return texts, ids
+
+    def count_tokens(self, prompt: ChatPrompt | str) -> int:
+        """Exact token count of a prompt (rendered) or of a plain text fragment."""
+        if isinstance(prompt, str):
+            return len(self._encode(prompt))
+        return len(self._encode(self.render(prompt), special=prompt.raw is not None))
+
+    def truncate_text(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to its first ``max_tokens`` tokens (unchanged when it is that short)."""
+        if max_tokens < 0:
+            raise ConfigError(f"max_tokens must be >= 0, got {max_tokens}")
+        ids = self._encode(text)
+        if len(ids) <= max_tokens:
+            return text
+        return str(self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)).rstrip("\ufffd")
+
+    # ------------------------------------------------------------------------------------------ label tokens
+    def label_token_id(self, context: str, label: str) -> int | None:
+        """Token id of ``label`` written right after ``context`` (rule in the module docstring), or None."""
+        if not label:
+            return None
+        tail = context[-_TAIL_CHARS:]
+        key = (tail, label)
+        if key not in self._label_cache:
+            base = self._encode(tail)
+            full = self._encode(tail + label)
+            found: int | None = None
+            if len(full) == len(base) + 1 and full[: len(base)] == base:
+                found = full[-1]
+            else:
+                alone = self._encode(label)
+                if len(alone) == 1:
+                    before = self.tokenizer.decode(base)
+                    after = self.tokenizer.decode([*base, alone[0]])
+                    if after == before + label:
+                        found = alone[0]
+            self._label_cache[key] = found
+        return self._label_cache[key]
+
+    def _probe_context(self) -> str:
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            return "x\n"
+        return self.render(ChatPrompt.of("x"))
+
+    def single_token(self, label: str, prompt: ChatPrompt | None = None) -> bool:
+        """True when ``label`` is one token where the answer starts: after the generation prompt of a probe
+        chat, or after ``prompt`` (rendered, with its assistant prefix) when given."""
+        context = self._probe_context() if prompt is None else self.render(prompt)
+        return self.label_token_id(context, label) is not None
+
+    # ------------------------------------------------------------------------------------------ forward
+    def _pad(self, batch: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        torch = self._torch
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    def last_logprobs(self, batch: Sequence[Sequence[int]]) -> Any:
+        """One forward pass over left-padded token id lists; float32 log-softmax of the last position, [B, V]."""
+        torch = self._torch
+        input_ids, mask = self._pad(batch)
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "use_cache": False}
+        if self._position_ids:
+            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        if self._keep_arg is not None:
+            kwargs[self._keep_arg] = 1
+        with torch.inference_mode():
+            out = self.model(**kwargs)
+        self.stats.forward_calls += 1
+        self.stats.forward_prompts += len(batch)
+        self.stats.prompt_tokens += sum(len(ids) for ids in batch)
+        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+
+    def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        if not labels:
+            raise ConfigError("label_logprobs needs at least one label")
+        if not prompts:
+            return []
+        with self._lock:
+            texts, ids = self._encode_prompts(prompts, reserve=0)
+            label_ids: list[list[int]] = []
+            for text in texts:
+                row: list[int] = []
+                for label in labels:
+                    tid = self.label_token_id(text, label)
+                    if tid is None:
+                        raise ConfigError(
+                            f"label {label!r} is not a single token of {self.model_id} at the answer position; "
+                            "choose labels for which backend.single_token(label) is True"
+                        )
+                    row.append(tid)
+                label_ids.append(row)
+
+            def run(idx: list[int]) -> list[list[float]]:
+                logp = self.last_logprobs([ids[i] for i in idx])
+                index = self._torch.tensor([label_ids[i] for i in idx], device=logp.device)
+                picked = logp.gather(1, index).cpu().tolist()
+                return [[float(v) for v in r] for r in picked]
+
+            return run_batched(
+                [len(x) for x in ids], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
+                progress=self.progress, desc="label logprobs",
+            )
+
+    # ------------------------------------------------------------------------------------------ generate
+    def _generation_config(self, max_new_tokens: int, temperature: float, stop: Sequence[str]) -> Any:
+        transformers = require("transformers", "hf")
+        fields: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": temperature > 0,
+            "num_beams": 1,
+            "use_cache": True,
+            "eos_token_id": list(self._eos_ids),
+            "pad_token_id": self._eos_ids[0],
+            # neutral values, so a model's shipped generation defaults (e.g. a repetition penalty) never apply
+            "repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+        }
+        if stop:
+            fields["stop_strings"] = list(stop)
+        if temperature > 0:
+            fields.update(temperature=float(temperature), top_k=0, top_p=1.0)
+            fields.update(self.generation_kwargs)
+        return transformers.GenerationConfig(**fields)
+
+    def _finish(self, tokens: list[int], stop: Sequence[str]) -> Generation:
+        eos = set(self._eos_ids)
+        cut = next((k for k, t in enumerate(tokens) if t in eos), None)
+        kept = tokens if cut is None else tokens[:cut]
+        text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
+        # A row without EOS and without a stop string ran to max_new_tokens: generate ends a row early only
+        # through those two (finished rows are padded with EOS).
+        reason: Literal["stop", "length"] = "stop" if cut is not None else "length"
+        hits = [text.find(s) for s in stop if s and s in text]
+        if hits:
+            text, reason = text[: min(hits)], "stop"
+        return Generation(text=text, finish_reason=reason, completion_tokens=len(kept))
+
+    def generate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[Generation]:
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if isinstance(stop, str):
+            stop = [stop]
+        if not prompts:
+            return []
+        torch = self._torch
+        config = self._generation_config(max_new_tokens, temperature, stop)
+        with self._lock:
+            _, ids = self._encode_prompts(prompts, reserve=max_new_tokens)
+
+            def run(idx: list[int]) -> list[Generation]:
+                input_ids, mask = self._pad([ids[i] for i in idx])
+                kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "generation_config": config}
+                if stop:
+                    kwargs["tokenizer"] = self.tokenizer
+                devices = []
+                if self.device.type == "cuda":
+                    index = self.device.index
+                    devices = [index if index is not None else torch.cuda.current_device()]
+                with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+                    if temperature > 0 and seed is not None:
+                        torch.manual_seed(seed)
+                    out = self.model.generate(**kwargs)
+                self.stats.generate_calls += 1
+                self.stats.generate_prompts += len(idx)
+                new = out[:, input_ids.shape[1] :].cpu().tolist()
+                gens = []
+                for i, tokens in zip(idx, new):
+                    g = self._finish(tokens, stop)
+                    gens.append(dataclasses.replace(g, prompt_tokens=len(ids[i])))
+                    self.stats.prompt_tokens += len(ids[i])
+                    self.stats.generated_tokens += g.completion_tokens
+                return gens
+
+            return run_batched(
+                [len(x) for x in ids], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
+                progress=self.progress, desc="generate",
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self.model = None
+            if self.device.type == "cuda":
+                self._torch.cuda.empty_cache()
+
+    def __repr__(self) -> str:
+        return f"TransformersLLMBackend({self.model_id!r}, device={self.device}, dtype={self.dtype})"
