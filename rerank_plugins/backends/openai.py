@@ -1,0 +1,660 @@
+"""An :class:`~rerank_plugins.backends.base.LLMBackend` for any OpenAI-compatible HTTP server.
+
+Works with vLLM (``vllm serve``), SGLang (``python -m sglang.launch_server``), the llama.cpp servers (the C++
+``llama-server`` and llama-cpp-python's ``python -m llama_cpp.server``) and OpenAI itself. Install the extra:
+``pip install 'rerank-plugins[openai]'``.
+
+How a :class:`ChatPrompt` becomes a request
+    * ``raw`` prompts always go to ``/v1/completions`` (``prompt = raw + assistant_prefix``).
+    * ``endpoint="completions"``: messages are rendered client side with the model's chat template
+      (``chat_template=``: Jinja text or a GGUF / tokenizer path, see :mod:`.chat_template`), exactly as
+      transformers renders them, and the assistant prefix appended: the server sees the same text as the
+      in-process backend. The request then carries ``render_body`` (default ``{"add_special_tokens": false}``,
+      so vLLM does not add a second BOS to a template that already writes one; servers that do not know the
+      field ignore it).
+    * ``endpoint="chat"`` (default): messages go to ``/v1/chat/completions`` and the server applies its
+      template. A prompt with an ``assistant_prefix`` cannot be expressed in plain OpenAI chat, so
+      ``prefix_mode`` decides: ``"render"`` renders client side and uses completions (needs a chat template),
+      ``"continue"`` sends the prefix as a final assistant message with ``continue_final_message: true`` and
+      ``add_generation_prompt: false`` (vLLM and SGLang; llama-cpp-python would close the message instead), and
+      ``"auto"`` (default) is ``"render"`` when a chat template is known, else ``"continue"``.
+
+Label log-probabilities (FIRST, yes/no, graded, pairwise)
+    One request per prompt with ``max_tokens=1``, ``temperature=0`` and ``logprobs=true, top_logprobs=k``
+    (chat) or ``logprobs=k`` (completions); ``k = top_logprobs`` (default 20, the OpenAI and vLLM maximum
+    unless vLLM is started with a larger ``--max-logprobs``). The returned alternatives for the first generated
+    token (plus the sampled token itself) are matched to the labels:
+
+    * ``label_match="exact"`` (default): a label matches a token whose decoded text equals it character for
+      character, so ``"yes"`` and ``" yes"`` are different labels, as they are different tokens in process;
+    * ``label_match="strip"``: leading/trailing whitespace is ignored on both sides and every matching token
+      counts, combined with log-sum-exp (the probability that the answer starts with any spelling of the
+      label).
+
+    A label that matches no returned token gets ``-inf`` (it is outside the server's top-k). A response without
+    any log-probabilities raises :class:`~rerank_plugins.errors.BackendError` naming the likely cause.
+
+Single tokens
+    :meth:`OpenAIBackend.single_token` asks the server's tokenizer: ``POST /tokenize`` (vLLM:
+    ``{"prompt", "add_special_tokens": false}``; llama.cpp ``llama-server``: ``{"content", "add_special":
+    false}``) or ``POST /extras/tokenize`` (llama-cpp-python: ``{"input"}``); the token count of the empty string
+    is subtracted so a BOS the endpoint adds is not counted. The label is tokenised on its own, which equals its
+    tokenisation where the answer starts for byte-level BPE tokenizers (GPT-2, Llama 3, Qwen, SmolLM).
+    Without a tokenize endpoint (OpenAI, SGLang builds without it) the documented assumption is: a label is one
+    token when, after at most one leading space, it is a single character or an ASCII word of at most three
+    letters (``"A"``, ``"7"``, ``" yes"``, ``"no"``). Pass ``single_tokens=[...]`` to state it yourself.
+
+Transport
+    httpx sync and async clients; at most ``max_concurrency`` requests in flight per backend (a thread pool for
+    the sync calls, an :class:`asyncio.Semaphore` for the async ones, which are natively async and gathered);
+    ``timeout`` seconds per request (``connect_timeout`` to connect); HTTP 408/429/500/502/503/504, timeouts and
+    connection errors are retried up to ``max_retries`` times with exponential back-off (``backoff * 2**n``
+    seconds, capped at ``max_backoff``, honouring ``Retry-After``). Other errors raise at once with the
+    server's message. ``close()`` (or ``await aclose()``) closes the clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from .._optional import require
+from ..errors import BackendError, ConfigError
+from .base import ChatPrompt, Generation, LLMBackend
+from .chat_template import ChatTemplate
+
+__all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
+
+logger = logging.getLogger(__name__)
+
+#: HTTP statuses that are retried with back-off.
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+_ASSUMED_SINGLE = re.compile(r"^ ?(?:\S|[A-Za-z]{1,3})$")
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == float("-inf"):
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def match_labels(
+    alternatives: Mapping[str, float], labels: Sequence[str], mode: Literal["exact", "strip"] = "exact"
+) -> list[float]:
+    """Log-probability of each label among a server's top alternatives ``{token_text: logprob}``.
+
+    ``exact``: the token text must equal the label. ``strip``: whitespace around both is ignored and all
+    matching tokens are combined by log-sum-exp. Unmatched labels get ``-inf``.
+    """
+    out: list[float] = []
+    for label in labels:
+        if mode == "exact" or not label.strip():
+            out.append(float(alternatives.get(label, float("-inf"))))
+        else:
+            key = label.strip()
+            hits = [lp for tok, lp in alternatives.items() if tok.strip() == key]
+            out.append(float(_logsumexp(hits)) if hits else float("-inf"))
+    return out
+
+
+class _StatusError(BackendError):
+    """An HTTP error status that is not retried (kept apart so probes can tell "absent" from "down")."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _AsyncState:
+    """An async client and semaphore bound to one event loop."""
+
+    def __init__(self, client: Any, semaphore: asyncio.Semaphore) -> None:
+        self.client = client
+        self.semaphore = semaphore
+
+
+class OpenAIBackend(LLMBackend):
+    """An OpenAI-compatible server as an LLM backend (see the module docstring for the request rules).
+
+    Args:
+        model: model name the server serves (``None``: the first one listed by ``GET /v1/models``). A
+            :class:`~rerank_plugins.models.ModelRef` is accepted: its path is the name and, when it is a GGUF
+            file, the file is also the chat template source.
+        base_url: server root, with or without ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``).
+        api_key: bearer token; defaults to the ``OPENAI_API_KEY`` environment variable (optional).
+        endpoint: ``"chat"`` or ``"completions"``.
+        chat_template: Jinja text, or a GGUF file / tokenizer folder to read it from (see above).
+        prefix_mode: ``"auto"``, ``"render"`` or ``"continue"`` (how assistant prefixes are sent in chat mode).
+        top_logprobs: alternatives requested per label query.
+        label_match: ``"exact"`` or ``"strip"``.
+        single_tokens: labels known to be single tokens (skips asking the server).
+        max_concurrency: requests in flight at once.
+        timeout, connect_timeout: seconds.
+        max_retries, backoff, max_backoff: retry policy for 408/429/5xx/timeouts/connection errors.
+        context_length: model context in tokens, if known (else read from vLLM's ``/v1/models`` when offered).
+        extra_body: fields merged into every generation request (e.g. ``{"top_k": 1}``).
+        render_body: fields merged into requests whose prompt was rendered client side.
+        headers: extra HTTP headers.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        endpoint: Literal["chat", "completions"] = "chat",
+        chat_template: str | os.PathLike[str] | ChatTemplate | None = None,
+        prefix_mode: Literal["auto", "render", "continue"] = "auto",
+        top_logprobs: int = 20,
+        label_match: Literal["exact", "strip"] = "exact",
+        single_tokens: Collection[str] | None = None,
+        max_concurrency: int = 8,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        context_length: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        render_body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._httpx = require("httpx", "openai", purpose="the OpenAI-compatible backend")
+        if endpoint not in ("chat", "completions"):
+            raise ConfigError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
+        if prefix_mode not in ("auto", "render", "continue"):
+            raise ConfigError(f"prefix_mode must be 'auto', 'render' or 'continue', got {prefix_mode!r}")
+        if label_match not in ("exact", "strip"):
+            raise ConfigError(f"label_match must be 'exact' or 'strip', got {label_match!r}")
+        for name, value, low in (("top_logprobs", top_logprobs, 1), ("max_concurrency", max_concurrency, 1),
+                                 ("max_retries", max_retries, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+        for name, num in (("timeout", timeout), ("connect_timeout", connect_timeout), ("backoff", backoff),
+                          ("max_backoff", max_backoff)):
+            if isinstance(num, bool) or not isinstance(num, (int, float)) or num < 0 or math.isnan(num):
+                raise ConfigError(f"{name} must be a number >= 0, got {num!r}")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+
+        root = base_url.rstrip("/")
+        if root.endswith("/v1"):
+            root = root[: -len("/v1")]
+        self.base_url = root
+        self.api_url = root + "/v1"
+
+        gguf_template: str | None = None
+        if model is not None and not isinstance(model, str):
+            # a ModelRef (duck-typed to keep this module free of the registry)
+            name_or_path = getattr(model, "name_or_path", None)
+            if not isinstance(name_or_path, str):
+                raise ConfigError(f"model must be a served model name, a ModelRef or None, got {model!r}")
+            gguf_file = getattr(model, "gguf_file", None)
+            if gguf_file:
+                gguf_template = os.path.join(name_or_path, gguf_file)
+                model = gguf_template
+            else:
+                model = name_or_path
+        self._model: str | None = model
+        self.model_id = f"openai:{model}" if model else f"openai:{root}"
+        source = chat_template if chat_template is not None else gguf_template
+        self.chat_template: ChatTemplate | None = ChatTemplate.load(source) if source is not None else None
+        if endpoint == "completions" and self.chat_template is None:
+            logger.info("endpoint='completions' without chat_template: only raw prompts can be sent")
+        if prefix_mode == "render" and self.chat_template is None:
+            raise ConfigError(
+                "prefix_mode='render' needs chat_template= (Jinja text, a GGUF file or a tokenizer folder)"
+            )
+        self.endpoint = endpoint
+        self.prefix_mode = prefix_mode
+        self.top_logprobs = top_logprobs
+        self.label_match = label_match
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self._context_length = context_length
+        self._context_checked = context_length is not None
+        self.extra_body = dict(extra_body) if extra_body is not None else {}
+        self.render_body = dict(render_body) if render_body is not None else {"add_special_tokens": False}
+        self._single_tokens = set(single_tokens) if single_tokens is not None else None
+        self._single_cache: dict[str, bool] = {}
+        self._tokenize_probe: tuple[str, str, int] | None = None  # (path, style, baseline count)
+        self._tokenize_unavailable = False
+
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._headers = {"Content-Type": "application/json"}
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        if headers:
+            self._headers.update(headers)
+        self._timeout = self._httpx.Timeout(float(timeout), connect=float(connect_timeout))
+        self._limits = self._httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._astates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncState] = weakref.WeakKeyDictionary()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"
+
+    # ------------------------------------------------------------------ clients
+    def _sync_client(self) -> Any:
+        if self._closed:
+            raise BackendError("this OpenAIBackend is closed")
+        with self._lock:
+            if self._client is None:
+                self._client = self._httpx.Client(headers=self._headers, timeout=self._timeout, limits=self._limits)
+            return self._client
+
+    def _async_state(self) -> _AsyncState:
+        if self._closed:
+            raise BackendError("this OpenAIBackend is closed")
+        loop = asyncio.get_running_loop()
+        state = self._astates.get(loop)
+        if state is None:
+            client = self._httpx.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits)
+            state = _AsyncState(client, asyncio.Semaphore(self.max_concurrency))
+            self._astates[loop] = state
+        return state
+
+    def close(self) -> None:
+        """Close the HTTP clients (async clients of a loop that is not running are closed on it)."""
+        self._closed = True
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        for loop, state in list(self._astates.items()):
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                client = state.client
+                loop.call_soon_threadsafe(lambda c=client: asyncio.ensure_future(c.aclose()))  # type: ignore[misc]
+            else:
+                loop.run_until_complete(state.client.aclose())
+        self._astates.clear()
+
+    async def aclose(self) -> None:
+        """Close the clients from inside a running event loop."""
+        loop = asyncio.get_running_loop()
+        state = self._astates.pop(loop, None)
+        if state is not None:
+            await state.client.aclose()
+        self.close()
+
+    # ------------------------------------------------------------------ transport with retries
+    def _delay(self, attempt: int, response: Any | None) -> float:
+        delay = min(self.max_backoff, self.backoff * (2**attempt))
+        if response is not None:
+            retry_after = response.headers.get("retry-after")
+            if retry_after is not None:
+                try:
+                    return min(self.max_backoff, max(0.0, float(retry_after)))
+                except ValueError:
+                    pass
+        return delay * (0.75 + 0.5 * random.random())
+
+    @staticmethod
+    def _error_text(response: Any) -> str:
+        try:
+            data = response.json()
+        except ValueError:
+            return response.text[:500]
+        if isinstance(data, Mapping):
+            err = data.get("error", data.get("detail", data.get("message")))
+            if isinstance(err, Mapping):
+                err = err.get("message", err)
+            return str(err)[:500]
+        return str(data)[:500]
+
+    def _parse(self, response: Any, url: str) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise BackendError(f"POST {url}: the server answered HTTP {response.status_code} with non-JSON text: "
+                               f"{response.text[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise BackendError(f"POST {url}: expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def _post(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
+        url = self.base_url + path
+        client = self._sync_client()
+        attempts = self.max_retries + 1 if retry else 1
+        last = ""
+        for attempt in range(attempts):
+            response = None
+            try:
+                response = client.post(url, json=body)
+            except self._httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 400:
+                    return self._parse(response, url)
+                last = f"HTTP {response.status_code}: {self._error_text(response)}"
+                if response.status_code not in RETRY_STATUS:
+                    raise _StatusError(f"POST {url} failed: {last}", response.status_code)
+            if attempt + 1 < attempts:
+                time.sleep(self._delay(attempt, response))
+        raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
+
+    async def _apost(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
+        url = self.base_url + path
+        state = self._async_state()
+        attempts = self.max_retries + 1 if retry else 1
+        last = ""
+        for attempt in range(attempts):
+            response = None
+            try:
+                async with state.semaphore:
+                    response = await state.client.post(url, json=body)
+            except self._httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 400:
+                    return self._parse(response, url)
+                last = f"HTTP {response.status_code}: {self._error_text(response)}"
+                if response.status_code not in RETRY_STATUS:
+                    raise _StatusError(f"POST {url} failed: {last}", response.status_code)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self._delay(attempt, response))
+        raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
+
+    def _get_models(self) -> list[Mapping[str, Any]]:
+        url = self.api_url + "/models"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = self._sync_client().get(url)
+            except self._httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 400:
+                    data = self._parse(response, url).get("data")
+                    if not isinstance(data, list):
+                        raise BackendError(f"GET {url}: no 'data' list in the answer")
+                    return [m for m in data if isinstance(m, Mapping)]
+                last = f"HTTP {response.status_code}: {self._error_text(response)}"
+                if response.status_code not in RETRY_STATUS:
+                    break
+            if attempt < self.max_retries:
+                time.sleep(self._delay(attempt, response))
+        raise BackendError(f"GET {url} failed: {last}")
+
+    @property
+    def model(self) -> str:
+        """The served model name (asked from ``/v1/models`` once when not given)."""
+        if self._model is None:
+            models = self._get_models()
+            if not models or not isinstance(models[0].get("id"), str):
+                raise BackendError(f"{self.api_url}/models lists no model; pass model= explicitly")
+            self._model = str(models[0]["id"])
+            self.model_id = f"openai:{self._model}"
+        return self._model
+
+    @property
+    def context_length(self) -> int | None:
+        if not self._context_checked:
+            self._context_checked = True
+            try:
+                for m in self._get_models():
+                    if m.get("id") == self.model and isinstance(m.get("max_model_len"), int):
+                        self._context_length = int(m["max_model_len"])
+            except BackendError as exc:
+                logger.debug("could not read the context length from %s: %s", self.api_url, exc)
+        return self._context_length
+
+    # ------------------------------------------------------------------ request building
+    def _request(self, prompt: ChatPrompt, common: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(path, body) for one prompt; ``common`` holds sampling and logprob fields for both endpoints,
+        with the chat/completions specific logprob fields under the keys ``"_chat"`` and ``"_completions"``."""
+        base = {k: v for k, v in common.items() if not k.startswith("_")}
+        chat_extra = dict(common.get("_chat", {}))
+        comp_extra = dict(common.get("_completions", {}))
+        if not isinstance(prompt, ChatPrompt):
+            raise ConfigError(f"prompts must be ChatPrompt objects, got {type(prompt).__name__}")
+        if prompt.raw is not None:
+            body = {"model": self.model, "prompt": prompt.raw + prompt.assistant_prefix, **base, **comp_extra}
+            return "/v1/completions", {**body, **self.extra_body}
+        messages = [dict(m) for m in prompt.messages]
+        if not messages:
+            raise ConfigError("a ChatPrompt needs messages or raw text")
+        render = self.endpoint == "completions" or (
+            prompt.assistant_prefix
+            and (self.prefix_mode == "render" or (self.prefix_mode == "auto" and self.chat_template is not None))
+        )
+        if render:
+            if self.chat_template is None:
+                raise ConfigError(
+                    "rendering chat messages for the completions endpoint needs chat_template= "
+                    "(Jinja text, a GGUF file or a tokenizer folder)"
+                )
+            text = self.chat_template.render(messages) + prompt.assistant_prefix
+            body = {"model": self.model, "prompt": text, **base, **comp_extra, **self.render_body}
+            return "/v1/completions", {**body, **self.extra_body}
+        body = {"model": self.model, "messages": messages, **base, **chat_extra}
+        if prompt.assistant_prefix:
+            body["messages"] = [*messages, {"role": "assistant", "content": prompt.assistant_prefix}]
+            body["add_generation_prompt"] = False
+            body["continue_final_message"] = True
+        return "/v1/chat/completions", {**body, **self.extra_body}
+
+    @staticmethod
+    def _choice(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise BackendError(f"{path}: the server answered without choices: {str(data)[:300]}")
+        return choices[0]
+
+    def _generation(self, data: Mapping[str, Any], path: str) -> Generation:
+        choice = self._choice(data, path)
+        extra: dict[str, Any] = {"finish_reason": choice.get("finish_reason")}
+        if path.endswith("/chat/completions"):
+            message = choice.get("message") or {}
+            text = message.get("content")
+            for key in ("reasoning_content", "reasoning"):
+                if message.get(key):
+                    extra[key] = message[key]
+        else:
+            text = choice.get("text")
+        usage = data.get("usage") or {}
+        finish: Literal["stop", "length"] = "length" if choice.get("finish_reason") == "length" else "stop"
+        return Generation(
+            text=text if isinstance(text, str) else "",
+            finish_reason=finish,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            extra=extra,
+        )
+
+    def _alternatives(self, data: Mapping[str, Any], path: str) -> dict[str, float]:
+        choice = self._choice(data, path)
+        lp = choice.get("logprobs")
+        found: dict[str, float] = {}
+        if isinstance(lp, Mapping):
+            if path.endswith("/chat/completions"):
+                content = lp.get("content")
+                if isinstance(content, list) and content and isinstance(content[0], Mapping):
+                    first = content[0]
+                    for entry in [first, *(first.get("top_logprobs") or [])]:
+                        if isinstance(entry, Mapping) and isinstance(entry.get("token"), str):
+                            self._add(found, entry["token"], entry.get("logprob"))
+            else:
+                tops = lp.get("top_logprobs")
+                if isinstance(tops, list) and tops and isinstance(tops[0], Mapping):
+                    for token, value in tops[0].items():
+                        self._add(found, str(token), value)
+                tokens, values = lp.get("tokens"), lp.get("token_logprobs")
+                if isinstance(tokens, list) and tokens and isinstance(values, list) and values:
+                    self._add(found, str(tokens[0]), values[0])
+        if not found:
+            raise BackendError(
+                f"{self.base_url}{path} returned no logprobs for the first token (got {str(lp)[:200]!r}). "
+                "The server must support logprobs: vLLM and SGLang do (vLLM caps top_logprobs at --max-logprobs, "
+                "default 20); llama-cpp-python's server needs logits_all (its default); some hosted APIs have none."
+            )
+        return found
+
+    @staticmethod
+    def _add(found: dict[str, float], token: str, value: Any) -> None:
+        if value is None:
+            return
+        v = float(value)
+        if math.isnan(v):
+            return
+        if token not in found or v > found[token]:
+            found[token] = v
+
+    def _sampling(
+        self, max_new_tokens: int, temperature: float, seed: int | None, stop: Sequence[str]
+    ) -> dict[str, Any]:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+        common: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": float(temperature)}
+        if seed is not None:
+            common["seed"] = int(seed)
+        if stop:
+            common["stop"] = list(stop)
+        return common
+
+    def _logprob_common(self) -> dict[str, Any]:
+        return {
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "_chat": {"logprobs": True, "top_logprobs": self.top_logprobs},
+            "_completions": {"logprobs": self.top_logprobs},
+        }
+
+    # ------------------------------------------------------------------ LLMBackend: sync
+    def _map(self, fn: Any, items: Sequence[Any]) -> list[Any]:
+        if len(items) <= 1:
+            return [fn(x) for x in items]
+        workers = min(self.max_concurrency, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-backend") as pool:
+            return list(pool.map(fn, items))
+
+    def generate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[Generation]:
+        common = self._sampling(max_new_tokens, temperature, seed, stop)
+        requests = [self._request(p, common) for p in prompts]
+        return self._map(lambda r: self._generation(self._post(*r), r[0]), requests)
+
+    def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        labels = list(labels)
+        if not labels:
+            return [[] for _ in prompts]
+        requests = [self._request(p, self._logprob_common()) for p in prompts]
+        alternatives = self._map(lambda r: self._alternatives(self._post(*r), r[0]), requests)
+        return [match_labels(a, labels, self.label_match) for a in alternatives]
+
+    # ------------------------------------------------------------------ LLMBackend: async
+    async def agenerate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[Generation]:
+        common = self._sampling(max_new_tokens, temperature, seed, stop)
+        requests = [self._request(p, common) for p in prompts] if self._model is not None else \
+            await asyncio.to_thread(lambda: [self._request(p, common) for p in prompts])
+
+        async def one(path: str, body: dict[str, Any]) -> Generation:
+            return self._generation(await self._apost(path, body), path)
+
+        return list(await asyncio.gather(*(one(p, b) for p, b in requests)))
+
+    async def alabel_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        labels = list(labels)
+        if not labels:
+            return [[] for _ in prompts]
+        common = self._logprob_common()
+        requests = [self._request(p, common) for p in prompts] if self._model is not None else \
+            await asyncio.to_thread(lambda: [self._request(p, common) for p in prompts])
+
+        async def one(path: str, body: dict[str, Any]) -> list[float]:
+            return match_labels(self._alternatives(await self._apost(path, body), path), labels, self.label_match)
+
+        return list(await asyncio.gather(*(one(p, b) for p, b in requests)))
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str) -> list[int] | None:
+        """Token ids of ``text`` from the server's tokenize endpoint (special tokens it adds removed from the
+        count only), or ``None`` when the server has none."""
+        if self._tokenize_unavailable:
+            return None
+        probes = (
+            [self._tokenize_probe[:2]] if self._tokenize_probe is not None else
+            [("/tokenize", "vllm"), ("/tokenize", "llamacpp"), ("/extras/tokenize", "llama-cpp-python")]
+        )
+        for path, style in probes:
+            tokens = self._tokenize_with(path, style, text)
+            if tokens is None:
+                continue
+            if self._tokenize_probe is None:
+                baseline = self._tokenize_with(path, style, "")
+                self._tokenize_probe = (path, style, len(baseline) if baseline is not None else 0)
+            return tokens
+        self._tokenize_unavailable = True
+        return None
+
+    def _tokenize_with(self, path: str, style: str, text: str) -> list[int] | None:
+        if style == "vllm":
+            body: dict[str, Any] = {"model": self.model, "prompt": text, "add_special_tokens": False}
+        elif style == "llamacpp":
+            body = {"content": text, "add_special": False}
+        else:
+            body = {"input": text}
+        try:
+            data = self._post(path, body, retry=False)
+        except _StatusError as exc:
+            if 400 <= exc.status < 500:
+                return None
+            raise
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list):
+            return None
+        return [int(t) if not isinstance(t, Mapping) else int(t.get("id", -1)) for t in tokens]
+
+    def single_token(self, label: str) -> bool:
+        if self._single_tokens is not None:
+            return label in self._single_tokens
+        if label in self._single_cache:
+            return self._single_cache[label]
+        tokens = self.tokenize(label)
+        if tokens is None or self._tokenize_probe is None:
+            answer = bool(label) and _ASSUMED_SINGLE.match(label) is not None
+            logger.warning(
+                "%s has no tokenize endpoint: assuming %r is %sa single token (pass single_tokens= to say)",
+                self.base_url, label, "" if answer else "not ",
+            )
+        else:
+            answer = len(tokens) - self._tokenize_probe[2] == 1
+        self._single_cache[label] = answer
+        return answer
