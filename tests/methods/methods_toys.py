@@ -46,3 +46,59 @@ class LengthReranker(Reranker):
 
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         return Scores([-float(len(c.content)) for c in candidates])
+
+
+class QueryTableReranker(Reranker):
+    """Scores from ``tables[query_text][id]``; records the query texts it was asked about."""
+
+    name = "query-table"
+
+    def __init__(self, tables: dict[str, dict[str, float]]) -> None:
+        self.tables = tables
+        self.queries: list[str] = []
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+        self.queries.append(query.text)
+        table = self.tables[query.text]
+        return Scores([table[c.id] for c in candidates])
+
+
+class TableEmbedder:
+    """A fake bi-encoder: fixed vectors per text (unknown texts get a hashed bag-of-words vector)."""
+
+    def __init__(self, vectors: dict[str, list[float]] | None = None, normalize: bool = False, dim: int = 16) -> None:
+        self.vectors = vectors or {}
+        self.normalize = normalize
+        self.dim = dim
+        self.name = "table-embedder"
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def _vec(self, text: str) -> list[float]:
+        import zlib
+
+        if text in self.vectors:
+            return list(self.vectors[text])
+        v = [0.0] * self.dim
+        for w in text.lower().split():
+            v[zlib.crc32(w.encode()) % self.dim] += 1.0
+        v[0] += 0.5  # no zero vectors
+        return v
+
+    def _embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        out = np.asarray([self._vec(t) for t in texts], dtype=np.float32)
+        if self.normalize:
+            out = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return out
+
+    def embed_queries(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.calls.append(("query", list(texts)))
+        return self._embed(texts)
+
+    def embed_documents(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.calls.append(("document", list(texts)))
+        return self._embed(texts)
+
+    def close(self) -> None:
+        pass

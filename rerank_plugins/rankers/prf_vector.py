@@ -1,0 +1,144 @@
+"""Vector pseudo-relevance feedback (Rocchio on embeddings) over a bi-encoder.
+
+Li et al., "Pseudo Relevance Feedback with Deep Language Models and Dense Retrievers: Successes and Pitfalls"
+(TOIS 2022) move the query embedding toward the embeddings of the top-ranked passages:
+
+    q' = alpha * q + beta * mean(d_1 .. d_k)
+
+and find it works best when the query keeps the majority (or an equal) weight and the feedback is shallow (a few
+passages). The defaults follow that: ``alpha=0.7``, ``beta=0.3``, ``feedback_docs=3``.
+
+:class:`VectorPRFReranker` embeds the query and the candidates once with an
+:class:`~rerank_plugins.rankers.embedding.EmbeddingReranker` (``embed_queries`` / ``embed_documents``: same prompts
+and normalisation), picks the feedback passages, forms ``q'`` and scores every candidate against it (cosine when
+the embedder normalises, so ``q'`` is renormalised; a dot product otherwise). The feedback passages are
+
+* ``feedback="self"`` (default): the top ``feedback_docs`` by the embedder's own cosine with the original query
+  (dense PRF as in the paper);
+* ``feedback="input"``: the first ``feedback_docs`` candidates in input order (the first stage's top, e.g. BM25).
+
+No extra model call is needed beyond plain cosine reranking. Each candidate's details hold its first-pass score
+(``details["prf"]["initial_score"]``) and whether it was a feedback passage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .._optional import require
+from ..base import Reranker, Scores
+from ..errors import ConfigError, InvalidInputError
+from ..models import ModelRef
+from ..types import Candidate, Query
+
+__all__ = ["VectorPRFReranker", "rocchio"]
+
+
+def rocchio(query: Any, feedback: Any, alpha: float, beta: float, normalize: bool) -> Any:
+    """``alpha * query + beta * mean(feedback rows)`` (numpy), L2-normalised when ``normalize``."""
+    np = require("numpy", "hf")
+    q = np.asarray(query, dtype=np.float64)
+    fb = np.asarray(feedback, dtype=np.float64)
+    new = alpha * q + (beta * fb.mean(axis=0) if len(fb) else 0.0)
+    if normalize:
+        norm = float(np.linalg.norm(new))
+        if norm > 0:
+            new = new / norm
+    return new
+
+
+def _texts(candidates: Sequence[Candidate], who: str) -> list[str]:
+    out = []
+    for c in candidates:
+        if c.text is None:
+            raise InvalidInputError(f"{who} scores text; candidate {c.id!r} has an image but no text")
+        out.append(c.text)
+    return out
+
+
+class VectorPRFReranker(Reranker):
+    """Rocchio vector PRF on a bi-encoder (see the module docstring).
+
+    Args:
+        model: an :class:`~rerank_plugins.rankers.embedding.EmbeddingReranker` (or any object with
+            ``embed_queries`` / ``embed_documents`` returning row vectors), or a model name / path / ModelRef from
+            which one is built with ``embedding_options``.
+        alpha / beta: weights of the query and of the feedback centroid (both >= 0, alpha > 0).
+        feedback_docs: number of feedback passages (>= 1).
+        feedback: ``"self"`` (top by the embedder's cosine) or ``"input"`` (top of the input order).
+    """
+
+    def __init__(
+        self,
+        model: str | ModelRef | os.PathLike[str] | Any = "minilm",
+        *,
+        alpha: float = 0.7,
+        beta: float = 0.3,
+        feedback_docs: int = 3,
+        feedback: Literal["self", "input"] = "self",
+        embedding_options: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        for label, value in (("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{label} must be a finite number >= 0, got {value!r}")
+        if alpha == 0:
+            raise ConfigError("alpha must be > 0: the query must keep some weight")
+        if isinstance(feedback_docs, bool) or not isinstance(feedback_docs, int) or feedback_docs < 1:
+            raise ConfigError(f"feedback_docs must be a positive int, got {feedback_docs!r}")
+        if feedback not in ("self", "input"):
+            raise ConfigError(f"feedback must be 'self' or 'input', got {feedback!r}")
+        if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
+            if embedding_options:
+                raise ConfigError("embedding_options apply only when the embedding model is built here")
+            self.embedder = model
+            self._owned = False
+        else:
+            from .embedding import EmbeddingReranker
+
+            self.embedder = EmbeddingReranker(model, **(embedding_options or {}))
+            self._owned = True
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.feedback_docs = feedback_docs
+        self.feedback = feedback
+        self.normalize = bool(getattr(self.embedder, "normalize", True))
+        base = getattr(self.embedder, "name", "embedding")
+        self.name = name if name is not None else f"prf-vector({base},k={feedback_docs},a={alpha:g},b={beta:g})"
+
+    def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
+        np = require("numpy", "hf")
+        texts = [_texts(c, self.name) for c in lists]
+        index: dict[str, int] = {}
+        for ts in texts:
+            for t in ts:
+                index.setdefault(t, len(index))
+        q_emb = np.asarray(self.embedder.embed_queries([q.text for q in queries]), dtype=np.float64)
+        d_emb = np.asarray(self.embedder.embed_documents(list(index)), dtype=np.float64)
+        out = []
+        for qi, ts in enumerate(texts):
+            docs = d_emb[[index[t] for t in ts]]
+            initial = docs @ q_emb[qi]
+            k = min(self.feedback_docs, len(ts))
+            if self.feedback == "self":
+                fb = [int(i) for i in np.argsort(-initial, kind="stable")[:k]]
+            else:
+                fb = list(range(k))
+            new_q = rocchio(q_emb[qi], docs[fb], self.alpha, self.beta, self.normalize)
+            values = [float(v) for v in docs @ new_q]
+            fb_set = set(fb)
+            details = [
+                {"prf": {"initial_score": float(initial[i]), "feedback": i in fb_set}} for i in range(len(ts))
+            ]
+            feedback_ids = tuple(lists[qi][i].id for i in fb)
+            out.append(Scores(values, details=details, extra={"feedback_ids": feedback_ids}))
+        return out
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+        return self._score_many([query], [candidates])[0]
+
+    def close(self) -> None:
+        if self._owned:
+            self.embedder.close()
