@@ -25,7 +25,7 @@ from ..errors import ModelNotFoundError
 from ..models import ModelRef
 from .files import atomic_dir, cache_dir, fingerprint
 
-__all__ = ["clear_quantizer_state", "converted_gguf_folder", "load_causal_lm"]
+__all__ = ["clear_quantizer_state", "convert_gguf", "converted_gguf_folder", "load_causal_lm"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,25 @@ def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trus
     return model, tokenizer
 
 
+def convert_gguf(ref: ModelRef, *, trust_remote_code: bool = False) -> Path:
+    """Dequantise the local GGUF file of ``ref`` once into the cache (model and tokenizer); return the folder.
+
+    Raises ``OSError`` when the cache cannot be written."""
+    if ref.gguf_file is None:
+        raise ValueError(f"{ref} is not a GGUF model")
+    gguf_path = Path(ref.name_or_path) / ref.gguf_file
+    if not gguf_path.is_file():
+        raise ModelNotFoundError(f"GGUF file {gguf_path} does not exist (hub GGUF repos are not converted)")
+    folder = converted_gguf_folder(gguf_path)
+    if not _is_complete(folder):
+        logger.info("dequantising %s once into %s", gguf_path, folder)
+        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
+        with atomic_dir(folder) as tmp:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+    return folder
+
+
 def load_causal_lm(
     ref: ModelRef,
     *,
@@ -88,30 +107,22 @@ def load_causal_lm(
     if ref.gguf_file is not None:
         gguf_path = Path(ref.name_or_path) / ref.gguf_file
         if cache_conversion and gguf_path.is_file():
-            folder = converted_gguf_folder(gguf_path)
-            if not _is_complete(folder):
-                logger.info("dequantising %s once into %s", gguf_path, folder)
-                model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
-                try:
-                    with atomic_dir(folder) as tmp:
-                        model.save_pretrained(str(tmp))
-                        tokenizer.save_pretrained(str(tmp))
-                except OSError as exc:
-                    warnings.warn(
-                        f"could not cache the dequantised copy of {gguf_path} in {folder} ({exc}); "
-                        "the next load will dequantise again",
-                        stacklevel=3,
-                    )
-                    return model.to(dtype), tokenizer, str(gguf_path)
-                del model
             try:
-                model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
-                tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder))
+                folder = convert_gguf(ref, trust_remote_code=trust_remote_code)
             except OSError as exc:
-                raise ModelNotFoundError(
-                    f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
-                ) from exc
-            return model, tokenizer, str(folder)
+                warnings.warn(
+                    f"could not cache the dequantised copy of {gguf_path} ({exc}); every load will dequantise again",
+                    stacklevel=3,
+                )
+            else:
+                try:
+                    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
+                    tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder))
+                except OSError as exc:
+                    raise ModelNotFoundError(
+                        f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
+                    ) from exc
+                return model, tokenizer, str(folder)
         model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
         return model.to(dtype), tokenizer, str(gguf_path)
     try:

@@ -18,15 +18,11 @@ Batches
     One forward pass per batch (no ``generate``, no KV cache), keeping only the last position's logits
     (``logits_to_keep=1`` when the model supports it), log-softmax over the full vocabulary in float32.
 
-Label tokens (the rule behind ``single_token`` and ``label_logprobs``)
-    The token of a label is the token the model would emit to write exactly that label at that position:
-    with ``c`` the prompt text, (1) if ``tokenize(c + label) == tokenize(c) + [t]`` the label is the single
-    token ``t`` (this is what settles leading spaces: ``" yes"`` and ``"yes"`` are different tokens and the
-    tokenizer decides which one follows ``c``); (2) otherwise, when the label alone is one token ``t`` and
-    ``decode(tokenize(c) + [t]) == c + label`` (the label merged with the end of ``c`` when tokenised
-    together, as ``"["`` + ``"1"`` might, but the model emits it as a separate token), that ``t``; (3)
-    otherwise the label is not a single token and ``label_logprobs`` raises :class:`ConfigError`. Only the
-    last 64 characters of ``c`` are tokenised for this check, and the answer is cached.
+Label tokens
+    ``single_token`` and ``label_logprobs`` find a label's token with the rule of
+    :mod:`rerank_plugins.backends.tokens`: the token the model would emit to write exactly that label after
+    the prompt (the tokenizer decides between ``"yes"`` and ``" yes"``). A label that is not one token there
+    makes ``label_logprobs`` raise :class:`ConfigError`.
 
 Context length
     A prompt longer than the model's context (``max_position_embeddings``; for ``generate`` plus
@@ -55,10 +51,10 @@ from ..models import ModelRef, resolve_model
 from .base import ChatPrompt, Generation, LLMBackend
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
+from .tokens import LabelTokens
 
 __all__ = ["BackendStats", "TransformersLLMBackend"]
 
-_TAIL_CHARS = 64
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
 
 
@@ -141,7 +137,6 @@ class TransformersLLMBackend(LLMBackend):
         self.model_id = ref.bundled_name if ref.bundled_name is not None else str(ref)
         self.stats = BackendStats()
         self._lock = threading.RLock()
-        self._label_cache: dict[tuple[str, str], int | None] = {}
 
         loaded, tok, self.source = load_causal_lm(
             ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
@@ -155,6 +150,7 @@ class TransformersLLMBackend(LLMBackend):
                 raise ModelNotFoundError(f"the tokenizer of {ref} has neither a pad nor an EOS token")
             tok.pad_token = tok.eos_token
         self._pad_id = int(tok.pad_token_id)
+        self._label_tokens = LabelTokens(self._encode, lambda ids: str(tok.decode(list(ids))))
         self._eos_ids = self._find_eos_ids()
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
@@ -247,26 +243,8 @@ class TransformersLLMBackend(LLMBackend):
 
     # ------------------------------------------------------------------------------------------ label tokens
     def label_token_id(self, context: str, label: str) -> int | None:
-        """Token id of ``label`` written right after ``context`` (rule in the module docstring), or None."""
-        if not label:
-            return None
-        tail = context[-_TAIL_CHARS:]
-        key = (tail, label)
-        if key not in self._label_cache:
-            base = self._encode(tail)
-            full = self._encode(tail + label)
-            found: int | None = None
-            if len(full) == len(base) + 1 and full[: len(base)] == base:
-                found = full[-1]
-            else:
-                alone = self._encode(label)
-                if len(alone) == 1:
-                    before = self.tokenizer.decode(base)
-                    after = self.tokenizer.decode([*base, alone[0]])
-                    if after == before + label:
-                        found = alone[0]
-            self._label_cache[key] = found
-        return self._label_cache[key]
+        """Token id of ``label`` written right after ``context`` (see :mod:`.tokens`), or None."""
+        return self._label_tokens(context, label)
 
     def _probe_context(self) -> str:
         if getattr(self.tokenizer, "chat_template", None) is None:
