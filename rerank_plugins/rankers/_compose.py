@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import Reranker
-from ..errors import ConfigError, ModelOutputError
+from ..errors import ConfigError, InvalidInputError, ModelOutputError
 from ..types import Candidate, RankedList
 
-__all__ = ["as_reranker", "ranking_pairs", "scores_in_input_order"]
+__all__ = ["as_reranker", "candidate_texts", "ranking_pairs", "scores_in_input_order"]
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
@@ -37,3 +37,13 @@ def scores_in_input_order(result: RankedList, candidates: Sequence[Candidate], w
 def ranking_pairs(result: RankedList) -> list[tuple[str, float]]:
     """A ranked list as ``(id, score)`` pairs, best first: the reranker's own order (and tie-breaking)."""
     return [(r.id, r.score) for r in result.results]
+
+
+def candidate_texts(candidates: Sequence[Candidate], who: str) -> list[str]:
+    """The texts of ``candidates``; an image-only candidate raises :class:`InvalidInputError` naming it."""
+    out = []
+    for c in candidates:
+        if c.text is None:
+            raise InvalidInputError(f"{who} scores text; candidate {c.id!r} has an image but no text")
+        out.append(c.text)
+    return out

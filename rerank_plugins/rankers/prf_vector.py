@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 from .._optional import require
 from ..base import Reranker, Scores
-from ..errors import ConfigError, InvalidInputError
+from ..errors import ConfigError
 from ..models import ModelRef
 from ..types import Candidate, Query
+from ._compose import candidate_texts
 
 __all__ = ["VectorPRFReranker", "rocchio"]
 
@@ -48,15 +49,6 @@ def rocchio(query: Any, feedback: Any, alpha: float, beta: float, normalize: boo
         if norm > 0:
             new = new / norm
     return new
-
-
-def _texts(candidates: Sequence[Candidate], who: str) -> list[str]:
-    out = []
-    for c in candidates:
-        if c.text is None:
-            raise InvalidInputError(f"{who} scores text; candidate {c.id!r} has an image but no text")
-        out.append(c.text)
-    return out
 
 
 class VectorPRFReranker(Reranker):
@@ -110,7 +102,7 @@ class VectorPRFReranker(Reranker):
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         np = require("numpy", "hf")
-        texts = [_texts(c, self.name) for c in lists]
+        texts = [candidate_texts(c, self.name) for c in lists]
         index: dict[str, int] = {}
         for ts in texts:
             for t in ts:
