@@ -1,0 +1,89 @@
+"""``RerankPluginsCompressor``: a LangChain ``BaseDocumentCompressor`` over a rerank-plugins reranker.
+
+Only conversion lives here: ``Document`` -> :class:`rerank_plugins.Candidate` and the ranked list -> copied
+documents. Ranking, ``top_n`` and ``score_threshold`` are done by the reranker itself. Depends on langchain-core
+only; use it inside langchain-classic's ``ContextualCompressionRetriever`` or in any LCEL chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from rerank_plugins import Candidate, Query, RankedList, Reranker
+from rerank_plugins.integration import build_reranker, candidate_ids, result_metadata
+
+#: Metadata key of the rerank score (the key LangChain's rerank compressors use).
+RELEVANCE_SCORE_KEY = "relevance_score"
+
+
+class RerankPluginsCompressor(BaseDocumentCompressor):
+    """Rerank documents with any rerank-plugins strategy, configured by name or given as a built reranker.
+
+    ``RerankPluginsCompressor(model="minilm", top_n=5)`` loads the reranker once, here; so does
+    ``RerankPluginsCompressor(model="path/or/hub-id", kind="cross-encoder", options={"max_length": 256})``.
+    ``RerankPluginsCompressor(model=reranker)`` uses an already-built :class:`rerank_plugins.Reranker` as is.
+
+    Returns copies of the documents (same ``id``; the inputs are never modified), best first, whose metadata
+    gains ``relevance_score`` (a float), ``rerank_rank`` and, when the strategy produces them,
+    ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``. Every document comes back exactly once unless
+    ``top_n`` (0 keeps none) or ``score_threshold`` (keep scores ``>=`` it) says otherwise.
+    """
+
+    model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
+    kind: str | None = Field(default=None, description="Strategy kind; None reads it from the model or registry.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for load_reranker.")
+    top_n: int | None = Field(default=None, ge=0, description="Keep the best n documents; None keeps all, 0 none.")
+    score_threshold: float | None = Field(default=None, description="Keep documents scoring >= this; None keeps all.")
+
+    model_config = ConfigDict(extra="forbid")
+
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(self, model: str | Reranker = "minilm", **kwargs: Any) -> None:
+        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)
+        self._reranker = build_reranker(model, self.kind, self.options)
+
+    @property
+    def reranker(self) -> Reranker:
+        """The rerank-plugins reranker doing the work."""
+        return self._reranker
+
+    @staticmethod
+    def _candidates(documents: Sequence[Document]) -> list[Candidate]:
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, Document):
+                raise TypeError(f"document at position {i} must be a langchain Document, got {type(doc).__name__}")
+        ids = candidate_ids([d.id for d in documents])
+        return [Candidate(id=cid, text=d.page_content, metadata=d.metadata) for cid, d in zip(ids, documents)]
+
+    @staticmethod
+    def _documents(documents: Sequence[Document], ranked: RankedList) -> list[Document]:
+        out = []
+        for item, extra in zip(ranked.results, result_metadata(ranked)):
+            doc = documents[item.original_position]
+            meta = {**doc.metadata, RELEVANCE_SCORE_KEY: item.score, **extra}
+            out.append(doc.model_copy(update={"metadata": meta}))
+        return out
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        """Rerank ``documents`` for ``query``, best first."""
+        ranked = self._reranker.rerank(
+            Query(text=query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
+        )
+        return self._documents(documents, ranked)
+
+    async def acompress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        """Async form of :meth:`compress_documents` (uses the reranker's native ``arerank``)."""
+        ranked = await self._reranker.arerank(
+            Query(text=query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
+        )
+        return self._documents(documents, ranked)

@@ -1,0 +1,153 @@
+"""``RerankPluginsRerank``: a LlamaIndex ``BaseNodePostprocessor`` over a rerank-plugins reranker.
+
+Only conversion lives here: nodes -> :class:`rerank_plugins.Candidate` and the ranked list -> new
+``NodeWithScore`` objects. Ranking, ``top_n`` and ``score_threshold`` are done by the reranker itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import BytesIO
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import BaseNode, ImageNode, MetadataMode, NodeWithScore, QueryBundle
+
+from rerank_plugins import Candidate, Query, RankedList, Reranker
+from rerank_plugins.integration import build_reranker, candidate_ids, result_metadata
+
+dispatcher = get_dispatcher(__name__)
+
+#: Metadata key holding the node's score from before reranking (the retriever's), when ``keep_retrieval_score``.
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+
+def _image_of(node: BaseNode) -> Any:
+    """The node's image (bytes or a path) for multimodal rerankers, resolved the way LlamaIndex does, or None."""
+    resolve = getattr(node, "resolve_image", None)
+    if resolve is None or not (isinstance(node, ImageNode) or getattr(node, "image_resource", None) is not None):
+        return None
+    image = resolve()
+    return image.getvalue() if isinstance(image, BytesIO) else image
+
+
+class RerankPluginsRerank(BaseNodePostprocessor):
+    """Rerank retrieved nodes with any rerank-plugins strategy, configured by name or given as a built reranker.
+
+    ``RerankPluginsRerank(model="minilm", top_n=5)`` loads the reranker once, here; so does
+    ``RerankPluginsRerank(model="path/or/hub-id", kind="cross-encoder", options={"max_length": 256})``.
+    ``RerankPluginsRerank(model=reranker)`` uses an already-built :class:`rerank_plugins.Reranker` as is.
+
+    Returns new ``NodeWithScore`` objects (the input nodes are never modified) scored by the reranker, best
+    first; their nodes are copies whose metadata gains ``rerank_rank``, ``retrieval_score`` (the score the node
+    came in with) and, when the strategy produces them, ``rerank_reasoning``, ``rerank_details`` and
+    ``rerank_windows``. These keys are excluded from the LLM and embedding views of the node.
+    """
+
+    model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
+    kind: str | None = Field(default=None, description="Strategy kind; None reads it from the model or registry.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for load_reranker.")
+    top_n: int | None = Field(default=None, ge=0, description="Keep the best n nodes; None keeps all, 0 none.")
+    score_threshold: float | None = Field(default=None, description="Keep nodes scoring >= this; None keeps all.")
+    keep_retrieval_score: bool = Field(default=True, description="Store the incoming score in metadata.")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text seen by the reranker.")
+
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(self, model: str | Reranker = "minilm", **kwargs: Any) -> None:
+        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)
+        self._reranker = build_reranker(model, self.kind, self.options)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RerankPluginsRerank"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The rerank-plugins reranker doing the work."""
+        return self._reranker
+
+    # ------------------------------------------------------------------ conversion
+    def _start(
+        self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[Query, list[Candidate]] | None:
+        for i, n in enumerate(nodes):
+            if not isinstance(n, NodeWithScore):
+                raise TypeError(f"node at position {i} must be a NodeWithScore, got {type(n).__name__}")
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=list(nodes), top_n=top_n, model_name=self.model))
+        if query_bundle is None:
+            raise ValueError("Missing query bundle: call postprocess_nodes(nodes, query_bundle=...) or query_str=...")
+        if not nodes:
+            return None
+        ids = candidate_ids([n.node.node_id for n in nodes])
+        candidates = []
+        for cid, n in zip(ids, nodes):
+            image = _image_of(n.node)
+            text: str | None = n.node.get_content(metadata_mode=self.metadata_mode)
+            candidates.append(
+                Candidate(id=cid, text=None if image is not None and not text else text,
+                          metadata=n.node.metadata, score=n.score, image=image)
+            )
+        return Query(text=query_bundle.query_str, image=query_bundle.image_path), candidates
+
+    def _finish(self, nodes: Sequence[NodeWithScore], ranked: RankedList) -> list[NodeWithScore]:
+        out = []
+        for item, extra in zip(ranked.results, result_metadata(ranked)):
+            src = nodes[item.original_position]
+            if self.keep_retrieval_score:
+                extra[RETRIEVAL_SCORE_KEY] = src.score
+            node = src.node
+            hidden = [k for k in extra if k not in node.excluded_llm_metadata_keys]
+            hidden_embed = [k for k in extra if k not in node.excluded_embed_metadata_keys]
+            copy = node.model_copy(update={
+                "metadata": {**node.metadata, **extra},
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, *hidden],
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *hidden_embed],
+            })
+            out.append(NodeWithScore(node=copy, score=item.score))
+        return out
+
+    def _payload(self, nodes: Sequence[NodeWithScore], query: Query) -> dict[str, Any]:
+        return {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query.text,
+            EventPayload.TOP_K: self.top_n,
+        }
+
+    # ------------------------------------------------------------------ BaseNodePostprocessor
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        started = self._start(nodes, query_bundle)
+        if started is None:
+            return []
+        query, candidates = started
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+            ranked = self._reranker.rerank(query, candidates, top_k=self.top_n, score_threshold=self.score_threshold)
+            new_nodes = self._finish(nodes, ranked)
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        started = self._start(nodes, query_bundle)
+        if started is None:
+            return []
+        query, candidates = started
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+            ranked = await self._reranker.arerank(
+                query, candidates, top_k=self.top_n, score_threshold=self.score_threshold
+            )
+            new_nodes = self._finish(nodes, ranked)
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
