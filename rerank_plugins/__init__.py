@@ -35,6 +35,13 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "CrossEncoderReranker": "rerank_plugins.rankers.cross_encoder",
     "EmbeddingReranker": "rerank_plugins.rankers.embedding",
+    "FusionReranker": "rerank_plugins.rankers.fusion",
+    "CascadeReranker": "rerank_plugins.rankers.cascade",
+    "VectorPRFReranker": "rerank_plugins.rankers.prf_vector",
+    "TextPRFReranker": "rerank_plugins.rankers.prf_text",
+    "E2RankReranker": "rerank_plugins.rankers.e2rank",
+    "LabelClassifier": "rerank_plugins.classify",
+    "classify": "rerank_plugins.classify",
 }
 
 __all__ = [

@@ -89,6 +89,7 @@ class LabelClassifier:
         from .rankers._compose import as_reranker
 
         self.reranker = as_reranker(reranker, "LabelClassifier reranker")
+        self._owned = not isinstance(reranker, Reranker)
         self.multi_label = bool(multi_label)
         self.threshold = _check_threshold(threshold)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
@@ -136,6 +137,11 @@ class LabelClassifier:
         ml = self.multi_label if multi_label is None else bool(multi_label)
         th = self.threshold if threshold is None else _check_threshold(threshold)
         return ml, th
+
+    def close(self) -> None:
+        """Close the reranker if this classifier loaded it from a name (one passed in belongs to the caller)."""
+        if self._owned:
+            self.reranker.close()
 
     # ------------------------------------------------------------------ API
     def classify(

@@ -196,6 +196,34 @@ register_strategy(
     "rerank_plugins.rankers.embedding:EmbeddingReranker",
     "bi-encoder cosine similarity (sentence-transformers)",
 )
+# composed methods (issue 7): fusion, cascade, PRF, E2Rank-style pseudo queries
+register_strategy(
+    "fusion",
+    "rerank_plugins.rankers.fusion:FusionReranker",
+    "RRF / Borda / CombSUM / CombMNZ of several rerankers and the first-stage scores",
+    needs_model=False,
+)
+register_strategy(
+    "cascade",
+    "rerank_plugins.rankers.cascade:CascadeReranker",
+    "rerankers in sequence on shrinking heads of the list (cheap on many, expensive on few)",
+    needs_model=False,
+)
+register_strategy(
+    "prf-vector",
+    "rerank_plugins.rankers.prf_vector:VectorPRFReranker",
+    "Rocchio vector pseudo-relevance feedback on a bi-encoder",
+)
+register_strategy(
+    "prf-text",
+    "rerank_plugins.rankers.prf_text:TextPRFReranker",
+    "text pseudo-relevance feedback: query+passage variants reranked by any reranker, fused by Borda",
+)
+register_strategy(
+    "e2rank",
+    "rerank_plugins.rankers.e2rank:E2RankReranker",
+    "E2Rank-style listwise pseudo query embedded by a bi-encoder (zero-shot)",
+)
 
 
 # ---------------------------------------------------------------------------------------------- resolution

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..base import Reranker
@@ -13,17 +13,37 @@ __all__ = ["as_reranker", "candidate_texts", "ranking_pairs", "scores_in_input_o
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
-    """A :class:`Reranker` as is, or a name / path loaded with :func:`~rerank_plugins.load_reranker`."""
+    """A :class:`Reranker` from what a composite reranker was given.
+
+    * a :class:`Reranker`: used as is;
+    * a name, path or :class:`~rerank_plugins.models.ModelRef`: loaded with :func:`~rerank_plugins.load_reranker`;
+    * a mapping ``{"name": ..., "kind": ..., "options": {...}}`` (``kind`` and ``options`` optional): loaded with
+      ``load_reranker(name, kind=kind, **options)``, so nested pipelines can be written as JSON (CLI ``-o``).
+    """
     if isinstance(value, Reranker):
         return value
-    if isinstance(value, str):
-        from ..models import load_reranker
+    from ..models import ModelRef, load_reranker
 
+    if isinstance(value, (str, ModelRef)):
         loaded = load_reranker(value)
-        if not isinstance(loaded, Reranker):
-            raise ConfigError(f"{what}: {value!r} did not load a Reranker (got {type(loaded).__name__})")
-        return loaded
-    raise ConfigError(f"{what} must be a Reranker or a model/strategy name, got {type(value).__name__}")
+    elif isinstance(value, Mapping):
+        unknown = set(value) - {"name", "kind", "options"}
+        if unknown or "name" not in value:
+            raise ConfigError(
+                f"{what}: a reranker spec is {{'name': ..., 'kind': ..., 'options': {{...}}}}, got {dict(value)!r}"
+            )
+        options = value.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{what}: 'options' must be a mapping, got {type(options).__name__}")
+        loaded = load_reranker(value["name"], kind=value.get("kind"), **dict(options))
+    else:
+        raise ConfigError(
+            f"{what} must be a Reranker, a model/strategy name or a {{'name', 'kind', 'options'}} spec, "
+            f"got {type(value).__name__}"
+        )
+    if not isinstance(loaded, Reranker):
+        raise ConfigError(f"{what}: {value!r} did not load a Reranker (got {type(loaded).__name__})")
+    return loaded
 
 
 def scores_in_input_order(result: RankedList, candidates: Sequence[Candidate], who: str) -> list[float]:

@@ -66,7 +66,7 @@ class CascadeReranker(Reranker):
             else:
                 given, depth = stage, None
             reranker = as_reranker(given, f"CascadeReranker stage {i}")
-            if isinstance(given, str):
+            if not isinstance(given, Reranker):
                 self._owned.append(reranker)
             self.stages.append((reranker, _check_depth(depth, i)))
         desc = " > ".join(f"{r.name}@{'all' if d is None else d}" for r, d in self.stages)

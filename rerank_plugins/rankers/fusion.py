@@ -53,7 +53,7 @@ class FusionReranker(Reranker):
             raise ConfigError("rerankers must be a list of rerankers")
         self.rerankers = [as_reranker(r, f"FusionReranker rerankers[{i}]") for i, r in enumerate(rerankers)]
         # rerankers loaded here from a name are ours to close; those passed in belong to the caller
-        self._owned = [r for r, given in zip(self.rerankers, rerankers) if isinstance(given, str)]
+        self._owned = [r for r, given in zip(self.rerankers, rerankers) if not isinstance(given, Reranker)]
         if method not in FUSION_METHODS:
             raise ConfigError(f"unknown fusion method {method!r}; choose one of {list(FUSION_METHODS)}")
         if normalization not in NORMALIZATIONS:

@@ -52,7 +52,7 @@ class TextPRFReranker(Reranker):
         name: str | None = None,
     ) -> None:
         self.reranker = as_reranker(reranker, "TextPRFReranker reranker")
-        self._owned = isinstance(reranker, str)
+        self._owned = not isinstance(reranker, Reranker)
         if isinstance(feedback_docs, bool) or not isinstance(feedback_docs, int) or feedback_docs < 1:
             raise ConfigError(f"feedback_docs must be a positive int, got {feedback_docs!r}")
         if aggregation not in _AGGREGATIONS:
