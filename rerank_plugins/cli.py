@@ -24,6 +24,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "rerank_plugins.commands.rerank",
     "rerank_plugins.commands.demo",
+    "rerank_plugins.commands.eval",
 ]
 
 _registered = False

@@ -1,0 +1,88 @@
+"""Helpers shared by the ``eval``, ``bench`` and ``demo`` commands (data set loading, reranker options)."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from ..errors import ConfigError, RerankError
+
+__all__ = ["fail", "load_data", "load_rerankers", "offline_env", "parse_options"]
+
+
+def offline_env(*, quiet: bool = False) -> None:
+    """Never reach a model hub from the evaluation commands (weights are bundled or local); ``quiet`` also turns
+    off the hub's and transformers' own progress bars (weight loading)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            return
+        hf_logging.disable_progress_bar()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def load_data(spec: str, queries: int | None, *, strict: bool = False) -> Any:
+    """Load a data set by name or path, keep the first ``queries`` judged queries, echo the data problems."""
+    from ..eval.datasets import DataWarning, load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # reported below, once, in the command's own words
+        try:
+            dataset = load_dataset(spec, strict=strict)
+        except RerankError as exc:
+            raise fail(str(exc)) from exc
+    if dataset.report.problems:
+        typer.secho(f"data: {dataset.report.summary()}", err=True, fg=typer.colors.YELLOW)
+    if queries is not None:
+        try:
+            dataset = dataset.head(queries)
+        except RerankError as exc:
+            raise fail(str(exc)) from exc
+    return dataset
+
+
+def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values are parsed as JSON when they parse (``8``, ``true``, ``"x"``), else strings."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"reranker option must be key=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def load_rerankers(names: Sequence[str], kinds: Sequence[str] | None, options: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Build each reranker with :func:`rerank_plugins.load_reranker`. ``kinds`` is empty, one kind for all, or one
+    kind per reranker; the label is ``NAME`` or ``NAME[KIND]``."""
+    from ..models import load_reranker
+
+    kinds = list(kinds or ())
+    if kinds and len(kinds) not in (1, len(names)):
+        raise fail(f"give one --kind for all rerankers or one per --reranker ({len(names)}), got {len(kinds)}")
+    out = []
+    for i, name in enumerate(names):
+        kind = kinds[i] if len(kinds) == len(names) else (kinds[0] if kinds else None)
+        label = name if kind is None else f"{name}[{kind}]"
+        try:
+            out.append((label, load_reranker(name, kind=kind, **options)))
+        except (RerankError, ConfigError, ImportError) as exc:
+            raise fail(f"cannot load reranker {label}: {exc}") from exc
+    return out

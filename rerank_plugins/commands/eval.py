@@ -1,0 +1,100 @@
+"""``rerank-plugins eval``: first stages and rerankers on a test collection, one table, TREC runs and a JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._eval_common import fail, load_data, load_rerankers, offline_env, parse_options
+
+__all__ = ["eval_command", "register"]
+
+_ALL_BASELINES = ("bm25", "dense", "fusion")
+
+
+def eval_command(
+    dataset: Annotated[str, typer.Option(help="cranfield, faq, faq-sv, or a BEIR / Cranfield folder")] = "cranfield",
+    first_stage: Annotated[
+        str, typer.Option(help="bm25, dense, fusion, or a TREC run file to rerank instead")
+    ] = "bm25",
+    depth: Annotated[int, typer.Option(min=1, help="candidates per query taken from the first stage")] = 100,
+    reranker: Annotated[list[str] | None, typer.Option(help="reranker name/path (repeatable)")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="strategy kind, one for all or one per reranker")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="reranker option key=value (repeatable)")
+    ] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option(help="first stages shown as baselines (repeatable; default bm25, dense and fusion)"),
+    ] = None,
+    queries: Annotated[int | None, typer.Option(min=1, help="only the first N judged queries")] = None,
+    measure: Annotated[
+        list[str] | None, typer.Option(help="ir-measures names (default nDCG@10 MRR@10 Recall@100)")
+    ] = None,
+    output_dir: Annotated[Path, typer.Option(help="where TREC runs and the JSON go")] = Path("runs"),
+    output_format: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+    batch_queries: Annotated[int, typer.Option(min=1, help="queries per rerank_batch call")] = 16,
+    strict: Annotated[bool, typer.Option(help="stop at the first data problem instead of counting it")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
+) -> None:
+    """Evaluate first stages and rerankers (nDCG@10, MRR@10, Recall@100, time) on a data set."""
+    offline_env(quiet=no_progress)
+    if output_format not in ("markdown", "json"):
+        raise fail(f"--format must be markdown or json, got {output_format!r}")
+    from ..errors import RerankError
+    from ..eval.first_stage import FIRST_STAGES
+    from ..eval.metrics import DEFAULT_MEASURES, parse_measure
+    from ..eval.runner import run_eval
+    from ..eval.trec import read_trec_run
+
+    measures = tuple(measure) if measure else DEFAULT_MEASURES
+    try:
+        for m in measures:
+            parse_measure(m)
+    except RerankError as exc:
+        raise fail(str(exc)) from exc
+    data = load_data(dataset, queries, strict=strict)
+    given = None
+    if first_stage not in FIRST_STAGES:
+        path = Path(first_stage)
+        if not path.is_file():
+            raise fail(f"--first-stage must be one of {FIRST_STAGES} or an existing TREC run file, got {first_stage!r}")
+        run, rep = read_trec_run(path, strict=strict)
+        if rep.problems:
+            typer.secho(f"run: {rep.summary()}", err=True, fg=typer.colors.YELLOW)
+        given = (path.stem, {q: r for q, r in run.items() if q in data.queries})
+    baselines = list(baseline) if baseline else list(_ALL_BASELINES)
+    unknown = [b for b in baselines if b not in FIRST_STAGES]
+    if unknown:
+        raise fail(f"unknown --baseline {unknown}; choose from {FIRST_STAGES}")
+    rerankers = load_rerankers(reranker or [], kind, parse_options(option))
+    try:
+        report = run_eval(
+            data,
+            first_stage=first_stage if given is None else "bm25",
+            baselines=baselines,
+            rerankers=rerankers,
+            depth=depth,
+            measures=measures,
+            given_run=given,
+            progress=not no_progress,
+            queries_per_batch=batch_queries,
+        )
+    except (RerankError, ImportError) as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        for _, r in rerankers:
+            r.close()
+    json_path = report.write(output_dir)
+    if output_format == "json":
+        typer.echo(json.dumps(report.to_dict(per_query=False), indent=2, default=str))
+    else:
+        typer.echo(report.to_markdown())
+        typer.echo(f"\nruns and JSON written to {output_dir}/ ({json_path.name})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

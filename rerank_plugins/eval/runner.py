@@ -1,0 +1,267 @@
+"""Evaluate first stages and rerankers on one data set: the engine behind ``rerank-plugins eval`` and the demo.
+
+:func:`rerank_run` reranks the top ``depth`` of a first-stage run with any :class:`~rerank_plugins.base.Reranker`
+through ``rerank_batch`` (chunks of queries, so pointwise models batch across queries). :func:`run_eval` computes
+the first stages, reranks, evaluates every system with ir-measures, runs a paired test of each reranker against
+its first stage, and returns an :class:`EvalReport` that renders as markdown or JSON and writes TREC run files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..errors import ConfigError
+from ..types import Candidate
+from .datasets import Dataset
+from .first_stage import first_stage_run
+from .metrics import DEFAULT_MEASURES, EvalResult, SignificanceResult, evaluate, paired_test
+from .report import LoadReport
+from .trec import Run, write_trec_run
+
+__all__ = ["EvalReport", "SystemResult", "candidates_for", "rerank_run", "run_eval"]
+
+
+@dataclass
+class SystemResult:
+    """One row of the table: a first stage, a given run, or a first stage followed by a reranker."""
+
+    name: str
+    run: Run
+    metrics: EvalResult
+    seconds: float
+    first_stage: str | None = None
+    reranker: str | None = None
+    significance: SignificanceResult | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ms_per_query(self) -> float:
+        return 1000.0 * self.seconds / max(1, len(self.run))
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    summary: str
+    depth: int
+    measures: tuple[str, ...]
+    systems: list[SystemResult]
+    data_report: LoadReport
+    run_reports: dict[str, LoadReport] = field(default_factory=dict)
+    run_files: dict[str, str] = field(default_factory=dict)
+
+    def system(self, name: str) -> SystemResult:
+        for s in self.systems:
+            if s.name == name:
+                return s
+        raise KeyError(f"no system {name!r}; have {[s.name for s in self.systems]}")
+
+    def to_markdown(self) -> str:
+        head = ["system", *self.measures, "time (s)", "ms/query", "p (t-test) vs first stage"]
+        lines = [
+            f"**{self.summary}**, depth {self.depth}",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        ]
+        for s in self.systems:
+            sig = s.significance
+            p = "" if sig is None else f"{sig.t_pvalue:.3g} (perm {sig.permutation_pvalue:.3g})"
+            cells = [s.name, *(f"{s.metrics[m]:.4f}" for m in self.measures)]
+            cells += [f"{s.seconds:.1f}", f"{s.ms_per_query:.1f}", p]
+            lines.append("| " + " | ".join(cells) + " |")
+        problems = dict(self.data_report.problems)
+        for name, rep in self.run_reports.items():
+            problems.update({f"{name}: {k}": v for k, v in rep.problems.items()})
+        if problems:
+            lines += [
+                "",
+                "Data problems (counted, see the JSON for messages): "
+                + ", ".join(f"{k}={v}" for k, v in sorted(problems.items())),
+            ]
+        return "\n".join(lines)
+
+    def to_dict(self, per_query: bool = True) -> dict[str, Any]:
+        systems = []
+        for s in self.systems:
+            row: dict[str, Any] = {
+                "name": s.name,
+                "first_stage": s.first_stage,
+                "reranker": s.reranker,
+                "metrics": s.metrics.aggregate,
+                "queries": s.metrics.n_queries,
+                "queries_missing_from_run": s.metrics.missing_queries,
+                "seconds": s.seconds,
+                "ms_per_query": s.ms_per_query,
+                "details": s.details,
+            }
+            if s.significance is not None:
+                row["significance_vs_first_stage"] = s.significance.__dict__
+            if per_query:
+                row["per_query"] = s.metrics.per_query
+            if s.name in self.run_files:
+                row["run_file"] = self.run_files[s.name]
+            systems.append(row)
+        return {
+            "dataset": self.dataset,
+            "summary": self.summary,
+            "depth": self.depth,
+            "measures": list(self.measures),
+            "systems": systems,
+            "data_report": self.data_report.to_dict(),
+            "run_reports": {k: v.to_dict() for k, v in self.run_reports.items()},
+        }
+
+    def write(self, output_dir: str | os.PathLike[str]) -> Path:
+        """Write one TREC run file per system and ``<dataset>.eval.json``; returns the JSON path."""
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = _slug(self.dataset)
+        for s in self.systems:
+            path = write_trec_run(s.run, out / f"{stem}.{_slug(s.name)}.trec", tag=_slug(s.name))
+            self.run_files[s.name] = str(path)
+        path = out / f"{stem}.eval.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable), encoding="utf-8")
+        return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace(" > ", "__")).strip("_") or "run"
+
+
+def candidates_for(
+    dataset: Dataset, ranked: Sequence[tuple[str, float]], depth: int, report: LoadReport, qid: str = "?"
+) -> tuple[list[Candidate], list[tuple[str, float]]]:
+    """Candidates for the top ``depth`` of one ranked list, and the entries that cannot be reranked (documents not
+    in the corpus: counted in ``report`` and kept, in their first-stage order, after the reranked ones)."""
+    cands: list[Candidate] = []
+    unknown: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for doc_id, score in ranked[:depth]:
+        if doc_id in seen:
+            report.problem("duplicate_run_entries", f"query {qid!r}: document {doc_id!r} repeated; kept once")
+            continue
+        seen.add(doc_id)
+        if doc_id not in dataset.corpus:
+            report.problem("unknown_doc_ids", f"query {qid!r}: document {doc_id!r} is not in the corpus; not reranked")
+            unknown.append((doc_id, score))
+            continue
+        cands.append(Candidate(id=doc_id, text=dataset.document_text(doc_id), score=float(score)))
+    return cands, unknown
+
+
+def rerank_run(
+    reranker: Any,
+    dataset: Dataset,
+    run: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    depth: int = 100,
+    queries_per_batch: int = 16,
+    progress: bool = False,
+    report: LoadReport | None = None,
+) -> tuple[Run, float, LoadReport]:
+    """Rerank the top ``depth`` of ``run`` for the queries of ``dataset``; returns (run, seconds, report).
+
+    Only reranking is timed (candidate building is not). Documents below ``depth`` are dropped from the output
+    (the reranked run has ``depth`` entries per query, like the first stage cut at ``depth``).
+    """
+    if queries_per_batch < 1:
+        raise ConfigError(f"queries_per_batch must be >= 1, got {queries_per_batch}")
+    rep = report if report is not None else LoadReport(f"rerank {getattr(reranker, 'name', reranker)}")
+    tqdm = require("tqdm", "eval").tqdm
+    qids = [q for q in dataset.queries if q in run]
+    for q in dataset.queries:
+        if q not in run:
+            rep.problem("queries_missing_from_run", f"query {q!r} has no first-stage results; nothing to rerank")
+    prepared = {q: candidates_for(dataset, run[q], depth, rep, q) for q in qids}
+    out: Run = {}
+    elapsed = 0.0
+    bar = tqdm(total=len(qids), desc=f"rerank {getattr(reranker, 'name', '')}", disable=not progress, unit="q")
+    for start in range(0, len(qids), queries_per_batch):
+        chunk = qids[start : start + queries_per_batch]
+        t0 = time.perf_counter()
+        ranked_lists = reranker.rerank_batch([dataset.queries[q] for q in chunk], [prepared[q][0] for q in chunk])
+        elapsed += time.perf_counter() - t0
+        for q, ranked in zip(chunk, ranked_lists):
+            out[q] = [(r.id, float(r.score)) for r in ranked.results] + prepared[q][1]
+        bar.update(len(chunk))
+    bar.close()
+    return out, elapsed, rep
+
+
+def run_eval(
+    dataset: Dataset,
+    *,
+    first_stage: str = "bm25",
+    baselines: Sequence[str] = ("bm25",),
+    rerankers: Sequence[tuple[str, Any]] = (),
+    depth: int = 100,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    given_run: tuple[str, Run] | None = None,
+    progress: bool = False,
+    queries_per_batch: int = 16,
+    embedder: Any = None,
+) -> EvalReport:
+    """Evaluate ``baselines`` (first stages), then ``first_stage`` followed by each reranker.
+
+    ``given_run`` = (name, run) uses a run read from a file as the first stage instead of computing one.
+    ``rerankers`` are (label, reranker) pairs. Every system is evaluated on all judged queries of ``dataset``.
+    """
+    measures = tuple(measures)
+    judged = dataset.judged_query_ids
+    if not judged:
+        raise ConfigError(f"{dataset.name}: no query has judgments; nothing to evaluate")
+    cache: dict[str, Run] = {}
+    systems: list[SystemResult] = []
+    run_reports: dict[str, LoadReport] = {}
+
+    def add(name: str, run: Run, seconds: float, **kw: Any) -> SystemResult:
+        res = SystemResult(name, run, evaluate(run, dataset.qrels, measures, queries=judged), seconds, **kw)
+        systems.append(res)
+        return res
+
+    timings: dict[str, float] = {}
+    names = list(dict.fromkeys([*baselines, *([] if given_run is not None else [first_stage])]))
+    for name in names:
+        t0 = time.perf_counter()
+        run = first_stage_run(dataset, name, depth, cache=cache, progress=progress, embedder=embedder)
+        # fusion reuses the cached BM25 and dense runs: its own time is the fusion plus what it computed
+        timings[name] = time.perf_counter() - t0
+        if name in baselines:
+            add(name, run, timings[name], first_stage=name)
+    if given_run is not None:
+        base_name, base_run = given_run
+        check = dataset.check_run(base_run, source=base_name)
+        run_reports[base_name] = check
+        base = add(base_name, {q: list(r)[:depth] for q, r in base_run.items()}, 0.0, first_stage=base_name)
+    else:
+        base_name = first_stage
+        base_run = cache[f"{first_stage}@{depth}"]
+        base = next((s for s in systems if s.name == first_stage), None) or add(
+            first_stage, base_run, timings[first_stage], first_stage=first_stage
+        )
+    key = measures[0]
+    for label, reranker in rerankers:
+        reranked, seconds, rep = rerank_run(
+            reranker, dataset, base_run, depth=depth, progress=progress, queries_per_batch=queries_per_batch
+        )
+        name = f"{base_name} > {label}"
+        run_reports[name] = rep
+        res = add(name, reranked, seconds, first_stage=base_name, reranker=label, details={"reranker": repr(reranker)})
+        res.significance = paired_test(base.metrics.per_query[key], res.metrics.per_query[key])
+    return EvalReport(dataset.name, dataset.summary(), depth, measures, systems, dataset.report, run_reports)
