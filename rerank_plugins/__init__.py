@@ -42,6 +42,12 @@ _LAZY: dict[str, str] = {
     "E2RankReranker": "rerank_plugins.rankers.e2rank",
     "LabelClassifier": "rerank_plugins.classify",
     "classify": "rerank_plugins.classify",
+    "ListwiseReranker": "rerank_plugins.rankers.listwise",
+    "FirstReranker": "rerank_plugins.rankers.listwise",
+    "ReasoningReranker": "rerank_plugins.rankers.reasoning",
+    "PointwiseLLMReranker": "rerank_plugins.rankers.pointwise_llm",
+    "YesNoLLMReranker": "rerank_plugins.rankers.pointwise_llm",
+    "GradedLLMReranker": "rerank_plugins.rankers.pointwise_llm",
 }
 
 __all__ = [

@@ -224,6 +224,32 @@ register_strategy(
     "rerank_plugins.rankers.e2rank:E2RankReranker",
     "E2Rank-style listwise pseudo query embedded by a bi-encoder (zero-shot)",
 )
+# LLM strategies (issue 4): sliding-window listwise, FIRST, reasoning, pointwise yes/no and graded
+register_strategy(
+    "listwise",
+    "rerank_plugins.rankers.listwise:ListwiseReranker",
+    "sliding-window listwise LLM reranking (RankGPT / RankZephyr permutation generation; mode='first' for FIRST)",
+)
+register_strategy(
+    "first",
+    "rerank_plugins.rankers.listwise:FirstReranker",
+    "FIRST: sliding windows ordered by the first identifier token's logits, one forward pass per window",
+)
+register_strategy(
+    "reasoning",
+    "rerank_plugins.rankers.reasoning:ReasoningReranker",
+    "reasoning listwise LLM (ReasonRank / Rank-R1 <think>/<answer>), reasoning returned per window and document",
+)
+register_strategy(
+    "yes-no",
+    "rerank_plugins.rankers.pointwise_llm:YesNoLLMReranker",
+    "pointwise LLM relevance P(yes) from the first answer token's log-probabilities",
+)
+register_strategy(
+    "graded",
+    "rerank_plugins.rankers.pointwise_llm:GradedLLMReranker",
+    "pointwise LLM expected relevance grade 0..10 (ERank-style) from the first answer token's log-probabilities",
+)
 
 
 # ---------------------------------------------------------------------------------------------- resolution

@@ -26,7 +26,8 @@ settled by earlier passes is never sent to the model again, and planning stops a
 20 and 45 for the full order of 100 (instead of 90 for ten full passes). ``num_passes`` caps the number of
 passes; :attr:`WindowPlan.settled` tells how many leading positions the plan guarantees, so a caller can warn
 when the cap leaves the top ``k`` unsettled. Without ``top_k`` every pass covers the full range (rank_llm's
-behaviour) and only the first ``m`` positions are guaranteed.
+behaviour) and only the first ``m`` positions are guaranteed; in both cases a range that fits in one window is
+ranked once, since that window sorts all of it.
 
 The rule needs ``m >= 1`` (``stride < window_size``); with disjoint windows no number of passes settles
 anything and :class:`~rerank_plugins.errors.ConfigError` is raised.

@@ -1,0 +1,89 @@
+"""Helpers shared by the LLM strategies (listwise, FIRST, reasoning, pointwise yes/no and graded)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..backends.base import LLMBackend
+from ..errors import ConfigError, InvalidInputError
+from ..models import ModelRef
+from ..prompts import clean_passage
+from ..types import Candidate
+
+__all__ = ["check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "warn_truncated"]
+
+
+def check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def resolve_backend(
+    model: str | os.PathLike[str] | ModelRef | LLMBackend,
+    backend: str,
+    backend_options: Mapping[str, Any] | None,
+) -> tuple[LLMBackend, bool]:
+    """The backend to use and whether this reranker built it.
+
+    An :class:`LLMBackend` is used as is; anything else goes through
+    :func:`rerank_plugins.backends.loader.load_llm_backend` (imported here, so building a reranker around a
+    ready backend never imports the heavy loaders).
+    """
+    if isinstance(model, LLMBackend):
+        if backend_options:
+            raise ConfigError("backend_options cannot apply to an already built backend; configure it directly")
+        return model, False
+    if backend_options is not None and not isinstance(backend_options, Mapping):
+        raise ConfigError(f"backend_options must be a mapping, got {type(backend_options).__name__}")
+    from ..backends.loader import load_llm_backend
+
+    return load_llm_backend(model, backend=backend, **dict(backend_options or {})), True
+
+
+def release_backend(backend: LLMBackend, owned: bool) -> None:
+    """Close a backend this reranker built, unless the process-wide loader cache shares it with others."""
+    if not owned:
+        return
+    from ..backends.loader import cached_llm_backends
+
+    if not any(b is backend for b in cached_llm_backends()):
+        backend.close()
+
+
+def passage_texts(
+    candidates: Sequence[Candidate], max_words: int | None, who: str
+) -> tuple[list[str], int]:
+    """Cleaned passage texts (see :func:`~rerank_plugins.prompts.clean_passage`) and how many were cut."""
+    texts: list[str] = []
+    cut = 0
+    for c in candidates:
+        if c.text is None:
+            raise InvalidInputError(f"{who} ranks text; candidate {c.id!r} has an image but no text")
+        text, was_cut = clean_passage(c.text, max_words)
+        texts.append(text)
+        cut += was_cut
+    return texts, cut
+
+
+def warn_truncated(count: int, max_words: int | None, who: str) -> None:
+    if count:
+        warnings.warn(
+            f"{who}: {count} passage(s) longer than max_passage_words={max_words} were cut to fit the prompt; "
+            "raise max_passage_words (or pass None) to keep them whole",
+            UserWarning,
+            stacklevel=4,
+        )
