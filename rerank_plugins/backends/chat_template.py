@@ -96,6 +96,16 @@ class ChatTemplate:
 
     @classmethod
     def _from_gguf(cls, path: Path) -> ChatTemplate:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        found = _GGUF_CACHE.get(key)
+        if found is None:
+            found = cls._read_gguf(path)
+            _GGUF_CACHE[key] = found
+        return found
+
+    @classmethod
+    def _read_gguf(cls, path: Path) -> ChatTemplate:
         gguf = require("gguf", "gguf", purpose="reading the chat template of a GGUF file")
         reader = gguf.GGUFReader(str(path))
 
@@ -135,6 +145,7 @@ class ChatTemplate:
 
 
 _CACHE: dict[str, Any] = {}
+_GGUF_CACHE: dict[tuple[str, int, int], ChatTemplate] = {}
 
 
 def _compile(source: str) -> Any:

@@ -331,6 +331,21 @@ class OpenAIBackend(LLMBackend):
             raise BackendError(f"POST {url}: expected a JSON object, got {type(data).__name__}")
         return data
 
+    def _check_status(self, response: Any, url: str, body: Mapping[str, Any]) -> str:
+        """The error text of a failed response; raises at once when retrying cannot help."""
+        text = self._error_text(response)
+        last = f"HTTP {response.status_code}: {text}"
+        wants_logprobs = bool(body.get("logprobs"))
+        if wants_logprobs and "logprob" in text.lower():
+            raise _StatusError(
+                f"POST {url}: the server cannot return logprobs ({last}). Label scoring needs a server with "
+                "logprobs: vLLM, SGLang, llama.cpp servers (llama-cpp-python with logits_all=True, its default)",
+                response.status_code,
+            )
+        if response.status_code not in RETRY_STATUS:
+            raise _StatusError(f"POST {url} failed: {last}", response.status_code)
+        return last
+
     def _post(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
         url = self.base_url + path
         client = self._sync_client()
@@ -345,9 +360,7 @@ class OpenAIBackend(LLMBackend):
             else:
                 if response.status_code < 400:
                     return self._parse(response, url)
-                last = f"HTTP {response.status_code}: {self._error_text(response)}"
-                if response.status_code not in RETRY_STATUS:
-                    raise _StatusError(f"POST {url} failed: {last}", response.status_code)
+                last = self._check_status(response, url, body)
             if attempt + 1 < attempts:
                 time.sleep(self._delay(attempt, response))
         raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
@@ -367,9 +380,7 @@ class OpenAIBackend(LLMBackend):
             else:
                 if response.status_code < 400:
                     return self._parse(response, url)
-                last = f"HTTP {response.status_code}: {self._error_text(response)}"
-                if response.status_code not in RETRY_STATUS:
-                    raise _StatusError(f"POST {url} failed: {last}", response.status_code)
+                last = self._check_status(response, url, body)
             if attempt + 1 < attempts:
                 await asyncio.sleep(self._delay(attempt, response))
         raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
