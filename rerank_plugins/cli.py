@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "rerank_plugins.commands.rerank",
     "rerank_plugins.commands.demo",
     "rerank_plugins.commands.eval",
+    "rerank_plugins.commands.bench",
 ]
 
 _registered = False

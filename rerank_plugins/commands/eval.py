@@ -58,13 +58,14 @@ def eval_command(
         raise fail(str(exc)) from exc
     data = load_data(dataset, queries, strict=strict)
     given = None
+    file_report = None
     if first_stage not in FIRST_STAGES:
         path = Path(first_stage)
         if not path.is_file():
             raise fail(f"--first-stage must be one of {FIRST_STAGES} or an existing TREC run file, got {first_stage!r}")
-        run, rep = read_trec_run(path, strict=strict)
-        if rep.problems:
-            typer.secho(f"run: {rep.summary()}", err=True, fg=typer.colors.YELLOW)
+        run, file_report = read_trec_run(path, strict=strict)
+        if file_report.problems:
+            typer.secho(f"run: {file_report.summary()}", err=True, fg=typer.colors.YELLOW)
         given = (path.stem, {q: r for q, r in run.items() if q in data.queries})
     baselines = list(baseline) if baseline else list(_ALL_BASELINES)
     unknown = [b for b in baselines if b not in FIRST_STAGES]
@@ -88,6 +89,8 @@ def eval_command(
     finally:
         for _, r in rerankers:
             r.close()
+    if given is not None and file_report is not None:
+        report.run_reports[f"{given[0]} (file)"] = file_report
     json_path = report.write(output_dir)
     if output_format == "json":
         typer.echo(json.dumps(report.to_dict(per_query=False), indent=2, default=str))
