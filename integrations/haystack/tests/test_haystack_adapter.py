@@ -19,9 +19,10 @@ from haystack_host import HaystackHost, to_document
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
 import rerank_plugins.integration as integration
-from rerank_plugins import InvalidInputError, load_reranker, register_strategy
+from rerank_plugins import InvalidInputError, register_strategy
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
+from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,6 +50,16 @@ class TestConformanceRunAsync(RerankerConformance):
     def reranker(self) -> HaystackHost:
         return HaystackHost(KeywordReranker(), asynchronous=True)
 
+
+
+class TestConformanceListwise(RerankerConformance):
+    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
+
+    checks_duplicates = False
+
+    @pytest.fixture
+    def reranker(self) -> HaystackHost:
+        return HaystackHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _docs(n: int = 6) -> list[Document]:
     return [to_document(c) for c in sample_candidates(n)]
@@ -235,14 +246,11 @@ def test_wrong_document_type_is_a_type_error() -> None:
         RerankPluginsRanker(model=KeywordReranker()).run(query=QUERY, documents=["text"])  # type: ignore[list-item]
 
 
-@pytest.fixture(scope="session")
-def minilm() -> Any:
-    return load_reranker("minilm")
-
-
 @pytest.mark.slow
-def test_parity_minilm_by_name(minilm: Any) -> None:
-    bare = minilm.rerank(QUERY, sample_candidates())
-    _check_parity(bare, RerankPluginsRanker(model="minilm").run(query=QUERY, documents=_docs())["documents"])
-    out = asyncio.run(RerankPluginsRanker(model=minilm).run_async(query=QUERY, documents=_docs()))
-    _check_parity(bare, out["documents"])
+def test_parity_minilm_by_name() -> None:
+    ranker = RerankPluginsRanker(model="minilm")  # the real bundled model, loaded once by name in run()
+    out = ranker.run(query=QUERY, documents=_docs())["documents"]
+    bare = ranker._live().rerank(QUERY, sample_candidates())
+    assert type(ranker._live()).__name__ == "EmbeddingReranker"
+    _check_parity(bare, out)
+    _check_parity(bare, asyncio.run(ranker.run_async(query=QUERY, documents=_docs()))["documents"])

@@ -17,9 +17,10 @@ from langchain_host import LangChainHost, to_document
 from langchain_rerank_plugins import RELEVANCE_SCORE_KEY, RerankPluginsCompressor
 
 import rerank_plugins.integration as integration
-from rerank_plugins import Candidate, ConfigError, InvalidInputError, load_reranker, register_strategy
+from rerank_plugins import Candidate, ConfigError, InvalidInputError, register_strategy
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
+from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,6 +47,16 @@ class TestConformanceAsync(RerankerConformance):
     def reranker(self) -> LangChainHost:
         return LangChainHost(KeywordReranker(), asynchronous=True)
 
+
+
+class TestConformanceListwise(RerankerConformance):
+    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
+
+    checks_duplicates = False
+
+    @pytest.fixture
+    def reranker(self) -> LangChainHost:
+        return LangChainHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _docs(n: int = 6) -> list[Document]:
     return [to_document(c) for c in sample_candidates(n)]
@@ -170,14 +181,10 @@ def test_in_a_plain_lcel_chain() -> None:
     _check_parity(bare, asyncio.run(chain.ainvoke(QUERY)))
 
 
-@pytest.fixture(scope="session")
-def minilm() -> Any:
-    return load_reranker("minilm")
-
-
 @pytest.mark.slow
-def test_parity_minilm_by_name(minilm: Any) -> None:
-    bare = minilm.rerank(QUERY, sample_candidates())
-    _check_parity(bare, list(RerankPluginsCompressor(model="minilm").compress_documents(_docs(), QUERY)))
-    out = asyncio.run(RerankPluginsCompressor(model=minilm).acompress_documents(_docs(), QUERY))
-    _check_parity(bare, list(out))
+def test_parity_minilm_by_name() -> None:
+    compressor = RerankPluginsCompressor(model="minilm")  # the real bundled model, loaded once by name
+    bare = compressor.reranker.rerank(QUERY, sample_candidates())
+    assert type(compressor.reranker).__name__ == "EmbeddingReranker"
+    _check_parity(bare, list(compressor.compress_documents(_docs(), QUERY)))
+    _check_parity(bare, list(asyncio.run(compressor.acompress_documents(_docs(), QUERY))))

@@ -22,9 +22,10 @@ from llama_index.postprocessor.rerank_plugins import RETRIEVAL_SCORE_KEY, Rerank
 from llamaindex_host import LlamaIndexHost, to_node
 
 import rerank_plugins.integration as integration
-from rerank_plugins import ConfigError, load_reranker, register_strategy
+from rerank_plugins import ConfigError, register_strategy
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
+from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,6 +52,16 @@ class TestConformanceAsync(RerankerConformance):
     def reranker(self) -> LlamaIndexHost:
         return LlamaIndexHost(KeywordReranker(), asynchronous=True)
 
+
+
+class TestConformanceListwise(RerankerConformance):
+    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
+
+    checks_duplicates = False
+
+    @pytest.fixture
+    def reranker(self) -> LlamaIndexHost:
+        return LlamaIndexHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _plain_nodes(n: int = 6) -> list[NodeWithScore]:
     """Nodes without metadata, so the default EMBED view is exactly the text the bare engine sees."""
@@ -253,16 +264,11 @@ def test_in_a_query_engine_and_retriever() -> None:
     ]
 
 
-@pytest.fixture(scope="session")
-def minilm() -> Any:
-    return load_reranker("minilm")
-
-
 @pytest.mark.slow
-def test_parity_minilm_by_name(minilm: Any) -> None:
-    bare = minilm.rerank(QUERY, sample_candidates())
-    post = RerankPluginsRerank(model="minilm")
-    out = post.postprocess_nodes(_plain_nodes(), query_str=QUERY)
-    _check_parity(bare, _plain_nodes(), out)
-    out_async = asyncio.run(RerankPluginsRerank(model=minilm).apostprocess_nodes(_plain_nodes(), query_str=QUERY))
+def test_parity_minilm_by_name() -> None:
+    post = RerankPluginsRerank(model="minilm")  # the real bundled model, loaded once by name
+    bare = post.reranker.rerank(QUERY, sample_candidates())
+    assert type(post.reranker).__name__ == "EmbeddingReranker"
+    _check_parity(bare, _plain_nodes(), post.postprocess_nodes(_plain_nodes(), query_str=QUERY))
+    out_async = asyncio.run(post.apostprocess_nodes(_plain_nodes(), query_str=QUERY))
     _check_parity(bare, _plain_nodes(), out_async)
