@@ -177,3 +177,54 @@ def test_missing_logprobs_is_a_clear_error(gguf, tmp_path):
             assert b.generate([ChatPrompt.of("Hi")], max_new_tokens=2)[0].text  # generation still works
         finally:
             b.close()
+
+
+def _pairs_agree(reference: list[float], other: list[float], margin: float) -> list[tuple[int, int]]:
+    """Pairs (i, j) ordered one way by ``reference`` with a gap above ``margin`` and the other way by ``other``."""
+    bad = []
+    for i in range(len(reference)):
+        for j in range(len(reference)):
+            if reference[i] - reference[j] > margin and not other[i] > other[j]:
+                bad.append((i, j))
+    return bad
+
+
+@pytest.mark.slow
+def test_yes_no_rerank_through_the_server_equals_in_process(remote, local_backend):
+    from rerank_plugins.rankers.pointwise_llm import YesNoLLMReranker
+
+    served, local = YesNoLLMReranker(remote), YesNoLLMReranker(local_backend)
+    assert served.labels == local.labels  # same single-token spellings found through /extras/tokenize
+    queries = QUERIES[:2]
+    got = served.rerank_batch(queries, [PASSAGES] * len(queries))
+    want = local.rerank_batch(queries, [PASSAGES] * len(queries))
+    for g, w in zip(got, want):
+        assert sorted(g.ids) == sorted(w.ids)
+
+        def log_odds(result):
+            by_id = {r.id: r.details for r in result}
+            return [by_id[str(i)]["logprob_yes"] - by_id[str(i)]["logprob_no"] for i in range(len(PASSAGES))]
+
+        lo_g, lo_w = log_odds(g), log_odds(w)
+        assert max(abs(a - b) for a, b in zip(lo_g, lo_w)) <= 2 * LOGPROB_TOL
+        assert _pairs_agree(lo_w, lo_g, 4 * LOGPROB_TOL) == []
+
+
+@pytest.mark.slow
+def test_first_rerank_through_the_server_equals_in_process(remote, local_backend):
+    from rerank_plugins.rankers.listwise import FirstReranker
+
+    served, local = FirstReranker(remote, window_size=4), FirstReranker(local_backend, window_size=4)
+    assert served.scheme.labels(4) == local.scheme.labels(4)
+    got, want = served.rerank(QUERIES[0], PASSAGES), local.rerank(QUERIES[0], PASSAGES)
+    assert len(got.traces) == len(want.traces) == 1
+
+    def logprobs(result) -> list[float]:
+        return [float(part.split(":")[1]) for part in result.traces[0].raw_output.split()]
+
+    lp_g, lp_w = logprobs(got), logprobs(want)
+    finite = [(a, b) for a, b in zip(lp_g, lp_w) if math.isfinite(a)]
+    assert finite and max(abs(a - b) for a, b in finite) <= LOGPROB_TOL
+    assert _pairs_agree(lp_w, lp_g, 2 * LOGPROB_TOL) == []
+    if all(abs(a - b) > 2 * LOGPROB_TOL for i, a in enumerate(lp_w) for b in lp_w[i + 1 :]):
+        assert got.ids == want.ids
