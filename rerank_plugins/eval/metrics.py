@@ -1,6 +1,6 @@
 """Retrieval metrics through ir-measures (pytrec_eval underneath), per query and averaged, and paired tests.
 
-Two conventions matter and are fixed here:
+nDCG is trec_eval's (linear gains: gain / log2(rank + 1)). Two conventions matter and are fixed here:
 
 * the order of a run is the order of its lists: documents are handed to ir-measures with scores derived from
   their rank, because trec_eval re-sorts by score and breaks ties by document id, which would silently
