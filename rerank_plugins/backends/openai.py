@@ -59,16 +59,12 @@ import asyncio
 import logging
 import math
 import os
-import random
 import re
-import threading
-import time
-import weakref
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from .._optional import require
+from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_options
 from ..errors import BackendError, ConfigError
 from .base import ChatPrompt, Generation, LLMBackend
 from .chat_template import ChatTemplate
@@ -77,10 +73,22 @@ __all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
 
 logger = logging.getLogger(__name__)
 
-#: HTTP statuses that are retried with back-off.
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
 _ASSUMED_SINGLE = re.compile(r"^ ?(?:\S|[A-Za-z]{1,3})$")
+
+
+def _no_logprobs(status: int, text: str, body: Any) -> str | None:
+    if isinstance(body, Mapping) and body.get("logprobs") and "logprob" in text.lower():
+        return (
+            "the server cannot return logprobs. Label scoring needs a server with logprobs: vLLM, SGLang, "
+            "llama.cpp servers (llama-cpp-python with logits_all=True, its default)"
+        )
+    return None
+
+
+def _object(data: Any, path: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BackendError(f"{path}: expected a JSON object from the server, got {type(data).__name__}")
+    return data
 
 
 def _logsumexp(values: Sequence[float]) -> float:
@@ -107,22 +115,6 @@ def match_labels(
             hits = [lp for tok, lp in alternatives.items() if tok.strip() == key]
             out.append(float(_logsumexp(hits)) if hits else float("-inf"))
     return out
-
-
-class _StatusError(BackendError):
-    """An HTTP error status that is not retried (kept apart so probes can tell "absent" from "down")."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class _AsyncState:
-    """An async client and semaphore bound to one event loop."""
-
-    def __init__(self, client: Any, semaphore: asyncio.Semaphore) -> None:
-        self.client = client
-        self.semaphore = semaphore
 
 
 class OpenAIBackend(LLMBackend):
@@ -172,21 +164,16 @@ class OpenAIBackend(LLMBackend):
         render_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._httpx = require("httpx", "openai", purpose="the OpenAI-compatible backend")
         if endpoint not in ("chat", "completions"):
             raise ConfigError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         if prefix_mode not in ("auto", "render", "continue"):
             raise ConfigError(f"prefix_mode must be 'auto', 'render' or 'continue', got {prefix_mode!r}")
         if label_match not in ("exact", "strip"):
             raise ConfigError(f"label_match must be 'exact' or 'strip', got {label_match!r}")
-        for name, value, low in (("top_logprobs", top_logprobs, 1), ("max_concurrency", max_concurrency, 1),
-                                 ("max_retries", max_retries, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-        for name, num in (("timeout", timeout), ("connect_timeout", connect_timeout), ("backoff", backoff),
-                          ("max_backoff", max_backoff)):
-            if isinstance(num, bool) or not isinstance(num, (int, float)) or num < 0 or math.isnan(num):
-                raise ConfigError(f"{name} must be a number >= 0, got {num!r}")
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 1:
+            raise ConfigError(f"top_logprobs must be an int >= 1, got {top_logprobs!r}")
+        check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+                           backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
 
@@ -236,176 +223,37 @@ class OpenAIBackend(LLMBackend):
         self._tokenize_unavailable = False
 
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self._headers = {"Content-Type": "application/json"}
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        if headers:
-            self._headers.update(headers)
-        self._timeout = self._httpx.Timeout(float(timeout), connect=float(connect_timeout))
-        self._limits = self._httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
-        self._client: Any = None
-        self._lock = threading.Lock()
-        self._astates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncState] = weakref.WeakKeyDictionary()
-        self._closed = False
+        all_headers = {"Authorization": f"Bearer {key}"} if key else {}
+        all_headers.update(headers or {})
+        self._http = JSONHTTPClient(
+            root, headers=all_headers, timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency, name="OpenAIBackend",
+            fatal=_no_logprobs,
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"
 
-    # ------------------------------------------------------------------ clients
-    def _sync_client(self) -> Any:
-        if self._closed:
-            raise BackendError("this OpenAIBackend is closed")
-        with self._lock:
-            if self._client is None:
-                self._client = self._httpx.Client(headers=self._headers, timeout=self._timeout, limits=self._limits)
-            return self._client
-
-    def _async_state(self) -> _AsyncState:
-        if self._closed:
-            raise BackendError("this OpenAIBackend is closed")
-        loop = asyncio.get_running_loop()
-        state = self._astates.get(loop)
-        if state is None:
-            client = self._httpx.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits)
-            state = _AsyncState(client, asyncio.Semaphore(self.max_concurrency))
-            self._astates[loop] = state
-        return state
-
+    # ------------------------------------------------------------------ transport
     def close(self) -> None:
-        """Close the HTTP clients (async clients of a loop that is not running are closed on it)."""
-        self._closed = True
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-        for loop, state in list(self._astates.items()):
-            if loop.is_closed():
-                continue
-            if loop.is_running():
-                client = state.client
-                loop.call_soon_threadsafe(lambda c=client: asyncio.ensure_future(c.aclose()))  # type: ignore[misc]
-            else:
-                loop.run_until_complete(state.client.aclose())
-        self._astates.clear()
+        """Close the HTTP clients."""
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the clients from inside a running event loop."""
-        loop = asyncio.get_running_loop()
-        state = self._astates.pop(loop, None)
-        if state is not None:
-            await state.client.aclose()
-        self.close()
-
-    # ------------------------------------------------------------------ transport with retries
-    def _delay(self, attempt: int, response: Any | None) -> float:
-        delay = min(self.max_backoff, self.backoff * (2**attempt))
-        if response is not None:
-            retry_after = response.headers.get("retry-after")
-            if retry_after is not None:
-                try:
-                    return min(self.max_backoff, max(0.0, float(retry_after)))
-                except ValueError:
-                    pass
-        return delay * (0.75 + 0.5 * random.random())
-
-    @staticmethod
-    def _error_text(response: Any) -> str:
-        try:
-            data = response.json()
-        except ValueError:
-            return response.text[:500]
-        if isinstance(data, Mapping):
-            err = data.get("error", data.get("detail", data.get("message")))
-            if isinstance(err, Mapping):
-                err = err.get("message", err)
-            return str(err)[:500]
-        return str(data)[:500]
-
-    def _parse(self, response: Any, url: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise BackendError(f"POST {url}: the server answered HTTP {response.status_code} with non-JSON text: "
-                               f"{response.text[:200]!r}") from exc
-        if not isinstance(data, dict):
-            raise BackendError(f"POST {url}: expected a JSON object, got {type(data).__name__}")
-        return data
-
-    def _check_status(self, response: Any, url: str, body: Mapping[str, Any]) -> str:
-        """The error text of a failed response; raises at once when retrying cannot help."""
-        text = self._error_text(response)
-        last = f"HTTP {response.status_code}: {text}"
-        wants_logprobs = bool(body.get("logprobs"))
-        if wants_logprobs and "logprob" in text.lower():
-            raise _StatusError(
-                f"POST {url}: the server cannot return logprobs ({last}). Label scoring needs a server with "
-                "logprobs: vLLM, SGLang, llama.cpp servers (llama-cpp-python with logits_all=True, its default)",
-                response.status_code,
-            )
-        if response.status_code not in RETRY_STATUS:
-            raise _StatusError(f"POST {url} failed: {last}", response.status_code)
-        return last
+        await self._http.aclose()
 
     def _post(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
-        url = self.base_url + path
-        client = self._sync_client()
-        attempts = self.max_retries + 1 if retry else 1
-        last = ""
-        for attempt in range(attempts):
-            response = None
-            try:
-                response = client.post(url, json=body)
-            except self._httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 400:
-                    return self._parse(response, url)
-                last = self._check_status(response, url, body)
-            if attempt + 1 < attempts:
-                time.sleep(self._delay(attempt, response))
-        raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
+        return _object(self._http.request("POST", path, body, retry=retry), path)
 
-    async def _apost(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
-        url = self.base_url + path
-        state = self._async_state()
-        attempts = self.max_retries + 1 if retry else 1
-        last = ""
-        for attempt in range(attempts):
-            response = None
-            try:
-                async with state.semaphore:
-                    response = await state.client.post(url, json=body)
-            except self._httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 400:
-                    return self._parse(response, url)
-                last = self._check_status(response, url, body)
-            if attempt + 1 < attempts:
-                await asyncio.sleep(self._delay(attempt, response))
-        raise BackendError(f"POST {url} failed after {attempts} attempt(s): {last}")
+    async def _apost(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return _object(await self._http.arequest("POST", path, body), path)
 
     def _get_models(self) -> list[Mapping[str, Any]]:
-        url = self.api_url + "/models"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            response = None
-            try:
-                response = self._sync_client().get(url)
-            except self._httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 400:
-                    data = self._parse(response, url).get("data")
-                    if not isinstance(data, list):
-                        raise BackendError(f"GET {url}: no 'data' list in the answer")
-                    return [m for m in data if isinstance(m, Mapping)]
-                last = f"HTTP {response.status_code}: {self._error_text(response)}"
-                if response.status_code not in RETRY_STATUS:
-                    break
-            if attempt < self.max_retries:
-                time.sleep(self._delay(attempt, response))
-        raise BackendError(f"GET {url} failed: {last}")
+        data = _object(self._http.request("GET", "/v1/models"), "/v1/models").get("data")
+        if not isinstance(data, list):
+            raise BackendError(f"GET {self.api_url}/models: no 'data' list in the answer")
+        return [m for m in data if isinstance(m, Mapping)]
 
     @property
     def model(self) -> str:
@@ -644,7 +492,7 @@ class OpenAIBackend(LLMBackend):
             body = {"input": text}
         try:
             data = self._post(path, body, retry=False)
-        except _StatusError as exc:
+        except StatusError as exc:
             if 400 <= exc.status < 500:
                 return None
             raise

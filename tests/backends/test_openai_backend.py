@@ -297,7 +297,7 @@ def test_async_client_of_a_finished_loop_is_closed_by_close():
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(b.agenerate([ChatPrompt.of("q")], max_new_tokens=1))
-            state = next(iter(b._astates.values()))
+            state = next(iter(b._http._astates.values()))
             b.close()
             assert state.client.is_closed
         finally:

@@ -1,0 +1,224 @@
+"""A small JSON-over-HTTP client with bounded concurrency, timeouts and retries (needs ``httpx``).
+
+Shared by the OpenAI-compatible backend and the remote reranker client. Sync calls use one
+``httpx.Client``; async calls use one ``httpx.AsyncClient`` and one :class:`asyncio.Semaphore` per event loop
+(an httpx async client cannot move between loops). HTTP 408/429/500/502/503/504, timeouts and connection
+errors are retried up to ``max_retries`` times with exponential back-off (``backoff * 2**attempt`` seconds,
+jittered by +-25 %, capped at ``max_backoff``; a ``Retry-After`` header in seconds wins). Other statuses raise
+at once with the server's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._optional import require
+from .errors import BackendError, ConfigError
+
+__all__ = ["RETRY_STATUS", "JSONHTTPClient", "StatusError", "check_http_options"]
+
+#: HTTP statuses that are retried with back-off.
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+#: ``fatal(status, error_text, body) -> message or None``: a message stops retrying at once.
+FatalHook = Callable[[int, str, Any], "str | None"]
+
+
+class StatusError(BackendError):
+    """An HTTP error answer that is not retried; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_http_options(**values: Any) -> None:
+    """Validate the numeric transport options (ints >= their minimum, numbers >= 0)."""
+    for name, value in values.items():
+        if name in ("max_concurrency", "max_retries"):
+            low = 1 if name == "max_concurrency" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+
+
+class _LoopState:
+    def __init__(self, client: Any, semaphore: asyncio.Semaphore) -> None:
+        self.client = client
+        self.semaphore = semaphore
+
+
+def error_text(response: Any) -> str:
+    """The server's error message from a JSON error body (OpenAI, FastAPI, Cohere shapes) or its text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return str(response.text)[:500]
+    if isinstance(data, Mapping):
+        err = data.get("error", data.get("detail", data.get("message", data)))
+        if isinstance(err, Mapping):
+            err = err.get("message", err)
+        return str(err)[:500]
+    return str(data)[:500]
+
+
+class JSONHTTPClient:
+    """POST/GET JSON with retries; see the module docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_concurrency: int = 8,
+        name: str = "HTTP client",
+        fatal: FatalHook | None = None,
+    ) -> None:
+        self._httpx = require("httpx", "openai", purpose=name)
+        check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+                           backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.max_concurrency = max_concurrency
+        self.fatal = fatal
+        self.headers = {"Content-Type": "application/json", **dict(headers or {})}
+        self._timeout = self._httpx.Timeout(float(timeout), connect=float(connect_timeout))
+        self._limits = self._httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._astates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        self.closed = False
+
+    # ------------------------------------------------------------------ clients
+    def _sync_client(self) -> Any:
+        if self.closed:
+            raise BackendError(f"this {self.name} is closed")
+        with self._lock:
+            if self._client is None:
+                self._client = self._httpx.Client(headers=self.headers, timeout=self._timeout, limits=self._limits)
+            return self._client
+
+    def _loop_state(self) -> _LoopState:
+        if self.closed:
+            raise BackendError(f"this {self.name} is closed")
+        loop = asyncio.get_running_loop()
+        state = self._astates.get(loop)
+        if state is None:
+            client = self._httpx.AsyncClient(headers=self.headers, timeout=self._timeout, limits=self._limits)
+            state = _LoopState(client, asyncio.Semaphore(self.max_concurrency))
+            self._astates[loop] = state
+        return state
+
+    def close(self) -> None:
+        """Close the sync client and the async clients (on their loops when those are not running)."""
+        self.closed = True
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        for loop, state in list(self._astates.items()):
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                client = state.client
+                loop.call_soon_threadsafe(lambda c=client: asyncio.ensure_future(c.aclose()))  # type: ignore[misc]
+            else:
+                loop.run_until_complete(state.client.aclose())
+        self._astates.clear()
+
+    async def aclose(self) -> None:
+        """Close from inside a running event loop."""
+        state = self._astates.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state.client.aclose()
+        self.close()
+
+    # ------------------------------------------------------------------ requests
+    def delay(self, attempt: int, response: Any | None) -> float:
+        if response is not None:
+            retry_after = response.headers.get("retry-after")
+            if retry_after is not None:
+                try:
+                    return min(self.max_backoff, max(0.0, float(retry_after)))
+                except ValueError:
+                    pass
+        return min(self.max_backoff, self.backoff * (2**attempt)) * (0.75 + 0.5 * random.random())
+
+    def _outcome(self, method: str, url: str, response: Any, body: Any) -> tuple[bool, Any]:
+        """(done, value): done with the parsed JSON, or not done with the error text to retry on."""
+        if response.status_code < 400:
+            try:
+                return True, response.json()
+            except ValueError as exc:
+                raise BackendError(
+                    f"{method} {url}: HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+                ) from exc
+        text = error_text(response)
+        last = f"HTTP {response.status_code}: {text}"
+        if self.fatal is not None:
+            message = self.fatal(response.status_code, text, body)
+            if message is not None:
+                raise StatusError(f"{method} {url}: {message} ({last})", response.status_code)
+        if response.status_code not in RETRY_STATUS:
+            raise StatusError(f"{method} {url} failed: {last}", response.status_code)
+        return False, last
+
+    def request(self, method: str, path: str, body: Any = None, *, retry: bool = True) -> Any:
+        """Send one request (``path`` is appended to ``base_url``) and return the decoded JSON answer."""
+        url = self.base_url + path
+        client = self._sync_client()
+        attempts = self.max_retries + 1 if retry else 1
+        last = ""
+        for attempt in range(attempts):
+            response = None
+            try:
+                response = client.request(method, url, json=body)
+            except self._httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                done, value = self._outcome(method, url, response, body)
+                if done:
+                    return value
+                last = value
+            if attempt + 1 < attempts:
+                time.sleep(self.delay(attempt, response))
+        raise BackendError(f"{method} {url} failed after {attempts} attempt(s): {last}")
+
+    async def arequest(self, method: str, path: str, body: Any = None, *, retry: bool = True) -> Any:
+        """Async :meth:`request`; at most ``max_concurrency`` requests of this client are in flight per loop."""
+        url = self.base_url + path
+        state = self._loop_state()
+        attempts = self.max_retries + 1 if retry else 1
+        last = ""
+        for attempt in range(attempts):
+            response = None
+            try:
+                async with state.semaphore:
+                    response = await state.client.request(method, url, json=body)
+            except self._httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                done, value = self._outcome(method, url, response, body)
+                if done:
+                    return value
+                last = value
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self.delay(attempt, response))
+        raise BackendError(f"{method} {url} failed after {attempts} attempt(s): {last}")
