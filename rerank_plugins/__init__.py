@@ -48,6 +48,9 @@ _LAZY: dict[str, str] = {
     "PointwiseLLMReranker": "rerank_plugins.rankers.pointwise_llm",
     "YesNoLLMReranker": "rerank_plugins.rankers.pointwise_llm",
     "GradedLLMReranker": "rerank_plugins.rankers.pointwise_llm",
+    "VisionYesNoReranker": "rerank_plugins.rankers.vision_yes_no",
+    "VisionReasoningReranker": "rerank_plugins.rankers.vision_reasoning",
+    "ClipReranker": "rerank_plugins.rankers.clip",
 }
 
 __all__ = [

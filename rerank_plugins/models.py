@@ -250,6 +250,25 @@ register_strategy(
     "rerank_plugins.rankers.pointwise_llm:GradedLLMReranker",
     "pointwise LLM expected relevance grade 0..10 (ERank-style) from the first answer token's log-probabilities",
 )
+# multimodal (page images and mixed candidates)
+register_strategy(
+    "vision-yes-no",
+    "rerank_plugins.rankers.vision_yes_no:VisionYesNoReranker",
+    "pointwise vision-language P(yes) from the answer token's logits (MonoQwen2-VL, GMR-style), images as candidates",
+    extra="vision",
+)
+register_strategy(
+    "vision-reasoning",
+    "rerank_plugins.rankers.vision_reasoning:VisionReasoningReranker",
+    "MM-R5-style reasoning listwise reranking of page images (<think> then <answer>[ids]</answer>)",
+    extra="vision",
+)
+register_strategy(
+    "clip",
+    "rerank_plugins.rankers.clip:ClipReranker",
+    "CLIP / SigLIP dual-encoder cosine for text, image or mixed candidates (sentence-transformers)",
+    extra="vision",
+)
 
 
 # ---------------------------------------------------------------------------------------------- resolution

@@ -233,7 +233,9 @@ class VisionLanguageBackend(TransformersLLMBackend):
         text = self.render(prompt)
         images = self._prompt_images(prompt, n)
         start = time.perf_counter()
-        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+        # truncation=False: a tokenizer saved with a truncation setting must never cut a prompt (and its image
+        # tokens) silently; the context length is checked explicitly instead.
+        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "truncation": False}
         if images:
             kwargs["images"] = images
         if prompt.raw is None:

@@ -78,6 +78,10 @@ def qwen_tokenizer() -> Any:
     transformers = require("transformers", "hf")
     tok = transformers.AutoTokenizer.from_pretrained(str(minilm_folder()))
     tok.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS)})
+    # MiniLM's tokenizer.json truncates at 128 tokens (a sentence-transformers setting); a chat LM must not.
+    tok.backend_tokenizer.no_truncation()
+    tok.init_kwargs.pop("max_length", None)
+    tok.model_max_length = 32768
     tok.pad_token = "<|endoftext|>"
     tok.eos_token = "<|im_end|>"
     tok.padding_side = "left"
@@ -111,7 +115,7 @@ def build_tiny_qwen2_vl(
         "vision_end_token_id": ids["<|vision_end|>"],
     }
     if variant == "qwen2_vl":
-        vision = {"depth": 2, "embed_dim": 32, "hidden_size": 32, "num_heads": 4, "mlp_ratio": 2,
+        vision: dict[str, Any] = {"depth": 2, "embed_dim": 32, "hidden_size": 32, "num_heads": 4, "mlp_ratio": 2,
                   "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
         config = transformers.Qwen2VLConfig(text_config=text, vision_config=vision, **common)
         model_cls = transformers.Qwen2VLForConditionalGeneration
