@@ -180,3 +180,30 @@ async def test_async_forms_match_sync(tiny_backend: TransformersLLMBackend) -> N
     assert await tiny_backend.alabel_logprobs(PROMPTS[:2], ["A"]) == sync
     gen = await tiny_backend.agenerate(PROMPTS[:1], max_new_tokens=3)
     assert gen[0].completion_tokens == 3
+
+
+def test_first_reranker_makes_one_forward_pass_per_window_and_never_generates(
+    tiny_backend: TransformersLLMBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FIRST on the real backend: the model runs once per window (hook on the model), generate is never called."""
+    from rerank_plugins.rankers.listwise import ListwiseReranker
+    from rerank_plugins.types import Candidate
+
+    forward_rows: list[int] = []
+    tiny_backend.model.register_forward_pre_hook(
+        lambda module, args, kwargs: forward_rows.append(int(kwargs["input_ids"].shape[0])), with_kwargs=True
+    )
+
+    def no_generate(*a: object, **k: object) -> None:
+        raise AssertionError("FIRST must not generate")
+
+    monkeypatch.setattr(tiny_backend.model, "generate", no_generate)
+    ranker = ListwiseReranker(tiny_backend, mode="first", window_size=20, stride=10, max_passage_words=None)
+    docs = [[Candidate(id=f"q{q}d{i}", text=f"passage {i} about topic {q} " * 3) for i in range(45)] for q in range(2)]
+    results = ranker.rerank_batch(["first query", "second query"], docs)
+    windows = sum(len(r.traces) for r in results)
+    assert [len(r.traces) for r in results] == [4, 4]  # 45 candidates, window 20, stride 10
+    assert sum(forward_rows) == windows == tiny_backend.stats.forward_prompts
+    assert len(forward_rows) == 4 and set(forward_rows) == {2}  # each step batches the two queries' windows
+    assert tiny_backend.stats.generate_calls == 0
+    assert sorted(r.id for r in results[0].results) == sorted(c.id for c in docs[0])
