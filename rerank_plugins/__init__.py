@@ -51,6 +51,8 @@ _LAZY: dict[str, str] = {
     "VisionYesNoReranker": "rerank_plugins.rankers.vision_yes_no",
     "VisionReasoningReranker": "rerank_plugins.rankers.vision_reasoning",
     "ClipReranker": "rerank_plugins.rankers.clip",
+    "load_llm_backend": "rerank_plugins.backends.loader",
+    "TransformersLLMBackend": "rerank_plugins.backends.transformers",
 }
 
 __all__ = [

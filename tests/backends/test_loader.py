@@ -50,3 +50,16 @@ def test_openai_dispatch_is_lazy_and_passes_the_name() -> None:
     assert type(backend).__name__ == "OpenAIBackend"
     assert backend.model_id == "openai:served-model"
     backend.close()
+
+
+def test_backend_modules_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rerank_plugins\n"
+        "import rerank_plugins.backends.loader, rerank_plugins.backends.transformers, rerank_plugins.backends.vllm\n"
+        "rerank_plugins.load_llm_backend\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules and 'vllm' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
