@@ -29,6 +29,7 @@ __all__ = [
     "build_tiny_qwen2_vl",
     "build_tiny_siglip",
     "qwen_tokenizer",
+    "tiny_multimodal_rerankers",
 ]
 
 #: Special tokens of the Qwen2-VL family, in the order they are added to the tiny tokenizer.
@@ -223,3 +224,21 @@ def build_tiny_siglip(path: str | Path, *, image_size: int = 224, patch_size: in
     model.save_pretrained(str(path))
     processor.save_pretrained(str(path))
     return path
+
+
+def tiny_multimodal_rerankers(folder: str | Path, *, max_pixels: int = 28 * 28 * 64) -> dict[str, Any]:
+    """The three multimodal strategies on tiny random models saved under ``folder``: ``"vision-yes-no"`` and
+    ``"vision-reasoning"`` (``fallback="keep"``: the random model never closes its reasoning) sharing one tiny
+    Qwen2-VL backend, and ``"clip"`` on a tiny CLIP. For adapter tests, examples and benchmarks of mechanics."""
+    from ..backends.vision import VisionLanguageBackend
+    from ..rankers.clip import ClipReranker
+    from ..rankers.vision_reasoning import VisionReasoningReranker
+    from ..rankers.vision_yes_no import VisionYesNoReranker
+
+    folder = Path(folder)
+    backend = VisionLanguageBackend(str(build_tiny_qwen2_vl(folder / "qwen2-vl", max_pixels=max_pixels)), device="cpu")
+    return {
+        "vision-yes-no": VisionYesNoReranker(backend),
+        "vision-reasoning": VisionReasoningReranker(backend, fallback="keep", max_new_tokens=4),
+        "clip": ClipReranker(str(build_tiny_clip(folder / "clip")), device="cpu"),
+    }

@@ -32,6 +32,11 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     gains ``relevance_score`` (a float), ``rerank_rank`` and, when the strategy produces them,
     ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``. Every document comes back exactly once unless
     ``top_n`` (0 keeps none) or ``score_threshold`` (keep scores ``>=`` it) says otherwise.
+
+    Images (for multimodal rerankers) come from document metadata, under the first of ``image_metadata_keys``
+    present: ``"image"`` (a path, bytes or PIL image put there by the application) and ``"image_path"`` (the key
+    of LangChain's ``ImageCaptionLoader``). A document with an image and an empty ``page_content`` is an
+    image-only candidate; with both it is a mixed one (e.g. a caption and its image).
     """
 
     model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
@@ -39,6 +44,9 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for load_reranker.")
     top_n: int | None = Field(default=None, ge=0, description="Keep the best n documents; None keeps all, 0 none.")
     score_threshold: float | None = Field(default=None, description="Keep documents scoring >= this; None keeps all.")
+    image_metadata_keys: list[str] = Field(
+        default_factory=lambda: ["image", "image_path"], description="Metadata keys that may hold a document image."
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,13 +61,17 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
         """The rerank-plugins reranker doing the work."""
         return self._reranker
 
-    @staticmethod
-    def _candidates(documents: Sequence[Document]) -> list[Candidate]:
+    def _candidates(self, documents: Sequence[Document]) -> list[Candidate]:
         for i, doc in enumerate(documents):
             if not isinstance(doc, Document):
                 raise TypeError(f"document at position {i} must be a langchain Document, got {type(doc).__name__}")
         ids = candidate_ids([d.id for d in documents])
-        return [Candidate(id=cid, text=d.page_content, metadata=d.metadata) for cid, d in zip(ids, documents)]
+        out = []
+        for cid, d in zip(ids, documents):
+            image = next((d.metadata[k] for k in self.image_metadata_keys if d.metadata.get(k) is not None), None)
+            text = None if image is not None and not d.page_content else d.page_content
+            out.append(Candidate(id=cid, text=text, metadata=d.metadata, image=image))
+        return out
 
     @staticmethod
     def _documents(documents: Sequence[Document], ranked: RankedList) -> list[Document]:

@@ -6,7 +6,9 @@ rebuilt with ``dataclasses.replace``. Ranking, ``top_k`` and ``score_threshold``
 
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
@@ -35,7 +37,9 @@ class RerankPluginsRanker:
     never modified: each result is ``dataclasses.replace(doc, score=..., meta=...)`` with the same id, its meta
     extended by ``rerank_rank`` and, when the strategy produces them, ``rerank_reasoning``, ``rerank_details`` and
     ``rerank_windows``. A document without ``content`` is ranked as an empty text (as Haystack's rankers do), or
-    by its image when its ``blob`` has an ``image/*`` mime type; duplicate ids are all kept and ranked.
+    by its image when its ``blob`` has an ``image/*`` mime type or, as ``ImageFileToDocument`` and
+    ``DocumentToImageContent`` do, its ``meta[file_path_meta_field]`` names an image file (under ``root_path``);
+    a document with both content and an image is a mixed candidate. Duplicate ids are all kept and ranked.
 
     :param model: model or strategy name, local path or hub id (see ``rerank_plugins.load_reranker``), or a
         built reranker.
@@ -46,6 +50,8 @@ class RerankPluginsRanker:
     :param options: keyword arguments for ``load_reranker`` (device, batch_size, window size...).
     :param meta_fields_to_embed: meta fields whose values are put before the content, as Haystack rankers do.
     :param embedding_separator: separator between those values and the content.
+    :param file_path_meta_field: meta field holding an image file path (``None``: images only from ``blob``).
+    :param root_path: folder that relative image paths are resolved against.
     """
 
     def __init__(
@@ -57,6 +63,8 @@ class RerankPluginsRanker:
         options: dict[str, Any] | None = None,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
+        file_path_meta_field: str | None = "file_path",
+        root_path: str | None = None,
     ) -> None:
         self._reranker: Reranker | None = None
         if isinstance(model, Reranker):
@@ -69,6 +77,8 @@ class RerankPluginsRanker:
         self.options = options
         self.meta_fields_to_embed = meta_fields_to_embed
         self.embedding_separator = embedding_separator
+        self.file_path_meta_field = file_path_meta_field
+        self.root_path = root_path
         self._serialisable = self._reranker is None
 
     def warm_up(self) -> None:
@@ -95,6 +105,8 @@ class RerankPluginsRanker:
             options=self.options,
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
+            file_path_meta_field=self.file_path_meta_field,
+            root_path=self.root_path,
         )
 
     @classmethod
@@ -113,7 +125,7 @@ class RerankPluginsRanker:
         candidates = []
         for cid, doc in zip(candidate_ids([d.id for d in documents]), documents):
             is_image = doc.blob is not None and (doc.blob.mime_type or "").startswith("image/")
-            image = doc.blob.data if is_image else None  # type: ignore[union-attr]
+            image = doc.blob.data if is_image else self._image_path(doc)  # type: ignore[union-attr]
             text = doc.content
             if fields:
                 values = [str(doc.meta[k]) for k in fields if doc.meta.get(k) is not None]
@@ -126,6 +138,16 @@ class RerankPluginsRanker:
             "score_threshold": self.score_threshold if score_threshold is None else score_threshold,
         }
         return reranker, Query(text=query), candidates, limits
+
+    def _image_path(self, doc: Document) -> str | None:
+        """The image file a document stands for (``ImageFileToDocument`` convention), or None."""
+        value = doc.meta.get(self.file_path_meta_field) if self.file_path_meta_field else None
+        if not isinstance(value, str):
+            return None
+        mime, _ = mimetypes.guess_type(value)
+        if mime is None or not mime.startswith("image/"):
+            return None
+        return str(Path(self.root_path) / value) if self.root_path is not None else value
 
     @staticmethod
     def _documents(documents: list[Document], ranked: RankedList) -> dict[str, list[Document]]:
