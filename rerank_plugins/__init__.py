@@ -53,6 +53,8 @@ _LAZY: dict[str, str] = {
     "ClipReranker": "rerank_plugins.rankers.clip",
     "load_llm_backend": "rerank_plugins.backends.loader",
     "TransformersLLMBackend": "rerank_plugins.backends.transformers",
+    "OpenAIBackend": "rerank_plugins.backends.openai",
+    "RemoteReranker": "rerank_plugins.rankers.remote",
 }
 
 __all__ = [

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "rerank_plugins.commands.demo",
     "rerank_plugins.commands.eval",
     "rerank_plugins.commands.bench",
+    "rerank_plugins.commands.serve",
 ]
 
 _registered = False

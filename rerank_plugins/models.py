@@ -269,6 +269,13 @@ register_strategy(
     "CLIP / SigLIP dual-encoder cosine for text, image or mixed candidates (sentence-transformers)",
     extra="vision",
 )
+register_strategy(
+    "remote",
+    "rerank_plugins.rankers.remote:RemoteReranker",
+    "client of a remote /rerank service (rerank-plugins serve, Cohere, Jina, TEI): load_reranker('remote', url=...)",
+    extra="serve",
+    needs_model=False,
+)
 
 
 # ---------------------------------------------------------------------------------------------- resolution
