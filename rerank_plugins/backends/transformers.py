@@ -95,7 +95,8 @@ class TransformersLLMBackend(LLMBackend):
         context_length: override the model's context length (tokens).
         cache_conversion: cache a dequantised copy of a local GGUF file (see ``hf_loading``).
         generation_kwargs: extra ``GenerationConfig`` fields (e.g. ``top_p``) for sampled generation.
-        model_kwargs: extra ``from_pretrained`` arguments (e.g. ``attn_implementation``).
+        model_kwargs: extra ``from_pretrained`` arguments (e.g. ``attn_implementation``, or ``device_map="auto"``
+            to spread a large model over several GPUs, in which case ``device`` is where its inputs go).
     """
 
     def __init__(
@@ -142,7 +143,12 @@ class TransformersLLMBackend(LLMBackend):
             ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
             model_kwargs=model_kwargs,
         )
-        self.model = loaded.to(self.device).eval()
+        if model_kwargs and model_kwargs.get("device_map") is not None:
+            # accelerate placed the layers (e.g. over several GPUs): inputs go where the embeddings are
+            self.model = loaded.eval()
+            self.device = loaded.device
+        else:
+            self.model = loaded.to(self.device).eval()
         self.tokenizer = tok
         tok.padding_side = "left"
         if tok.pad_token_id is None:
