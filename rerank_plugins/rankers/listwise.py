@@ -210,8 +210,16 @@ class ListwiseReranker(Reranker):
         release_backend(self.backend, self._owns_backend)
 
     # ------------------------------------------------------------------ machinery
+    def _passage_texts(self, query: Query, candidates: Sequence[Candidate]) -> tuple[list[str], int]:
+        """The passage texts the model sees (cleaned and cut to ``max_passage_words``) and how many were cut.
+
+        A hook for prompt variants that annotate passages, e.g. InsertRank appends first-stage scores
+        (:class:`~rerank_plugins.rankers.insertrank.InsertRankReranker`).
+        """
+        return passage_texts(candidates, self.max_passage_words, type(self).__name__)
+
     def _start(self, query: Query, candidates: Sequence[Candidate]) -> _State:
-        texts, cut = passage_texts(candidates, self.max_passage_words, type(self).__name__)
+        texts, cut = self._passage_texts(query, candidates)
         warn_truncated(cut, self.max_passage_words, type(self).__name__)
         plan = plan_windows(
             len(candidates),
