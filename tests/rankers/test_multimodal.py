@@ -98,6 +98,12 @@ class TestVisionYesNoConformanceImages(RerankerConformance):
         return AsPages(VisionYesNoReranker(vl_backend))
 
 
+class TestVisionReasoningConformanceText(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, vl_backend: VisionLanguageBackend) -> Any:
+        return VisionReasoningReranker(vl_backend, fallback="keep", max_new_tokens=4)
+
+
 class TestVisionReasoningConformanceImages(RerankerConformance):
     # The random model never closes its reasoning: with fallback="keep" each window keeps its order.
     @pytest.fixture
