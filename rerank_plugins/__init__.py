@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "VectorPRFReranker": "rerank_plugins.rankers.prf_vector",
     "TextPRFReranker": "rerank_plugins.rankers.prf_text",
     "E2RankReranker": "rerank_plugins.rankers.e2rank",
+    "InsertRankReranker": "rerank_plugins.rankers.insertrank",
     "LabelClassifier": "rerank_plugins.classify",
     "classify": "rerank_plugins.classify",
     "ListwiseReranker": "rerank_plugins.rankers.listwise",

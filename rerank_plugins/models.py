@@ -224,6 +224,11 @@ register_strategy(
     "rerank_plugins.rankers.e2rank:E2RankReranker",
     "E2Rank-style listwise pseudo query embedded by a bi-encoder (zero-shot)",
 )
+register_strategy(
+    "insertrank",
+    "rerank_plugins.rankers.insertrank:InsertRankReranker",
+    "InsertRank: listwise LLM (generate or FIRST) with first-stage scores written next to each passage",
+)
 # LLM strategies (issue 4): sliding-window listwise, FIRST, reasoning, pointwise yes/no and graded
 register_strategy(
     "listwise",

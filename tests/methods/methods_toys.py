@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 
 from rerank_plugins import Candidate, Query, Reranker, Scores
@@ -102,3 +104,39 @@ class TableEmbedder:
 
     def close(self) -> None:
         pass
+
+
+# ---------------------------------------------------------------------------------------------- LLM oracles
+_PASSAGE_LINE = re.compile(r"^(?:user: )?\[([A-Za-z0-9]+)\] (.*)$", re.MULTILINE)
+_SHOWN_SCORE = re.compile(r"\(BM25 score: (-?[0-9.]+)\)$")
+
+
+def shown_scores(prompt: str) -> list[tuple[str, float]]:
+    """(label, score shown after the passage) for every passage line of a listwise prompt (-1e9 when absent)."""
+    out = []
+    for label, text in _PASSAGE_LINE.findall(prompt):
+        m = _SHOWN_SCORE.search(text)
+        out.append((label, float(m.group(1)) if m else -1e9))
+    assert out, f"no passages in prompt:\n{prompt}"
+    return out
+
+
+def by_shown_score(prompt: str) -> list[str]:
+    items = shown_scores(prompt)
+    order = sorted(range(len(items)), key=lambda i: -items[i][1])
+    return [items[i][0] for i in order]
+
+
+def score_reading_llm():  # type: ignore[no-untyped-def]
+    """A ScriptedLLM that ranks a listwise window by the scores written in the prompt (generate and FIRST)."""
+    from rerank_plugins.testing.fake_llm import ScriptedLLM
+
+    def answer(prompt: str) -> str:
+        text = " > ".join(f"[{label}]" for label in by_shown_score(prompt))
+        return text[1:] if prompt.endswith("[") else text
+
+    def logprobs(prompt: str, labels: list[str]) -> list[float]:
+        ranked = by_shown_score(prompt)
+        return [-1.0 - ranked.index(lab) if lab in ranked else -math.inf for lab in labels]
+
+    return ScriptedLLM(answer, logprobs=logprobs)
