@@ -6,10 +6,10 @@ file of the same shape. Each file holds:
 ``name``, ``version``, ``description``, ``source``
     identity and provenance (paper or repository the wording comes from);
 ``kind``
-    ``"listwise"`` (a window of passages) or ``"pointwise"`` (one passage);
+    ``"listwise"`` (a window of passages), ``"pointwise"`` (one passage) or ``"pairwise"`` (two passages);
 ``output_format``
     ``"permutation"`` (``[2] > [1] > ...``), ``"best"`` (the label of the single most relevant passage, as
-    Rank-R1), ``"yes_no"`` or ``"grade"``;
+    Rank-R1), ``"yes_no"`` or ``"grade"`` (pointwise), ``"choice"`` (pairwise: which of A and B);
 ``system``, ``user``, ``assistant_prefix``
     the system message, the user message template and the text the answer is forced to start with;
 ``passage``
@@ -24,7 +24,8 @@ file of the same shape. Each file holds:
 
 Placeholders: ``{query}``, ``{num}`` (passages in the window), ``{passages}`` (the rendered passage lines,
 single-turn only), ``{id_kind}`` (``numerical`` / ``alphabetical``), ``{example}`` (``[2] > [1]`` in the
-window's scheme), ``{text}`` (pointwise passage), ``{max_grade}`` (graded scale). Passage text has its
+window's scheme), ``{text}`` (pointwise passage), ``{max_grade}`` (graded scale), ``{a}`` / ``{b}`` (pairwise
+passages). Passage text has its
 whitespace collapsed and bracketed numbers rewritten (``[3]`` -> ``(3)``) so it cannot imitate an identifier,
 as rank_llm does.
 """
@@ -53,10 +54,16 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = ["PromptTemplate", "clean_passage", "get_prompt", "list_prompts", "load_prompt_file"]
 
-Kind = Literal["listwise", "pointwise"]
-OutputFormat = Literal["permutation", "best", "yes_no", "grade"]
-_KINDS = ("listwise", "pointwise")
-_FORMATS = ("permutation", "best", "yes_no", "grade")
+Kind = Literal["listwise", "pointwise", "pairwise"]
+OutputFormat = Literal["permutation", "best", "yes_no", "grade", "choice"]
+_KINDS = ("listwise", "pointwise", "pairwise")
+_FORMATS = ("permutation", "best", "yes_no", "grade", "choice")
+_FORMATS_OF = {"listwise": ("permutation", "best"), "pointwise": ("yes_no", "grade"), "pairwise": ("choice",)}
+_PLACEHOLDERS = {
+    "listwise": {"query", "num", "id_kind", "example", "passages"},
+    "pointwise": {"query", "text", "max_grade"},
+    "pairwise": {"query", "a", "b"},
+}
 _FIELDS = {
     "name", "version", "description", "source", "kind", "output_format", "system", "user", "assistant_prefix",
     "passage", "passage_ack", "prefix_ack", "suffix", "ids", "think_open", "think_close", "answer_open",
@@ -141,6 +148,17 @@ class PromptTemplate:
             assistant_prefix=self.assistant_prefix.format(**values),
         )
 
+    def render_pairwise(self, query: str, a: str, b: str) -> ChatPrompt:
+        """Render one (query, passage A, passage B) comparison; ``a`` and ``b`` are already cleaned."""
+        if self.kind != "pairwise":
+            raise ConfigError(f"prompt {self.key} is {self.kind}, not pairwise")
+        values: dict[str, Any] = {"query": query, "a": a, "b": b}
+        return ChatPrompt.of(
+            self.user.format(**values),
+            system=self.system.format(**values) if self.system else None,
+            assistant_prefix=self.assistant_prefix.format(**values),
+        )
+
 
 # ---------------------------------------------------------------------------------------------- loading
 def _placeholders(template: str) -> set[str]:
@@ -157,13 +175,9 @@ def _validate(data: Mapping[str, Any], where: str) -> PromptTemplate:
     kind, fmt = data["kind"], data["output_format"]
     if kind not in _KINDS:
         raise ConfigError(f"{where}: kind must be one of {_KINDS}, got {kind!r}")
-    if fmt not in _FORMATS or (kind == "pointwise") != (fmt in ("yes_no", "grade")):
+    if fmt not in _FORMATS or fmt not in _FORMATS_OF[kind]:
         raise ConfigError(f"{where}: output_format {fmt!r} does not fit kind {kind!r}")
-    allowed = (
-        {"query", "num", "id_kind", "example", "passages"}
-        if kind == "listwise"
-        else {"query", "text", "max_grade"}
-    )
+    allowed = _PLACEHOLDERS[kind]
     for field in ("system", "user", "assistant_prefix", "suffix", "prefix_ack"):
         extra = _placeholders(str(data.get(field) or "")) - allowed
         if extra:
