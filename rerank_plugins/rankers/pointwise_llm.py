@@ -80,7 +80,8 @@ class PointwiseLLMReranker(Reranker):
         backend_options: dict[str, Any] | None = None,
     ) -> None:
         self.mode = check_choice("mode", mode, _MODES)
-        self.batch_size = check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
+        self.batch_size: int = batch_size
         self.max_passage_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
         self.long_passages = check_choice("long_passages", long_passages, _LONG)
         if self.long_passages == "chunk" and max_passage_words is None:
@@ -153,7 +154,7 @@ class PointwiseLLMReranker(Reranker):
         results: list[Scores] = []
         for qi, cands in enumerate(lists):
             values: list[float] = []
-            details: list[dict[str, Any]] = []
+            per_candidate: list[dict[str, Any]] = []
             for ci in range(len(cands)):
                 entry = best[qi][ci]
                 assert entry is not None
@@ -163,9 +164,9 @@ class PointwiseLLMReranker(Reranker):
                     d["chunks"] = chunks_seen[qi][ci]
                 if cut_flags[qi][ci]:
                     d["truncated"] = True
-                details.append(d)
+                per_candidate.append(d)
             results.append(
-                Scores(values=values, details=details, extra={"mode": self.mode, "prompt": self.template.key})
+                Scores(values=values, details=per_candidate, extra={"mode": self.mode, "prompt": self.template.key})
             )
         return results
 
