@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_demo_smoke(app: typer.Typer) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.count("query ") >= 2 and "*1" in out
-    before = float(out.split("BM25 top-100            ")[1].split()[0])
-    after = float(out.split("> embedding:minilm ")[1].split()[0])
+    before = float(re.search(r"^  BM25 top-100 +([0-9.]+)", out, re.M).group(1))  # type: ignore[union-attr]
+    after = float(re.search(r"^  BM25 top-100 > \S+ +([0-9.]+)", out, re.M).group(1))  # type: ignore[union-attr]
     assert before == pytest.approx(0.4898, abs=1e-3)
     assert after == pytest.approx(0.6928, abs=2e-3)
