@@ -31,6 +31,11 @@ ranked once, since that window sorts all of it.
 
 The rule needs ``m >= 1`` (``stride < window_size``); with disjoint windows no number of passes settles
 anything and :class:`~rerank_plugins.errors.ConfigError` is raised.
+
+Answers that order only their first ``r`` passages (``ordered=r``; Rank-R1 names only the best, ``r = 1``,
+and the rest keep their input order) carry only ``min(m, r)`` reliable positions, so each pass settles
+``min(m, r)`` (a single window covering the range settles ``r``), and the planner shrinks the range by that
+much per pass: with ``r = 1`` this is the setwise bubble / selection pass, ``k`` passes for the top ``k``.
 """
 
 from __future__ import annotations
@@ -136,14 +141,17 @@ def plan_windows(
     top_k: int | None = None,
     rank_start: int = 0,
     rank_end: int | None = None,
+    ordered: int | None = None,
 ) -> WindowPlan:
     """Plan every window for a list of ``n`` candidates (see the module docstring for the exact rule).
 
-    ``num_passes`` defaults to 1 without ``top_k`` and to "as many as needed" with it.
+    ``num_passes`` defaults to 1 without ``top_k`` and to "as many as needed" with it. ``ordered`` is how many
+    leading positions of a window's answer are reliably ordered (``None``: all of them, a full permutation).
     """
     _check(window_size, stride)
     a, e = _range(n, rank_start, rank_end)
     carry = window_size - stride
+    reliable = window_size if ordered is None else _check_int("ordered", ordered, 1)
     if num_passes is not None:
         _check_int("num_passes", num_passes, 1)
     if top_k is not None:
@@ -166,13 +174,15 @@ def plan_windows(
         for s, t in pass_windows(n, window_size=window_size, stride=stride, rank_start=start, rank_end=e):
             windows.append(Window(passes, s, t))
         passes += 1
-        if e - start <= window_size:  # one window covered the remaining range: all of it is sorted
+        single = e - start <= window_size
+        if single and reliable >= e - start:  # one window covered the remaining range: all of it is sorted
             settled = e - a
             break
-        settled = max(settled, min(start + carry, e) - a)
+        gained = min(reliable, e - start) if single else min(carry, reliable)
+        settled = max(settled, min(start + gained, e) - a)
         if top_k is None:
-            continue  # full-range passes: the guarantee stays the first `carry` positions
-        start += carry
+            continue  # full-range passes: the guarantee stays the first `gained` positions
+        start += gained
         if settled >= top_k:
             break
     return WindowPlan(tuple(windows), passes, settled, a, e)

@@ -139,17 +139,18 @@ class ListwiseReranker(Reranker):
         self.num_passes, self.top_k_settle = num_passes, top_k_settle
         self.rank_start, self.rank_end = rank_start, rank_end
         plan_windows(rank_start + 2, window_size=window_size, stride=stride, rank_start=rank_start, rank_end=rank_end)
+        self.template = get_prompt(prompt if prompt is not None else self._default_prompt(), prompt_version)
+        self._check_template(self.template)
         if top_k_settle is not None and num_passes is not None:
-            needed = math.ceil(top_k_settle / (window_size - stride))
+            per_pass = min(window_size - stride, self._ordered or window_size)
+            needed = math.ceil(top_k_settle / per_pass)
             if num_passes < needed:
                 warnings.warn(
-                    f"num_passes={num_passes} settles only the top {num_passes * (window_size - stride)}, fewer "
+                    f"num_passes={num_passes} settles only the top {num_passes * per_pass}, fewer "
                     f"than top_k_settle={top_k_settle} (which needs {needed} passes)",
                     UserWarning,
                     stacklevel=2,
                 )
-        self.template = get_prompt(prompt if prompt is not None else self._default_prompt(), prompt_version)
-        self._check_template(self.template)
         self.max_new_tokens = max_new_tokens
         self.max_passage_words = max_passage_words
         self.temperature = float(temperature)
@@ -182,6 +183,11 @@ class ListwiseReranker(Reranker):
         else:
             preferences = tuple(dict.fromkeys([self.template.ids, "upper", "lower", "numeric", "mixed"]))
         return choose_id_scheme(self.backend.single_token, self.window_size, preferences)
+
+    @property
+    def _ordered(self) -> int | None:
+        """Positions of a window answer that are ordered: 1 for best-only formats (Rank-R1), else all."""
+        return 1 if self.template.output_format == "best" and self.mode == "generate" else None
 
     @property
     def assistant_prefix(self) -> str:
@@ -229,6 +235,7 @@ class ListwiseReranker(Reranker):
             top_k=self.top_k_settle,
             rank_start=self.rank_start,
             rank_end=self.rank_end,
+            ordered=self._ordered,
         )
         return _State(query, candidates, texts, plan, list(range(len(candidates))), cut)
 

@@ -137,3 +137,33 @@ def test_apply_window() -> None:
         apply_window([1, 2, 3], 0, 2, [0, 0])
     with pytest.raises(ValueError, match="outside"):
         apply_window([1, 2, 3], 2, 5, [0, 1, 2])
+
+
+def _run_best_only(plan, relevance: list[float]) -> list[int]:
+    """An oracle that only names the best passage of each window (Rank-R1): the rest keep their order."""
+    order = list(range(len(relevance)))
+    for w in plan.windows:
+        window = order[w.start : w.end]
+        best = max(range(len(window)), key=lambda i: relevance[window[i]])
+        local = [best, *(i for i in range(len(window)) if i != best)]
+        order = apply_window(order, w.start, w.end, local)
+    return order
+
+
+def test_best_only_answers_settle_one_position_per_pass() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        n = rng.randint(2, 60)
+        window = rng.randint(2, 12)
+        stride = rng.randint(1, window - 1)
+        k = rng.randint(1, min(n, 8))
+        relevance = [rng.random() for _ in range(n)]
+        plan = plan_windows(n, window_size=window, stride=stride, top_k=k, ordered=1)
+        truth = sorted(range(n), key=lambda i: -relevance[i])
+        assert _run_best_only(plan, relevance)[:k] == truth[:k], (n, window, stride, k)
+        assert plan.passes <= k
+    # the full-permutation rule would stop too early for best-only answers
+    relevance = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.8, 0.7]
+    full_rule = plan_windows(8, window_size=4, stride=2, top_k=2)
+    assert full_rule.passes == 1 and _run_best_only(full_rule, relevance)[:2] != [5, 6]
+    assert _run_best_only(plan_windows(8, window_size=4, stride=2, top_k=2, ordered=1), relevance)[:2] == [5, 6]

@@ -112,3 +112,18 @@ def test_registry_and_default_budget() -> None:
     assert isinstance(ranker, ReasoningReranker) and ranker.template.key == "reasonrank@1"
     ranker.rerank("passage 1", docs(3))
     assert llm.generate_calls[0].max_new_tokens == 2048
+
+
+def test_rank_r1_top_k_settle_uses_one_position_per_pass() -> None:
+    shared = [1, 2, 3, 4, 5, 9, 8, 7]  # query words in each passage: the best three are d5, d6, d7
+    query = " ".join(f"q{j}" for j in range(10))
+    cands = [Candidate(id=f"d{i}", text=" ".join(f"q{j}" for j in range(s))) for i, s in enumerate(shared)]
+    ranker = ReasoningReranker(reasoning_llm(), prompt="rank-r1", window_size=4, stride=2, top_k_settle=3)
+    result = ranker.rerank(query, cands)
+    assert result.ids[:3] == ["d5", "d6", "d7"]
+    assert result.details["passes"] == 3 and all(t.start >= t.pass_index for t in result.traces)
+    # with the full-permutation rule (2 positions per pass) one pass would have been planned, and be wrong
+    one_pass = ReasoningReranker(reasoning_llm(), prompt="rank-r1", window_size=4, stride=2, num_passes=1)
+    assert one_pass.rerank(query, cands).ids[:3] != ["d5", "d6", "d7"]
+    with pytest.warns(UserWarning, match="settles only the top 2"):
+        ReasoningReranker(reasoning_llm(), prompt="rank-r1", window_size=4, stride=2, top_k_settle=3, num_passes=2)
