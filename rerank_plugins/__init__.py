@@ -41,6 +41,8 @@ _LAZY: dict[str, str] = {
     "TextPRFReranker": "rerank_plugins.rankers.prf_text",
     "E2RankReranker": "rerank_plugins.rankers.e2rank",
     "InsertRankReranker": "rerank_plugins.rankers.insertrank",
+    "PairwiseReranker": "rerank_plugins.rankers.pairwise",
+    "RatingJudgeReranker": "rerank_plugins.rankers.pairwise",
     "LabelClassifier": "rerank_plugins.classify",
     "classify": "rerank_plugins.classify",
     "ListwiseReranker": "rerank_plugins.rankers.listwise",

@@ -229,6 +229,16 @@ register_strategy(
     "rerank_plugins.rankers.insertrank:InsertRankReranker",
     "InsertRank: listwise LLM (generate or FIRST) with first-stage scores written next to each passage",
 )
+register_strategy(
+    "pairwise",
+    "rerank_plugins.rankers.pairwise:PairwiseReranker",
+    "pairwise LLM judge (PRP / judge prompts) from A/B logits, both orders; all pairs or top-k sorting",
+)
+register_strategy(
+    "rating-judge",
+    "rerank_plugins.rankers.pairwise:RatingJudgeReranker",
+    "LLM judge rating each passage 0..10 (judge-rating prompt), scored as the expected grade",
+)
 # LLM strategies (issue 4): sliding-window listwise, FIRST, reasoning, pointwise yes/no and graded
 register_strategy(
     "listwise",

@@ -140,3 +140,32 @@ def score_reading_llm():  # type: ignore[no-untyped-def]
         return [-1.0 - ranked.index(lab) if lab in ranked else -math.inf for lab in labels]
 
     return ScriptedLLM(answer, logprobs=logprobs)
+
+
+_PRP_QUERY = re.compile(r'Given a query "(.*)", which')
+_PRP_PASSAGE = re.compile(r'Passage ([AB]): "(.*)"')
+_JUDGE_QUERY = re.compile(r"^(?:user: )?Query: (.*)$", re.MULTILINE)
+_JUDGE_PASSAGE = re.compile(r"\[Passage ([AB])\]\n(.*)")
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.casefold()))
+
+
+def pairwise_llm(bias: float = 0.0, relevance=None):  # type: ignore[no-untyped-def]
+    """A ScriptedLLM judge for pairwise prompts (prp or pairwise-judge): P(A) = sigmoid(rel(A) - rel(B) + bias),
+    rel = shared words with the query (or ``relevance(text)``); ``bias`` > 0 favours the first shown passage."""
+    from rerank_plugins.testing.fake_llm import ScriptedLLM
+
+    def logprobs(prompt: str, labels: list[str]) -> list[float]:
+        m = _PRP_QUERY.search(prompt) or _JUDGE_QUERY.search(prompt)
+        assert m, f"no query in prompt:\n{prompt}"
+        query = m.group(1)
+        found = dict(_PRP_PASSAGE.findall(prompt) or _JUDGE_PASSAGE.findall(prompt))
+        rel = relevance or (lambda t: float(len(_words(query) & _words(t))))
+        z = rel(found["A"]) - rel(found["B"]) + bias
+        p_a = 1.0 / (1.0 + math.exp(-z))
+        table = {" A": math.log(p_a), " B": math.log(1.0 - p_a)}
+        return [table.get(lab, -math.inf) for lab in labels]
+
+    return ScriptedLLM(logprobs=logprobs)

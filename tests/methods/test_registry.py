@@ -14,7 +14,7 @@ from rerank_plugins.rankers._compose import as_reranker
 from rerank_plugins.rankers.cascade import CascadeReranker
 from rerank_plugins.rankers.fusion import FusionReranker
 
-KINDS = {"fusion", "cascade", "prf-vector", "prf-text", "e2rank"}
+KINDS = {"fusion", "cascade", "prf-vector", "prf-text", "e2rank", "insertrank", "pairwise", "rating-judge"}
 
 
 def test_kinds_are_registered() -> None:
@@ -27,7 +27,7 @@ def test_lazy_exports_do_not_import_torch() -> None:
     code = (
         "import sys, rerank_plugins as rp\n"
         "names = ['FusionReranker', 'CascadeReranker', 'VectorPRFReranker', 'TextPRFReranker', 'E2RankReranker',"
-        " 'LabelClassifier', 'classify']\n"
+        " 'InsertRankReranker', 'PairwiseReranker', 'RatingJudgeReranker', 'LabelClassifier', 'classify']\n"
         "assert all(n in rp.__all__ for n in names)\n"
         "[getattr(rp, n) for n in names]\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
