@@ -224,11 +224,11 @@ class ListwiseReranker(Reranker):
         """
         return passage_texts(candidates, self.max_passage_words, type(self).__name__)
 
-    def _start(self, query: Query, candidates: Sequence[Candidate]) -> _State:
-        texts, cut = self._passage_texts(query, candidates)
-        warn_truncated(cut, self.max_passage_words, type(self).__name__)
-        plan = plan_windows(
-            len(candidates),
+    def _plan(self, n: int) -> WindowPlan:
+        """The window plan for a list of ``n`` candidates with this reranker's settings (subclasses that build
+        their own :class:`_State` should call this, so the early-stop rule matches the answer format)."""
+        return plan_windows(
+            n,
             window_size=self.window_size,
             stride=self.stride,
             num_passes=self.num_passes,
@@ -237,7 +237,11 @@ class ListwiseReranker(Reranker):
             rank_end=self.rank_end,
             ordered=self._ordered,
         )
-        return _State(query, candidates, texts, plan, list(range(len(candidates))), cut)
+
+    def _start(self, query: Query, candidates: Sequence[Candidate]) -> _State:
+        texts, cut = self._passage_texts(query, candidates)
+        warn_truncated(cut, self.max_passage_words, type(self).__name__)
+        return _State(query, candidates, texts, self._plan(len(candidates)), list(range(len(candidates))), cut)
 
     def _prompt(self, query: Query, passages: list[str]) -> ChatPrompt:
         prompt = self.template.render_listwise(query.text, passages, self.scheme)
