@@ -142,7 +142,7 @@ class ListwiseReranker(Reranker):
         self.template = get_prompt(prompt if prompt is not None else self._default_prompt(), prompt_version)
         self._check_template(self.template)
         if top_k_settle is not None and num_passes is not None:
-            per_pass = min(window_size - stride, self._ordered or window_size)
+            per_pass = min(window_size - stride, window_size if self._ordered is None else self._ordered)
             needed = math.ceil(top_k_settle / per_pass)
             if num_passes < needed:
                 warnings.warn(
