@@ -28,15 +28,12 @@ from typing import Any, cast
 
 from ..backends.base import ChatPrompt, LLMBackend
 from ..engine.identifiers import get_scheme
-from ..engine.windows import plan_windows
 from ..errors import ConfigError
 from ..images import ImageLimits
 from ..models import ModelRef
 from ..prompts import PromptTemplate
 from ..types import Candidate, Query
-from ._llm import warn_truncated
 from ._vision import Page, check_image_limits, pages_of, reject_query_image, resolve_vision_backend
-from .listwise import _State
 from .reasoning import ReasoningReranker
 from .vision_yes_no import release_backend_quietly
 
@@ -90,21 +87,12 @@ class VisionReasoningReranker(ReasoningReranker):
             raise ConfigError(f"prompt {template.key} needs a single-turn user message with a {{passages}} slot")
 
     # ------------------------------------------------------------------ windows of pages
-    def _start(self, query: Query, candidates: Sequence[Candidate]) -> _State:
+    def _passage_texts(self, query: Query, candidates: Sequence[Candidate]) -> tuple[list[str], int]:
+        """The window entries the listwise machinery hands to :meth:`_prompt`: here decoded pages (image and
+        cleaned text), validated all at once before any model work, and how many texts were cut."""
         reject_query_image(query, type(self).__name__)
         pages, cut = pages_of(candidates, self.image_limits, self.max_passage_words)
-        warn_truncated(cut, self.max_passage_words, type(self).__name__)
-        plan = plan_windows(
-            len(candidates),
-            window_size=self.window_size,
-            stride=self.stride,
-            num_passes=self.num_passes,
-            top_k=self.top_k_settle,
-            rank_start=self.rank_start,
-            rank_end=self.rank_end,
-        )
-        # The listwise machinery hands the window's entries of ``texts`` to ``_prompt``; here they are pages.
-        return _State(query, candidates, cast(list[str], pages), plan, list(range(len(candidates))), cut)
+        return cast(list[str], pages), cut
 
     def _prompt(self, query: Query, passages: list[Any]) -> ChatPrompt:
         return self.build_prompt(query, cast(list[Page], passages))
