@@ -24,8 +24,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class KeywordReranker(Reranker):
     """Score = (number of distinct query words in the text) / sqrt(1 + number of words in the text) + ``offset``.
 
-    A negative ``offset`` gives negative scores (to test thresholds at 0.0); ``seen`` records the candidates of
-    the last call (to test what an adapter passed in).
+    ``reasoning=False`` leaves out reasoning and details, ``traces=False`` the window trace (plain scores, like a
+    cross-encoder's). A negative ``offset`` gives negative scores (to test thresholds at 0.0); ``seen`` records
+    the candidates of the last call (to test what an adapter passed in).
     """
 
     name = "keyword"
@@ -67,7 +68,7 @@ class KeywordReranker(Reranker):
         return Scores(
             values,
             reasoning=reasons if self.reasoning else None,
-            details=details,
+            details=details if self.reasoning else None,
             traces=traces,
         )
 

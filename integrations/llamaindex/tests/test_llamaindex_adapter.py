@@ -17,7 +17,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.response_synthesizers.no_text import NoText
-from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import ImageDocument, ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 from llama_index.postprocessor.rerank_plugins import RETRIEVAL_SCORE_KEY, RerankPluginsRerank
 from llamaindex_host import LlamaIndexHost, to_node
 
@@ -203,6 +203,7 @@ def test_images_are_carried_to_candidates() -> None:
         NodeWithScore(node=ImageNode(id_="b64", image=base64.b64encode(b"\x89PNG-bytes").decode())),
         NodeWithScore(node=ImageNode(id_="path", image_path="/data/plot.png", text="a plot of shock waves")),
         NodeWithScore(node=TextNode(id_="text", text="shock waves")),
+        NodeWithScore(node=ImageDocument(id_="doc", image=base64.b64encode(b"GIF89a").decode(), text="caption")),
     ]
     bundle = QueryBundle(query_str=QUERY, image_path="/data/query.png")
     out = RerankPluginsRerank(model=engine).postprocess_nodes(nodes, query_bundle=bundle)
@@ -210,7 +211,8 @@ def test_images_are_carried_to_candidates() -> None:
     assert seen["b64"].image == b"\x89PNG-bytes" and seen["b64"].text is None
     assert seen["path"].image == "/data/plot.png" and seen["path"].text == "a plot of shock waves"
     assert seen["text"].image is None
-    assert len(out) == 3
+    assert seen["doc"].image == b"GIF89a" and seen["doc"].text == "caption"
+    assert len(out) == 4
 
 
 class _Collect(BaseEventHandler):

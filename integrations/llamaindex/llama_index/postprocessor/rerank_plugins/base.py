@@ -28,8 +28,12 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 def _image_of(node: BaseNode) -> Any:
     """The node's image (bytes or a path) for multimodal rerankers, resolved the way LlamaIndex does, or None."""
+    # ImageNode, or a node with an image resource that LlamaIndex can resolve (ImageDocument); __dict__ is the
+    # fast way to read a pydantic field that most node classes do not have
+    if not (isinstance(node, ImageNode) or node.__dict__.get("image_resource") is not None):
+        return None
     resolve = getattr(node, "resolve_image", None)
-    if resolve is None or not (isinstance(node, ImageNode) or getattr(node, "image_resource", None) is not None):
+    if resolve is None:
         return None
     image = resolve()
     return image.getvalue() if isinstance(image, BytesIO) else image
