@@ -208,7 +208,10 @@ def reciprocal_rank_fusion(
     runs: Sequence[Mapping[str, Sequence[tuple[str, float]]]], k: int = 60, depth: int | None = None
 ) -> Run:
     """Reciprocal-rank fusion: ``score(d) = sum over runs of 1 / (k + rank)`` (rank 1-based); ties keep the order
-    in which documents were first met (run by run)."""
+    in which documents were first met (run by run). Per query, the one implementation in
+    :func:`rerank_plugins.engine.fusion.reciprocal_rank_fusion`; ``depth`` cuts the fused list."""
+    from ..engine.fusion import reciprocal_rank_fusion as fuse_rrf
+
     if k < 0:
         raise ConfigError(f"RRF k must be >= 0, got {k}")
     if not runs:
@@ -218,11 +221,7 @@ def reciprocal_rank_fusion(
         qids.update(dict.fromkeys(run))
     fused: Run = {}
     for qid in qids:
-        scores: dict[str, float] = {}
-        for run in runs:
-            for rank, (doc_id, _) in enumerate(run.get(qid, ()), 1):
-                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])  # stable: first-met order on ties
+        ranked = fuse_rrf([list(run.get(qid, ())) for run in runs], k=k)
         fused[qid] = ranked if depth is None else ranked[:depth]
     return fused
 
