@@ -84,8 +84,8 @@ class EmbeddingReranker(Reranker):
         if isinstance(model, st.SentenceTransformer):
             self.model = model
             self.model_ref: ModelRef | None = None
-            label = getattr(model, "model_card_data", None)
-            base = getattr(label, "base_model", None) if label is not None else None
+            card = getattr(model, "model_card_data", None)
+            base = getattr(card, "base_model", None) if card is not None else None
             self._model_id = f"{base or type(model).__name__}@{id(model):x}"
             if device is not None:
                 self.model.to(resolve_device(device))

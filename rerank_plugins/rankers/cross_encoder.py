@@ -1,0 +1,400 @@
+"""Pointwise cross-encoder reranking on ``AutoModelForSequenceClassification``.
+
+Each (query, document) pair is read jointly by the model; its logits become one score:
+
+* one-logit head: ``sigmoid(z)`` (``activation="auto"`` / ``"sigmoid"``; ``"softmax"`` equals it, being the
+  softmax of ``[0, z]``), or ``z`` itself (``"raw"``);
+* two-logit head: the softmax probability of label 1 (``"auto"`` / ``"softmax"`` / ``"sigmoid"``), or the
+  log-odds ``z1 - z0`` (``"raw"``, the logit whose sigmoid is that probability).
+
+With ``activation="auto"`` a model saved by sentence-transformers with an explicit ``torch.nn.Identity``
+activation scores raw, as ``CrossEncoder.predict`` does.
+
+Speed: every pair is tokenised once, sorted by token count (not characters), and run in batches bounded by
+``batch_size`` and a padded-token budget ``max_tokens`` (dynamic padding, order restored, batch halved on
+out-of-memory), under ``torch.inference_mode``. Scores equal sentence-transformers' ``CrossEncoder.predict``
+on the same model and ``max_length`` (to float rounding). ``quantize`` selects an optional faster CPU path
+(``"int8"``, ``"onnx"``, ``"onnx-int8"``; see :mod:`rerank_plugins.rankers._fast_paths`).
+
+Truncation is never silent: with ``long_documents="warn"`` (the default) overlong pairs are cut like
+sentence-transformers cuts them and one warning per call gives the count; ``"truncate"`` cuts without the
+warning (counts stay in ``RankedList.details``); ``"chunk-max"`` / ``"chunk-mean"`` score overlapping document
+windows that fit (``chunk_overlap`` tokens shared between neighbours) and keep the best / mean window score.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..backends.device import resolve_device, resolve_dtype
+from ..base import Reranker, Scores
+from ..engine.batching import padding_share, plan_batches, run_batched
+from ..engine.cache import ScoreCache, make_cache
+from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..models import ModelRef, resolve_model
+from ..types import Candidate, Query
+from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
+from ._pair_encoding import LONG_DOCUMENT_MODES, encode_pairs
+
+__all__ = ["CrossEncoderReranker", "TruncationWarning"]
+
+ACTIVATIONS = ("auto", "sigmoid", "softmax", "raw")
+#: padded tokens per batch on CPU when ``max_tokens`` is not given: CPU throughput per token is flat above a
+#: few thousand tokens, so a budget (rather than a fixed batch size) keeps batches short and padding near zero.
+CPU_TOKEN_BUDGET = 4096
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package (the user's call)."""
+    frame = sys._getframe(1)  # the function that calls warnings.warn (stacklevel 1)
+    level = 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("rerank_plugins."):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+class TruncationWarning(UserWarning):
+    """Some (query, document) pairs were longer than ``max_length`` and were cut."""
+
+
+def _positive_int(value: Any, name: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
+
+
+class CrossEncoderReranker(Reranker):
+    """Rerank with a sequence-classification cross-encoder (one- or two-logit head).
+
+    Args:
+        model: a local folder, a hub id, a :class:`~rerank_plugins.models.ModelRef`, a sentence-transformers
+            ``CrossEncoder``, or a transformers ``PreTrainedModel`` (then pass ``tokenizer``).
+        max_length: tokens per pair, special tokens included (lowered to what the model supports).
+        query_max_length / doc_max_length: cut the query / document to this many tokens first.
+        activation: ``"auto"``, ``"sigmoid"``, ``"softmax"`` or ``"raw"`` (see the module docstring).
+        batch_size: most pairs per forward pass.
+        max_tokens: most padded tokens per forward pass; ``None`` is 4096 on CPU and unbounded on GPU.
+        device / dtype: as :func:`~rerank_plugins.backends.device.resolve_device` / ``resolve_dtype``.
+        long_documents: ``"warn"``, ``"truncate"``, ``"chunk-max"`` or ``"chunk-mean"``.
+        chunk_overlap: tokens shared by neighbouring windows in chunk modes (at most half a window).
+        cache: ``True``, a shared :class:`~rerank_plugins.engine.cache.ScoreCache`, or ``None``.
+        progress: show a progress bar over batches.
+        quantize: ``None``, ``"int8"`` (torch dynamic quantisation), ``"onnx"`` or ``"onnx-int8"`` (ONNX Runtime,
+            extra ``fast``).
+        tokenizer: tokenizer path or object (default: the model's own).
+        trust_remote_code: allow custom model code.
+    """
+
+    name = "cross-encoder"
+
+    def __init__(
+        self,
+        model: str | ModelRef | os.PathLike[str] | Any,
+        *,
+        max_length: int = 512,
+        query_max_length: int | None = None,
+        doc_max_length: int | None = None,
+        activation: str = "auto",
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        long_documents: str = "warn",
+        chunk_overlap: int = 64,
+        cache: bool | ScoreCache | None = None,
+        progress: bool = False,
+        quantize: str | None = None,
+        tokenizer: str | Any | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        _positive_int(max_length, "max_length")
+        _positive_int(query_max_length, "query_max_length", optional=True)
+        _positive_int(doc_max_length, "doc_max_length", optional=True)
+        _positive_int(batch_size, "batch_size")
+        _positive_int(max_tokens, "max_tokens", optional=True)
+        if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
+            raise ConfigError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if long_documents not in LONG_DOCUMENT_MODES:
+            raise ConfigError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {long_documents!r}")
+        if quantize not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+        self._torch = require("torch", "hf", purpose="the cross-encoder")
+        transformers = require("transformers", "hf", purpose="the cross-encoder")
+
+        self.model_ref, hf_model, tok = self._load(model, tokenizer, dtype, trust_remote_code, transformers)
+        self.tokenizer = tok
+        built = self.model_ref is None
+        # A model handed in keeps its device and dtype unless others are asked for.
+        self.device = hf_model.device if built and device is None else resolve_device(device)
+        torch_dtype = hf_model.dtype if built and dtype is None else resolve_dtype(dtype, self.device)
+        if quantize is not None:
+            if self.device.type != "cpu" and quantize == "int8":
+                raise ConfigError("quantize='int8' runs on CPU only; use dtype='float16' on GPU instead")
+            torch_dtype = self._torch.float32
+        hf_model = hf_model.to(device=self.device, dtype=torch_dtype).eval()
+        self.dtype = torch_dtype
+
+        num_labels = int(hf_model.config.num_labels)
+        if num_labels not in (1, 2):
+            raise ConfigError(
+                f"the cross-encoder needs a head with 1 or 2 logits; {self.model_id} has num_labels={num_labels}"
+            )
+        self.num_labels = num_labels
+        self.activation = self._resolve_activation(activation, hf_model.config)
+        self.max_length = self._cap_max_length(max_length, hf_model.config, tok)
+        self.query_max_length = query_max_length
+        self.doc_max_length = doc_max_length
+        self.long_documents = long_documents
+        self.chunk_overlap = chunk_overlap
+        needs_fast = long_documents.startswith("chunk") or query_max_length is not None or doc_max_length is not None
+        if needs_fast and not getattr(tok, "is_fast", False):
+            raise ConfigError(
+                "long_documents chunking, query_max_length and doc_max_length need a fast (Rust) tokenizer; "
+                f"{type(tok).__name__} is not one"
+            )
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens if max_tokens is not None else (
+            CPU_TOKEN_BUDGET if self.device.type == "cpu" else None
+        )
+        self.progress = bool(progress)
+        self.cache = make_cache(cache)
+        self.quantize = quantize
+        self._input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                             if n in tok.model_input_names or n == "input_ids"]
+        self._onnx: OnnxClassifier | None = None
+        self._closed = False
+        if quantize == "int8":
+            hf_model = quantize_int8(hf_model)
+        elif quantize in ("onnx", "onnx-int8"):
+            self._onnx = OnnxClassifier(
+                hf_model, input_names=self._input_names, int8=quantize == "onnx-int8", device=self.device
+            )
+        self.model = hf_model
+        short = os.path.basename(self.model_id.rstrip("/\\")) or self.model_id
+        self.name = f"cross-encoder:{short}"
+        self._cache_key = (
+            f"cross-encoder|{self.model_id}|{self.dtype}|{self.activation}|{self.max_length}|{query_max_length}"
+            f"|{doc_max_length}|{long_documents}|{chunk_overlap}|{quantize}"
+        )
+        #: statistics of the last scoring call (pairs, rows, padded-token share, truncations)
+        self.last_stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+    def _load(
+        self, model: Any, tokenizer: Any, dtype: Any, trust_remote_code: bool, transformers: Any
+    ) -> tuple[ModelRef | None, Any, Any]:
+        if hasattr(model, "predict") and hasattr(model, "tokenizer") and hasattr(model, "model"):
+            # sentence-transformers CrossEncoder: reuse its model and tokenizer.
+            self.model_id = f"{type(model.model).__name__}@{id(model.model):x}"
+            return None, model.model, tokenizer if tokenizer is not None and not isinstance(tokenizer, str) \
+                else model.tokenizer
+        if isinstance(model, transformers.PreTrainedModel):
+            if tokenizer is None:
+                raise ConfigError("pass tokenizer= (a path or tokenizer) with an already-built transformers model")
+            tok = tokenizer if not isinstance(tokenizer, str) else self._load_tokenizer(
+                tokenizer, trust_remote_code, transformers
+            )
+            self.model_id = getattr(model, "name_or_path", None) or f"{type(model).__name__}@{id(model):x}"
+            return None, model, tok
+        ref = resolve_model(model)
+        if ref.gguf_file is not None:
+            raise ConfigError(f"{ref} is a GGUF file; the cross-encoder needs a sequence-classification model")
+        self.model_id = ref.bundled_name or ref.name_or_path
+        local = Path(ref.name_or_path)
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
+        try:
+            hf_model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                ref.name_or_path, trust_remote_code=trust_remote_code
+            )
+        except OSError as exc:
+            raise ModelNotFoundError(f"cannot load the cross-encoder {ref.name_or_path!r}: {exc}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{ref.name_or_path!r} is not a sequence-classification model: {exc}") from exc
+        tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
+        tok = tok_source if not isinstance(tok_source, str) else self._load_tokenizer(
+            tok_source, trust_remote_code, transformers
+        )
+        return ref, hf_model, tok
+
+    @staticmethod
+    def _load_tokenizer(source: str, trust_remote_code: bool, transformers: Any) -> Any:
+        try:
+            return transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
+
+    def _resolve_activation(self, activation: str, config: Any) -> str:
+        if activation != "auto":
+            return activation
+        saved = None
+        st_config = getattr(config, "sentence_transformers", None)
+        if isinstance(st_config, dict):
+            saved = st_config.get("activation_fn")
+        saved = saved or getattr(config, "sbert_ce_default_activation_function", None)
+        if self.num_labels == 1 and isinstance(saved, str) and saved.endswith("Identity"):
+            return "raw"
+        return "sigmoid" if self.num_labels == 1 else "softmax"
+
+    @staticmethod
+    def _cap_max_length(max_length: int, config: Any, tokenizer: Any) -> int:
+        limits = [max_length]
+        positions = getattr(config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            limits.append(positions)
+        tok_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+            limits.append(tok_max)
+        return min(limits)
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+        return self._score_many([query], [candidates])[0]
+
+    def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
+        pairs: list[tuple[str, str]] = []
+        for q, cands in zip(queries, lists):
+            for c in cands:
+                if c.text is None:
+                    raise InvalidInputError(f"{self.name} scores text; candidate {c.id!r} has an image but no text")
+                pairs.append((q.text, c.text))
+        values, stats = self.score_pairs(pairs)
+        out, start = [], 0
+        for cands in lists:
+            out.append(Scores(values[start : start + len(cands)], extra=stats))
+            start += len(cands)
+        return out
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
+        """Score ``(query, document)`` pairs in input order; returns the scores and call statistics."""
+        cached: list[float | None] = (
+            self.cache.get_many(self._cache_key, pairs) if self.cache is not None else [None] * len(pairs)
+        )
+        todo = [i for i, s in enumerate(cached) if s is None]
+        stats: dict[str, Any] = {"pairs": len(pairs), "cache_hits": len(pairs) - len(todo)}
+        if todo:
+            new, run_stats = self._compute([pairs[i] for i in todo])
+            stats.update(run_stats)
+            for i, v in zip(todo, new):
+                cached[i] = v
+            if self.cache is not None:
+                self.cache.put_many(self._cache_key, [pairs[i] for i in todo], new)
+        self.last_stats = stats
+        return [float(v) for v in cached if v is not None], stats
+
+    def _compute(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
+        enc = encode_pairs(
+            self.tokenizer,
+            [q for q, _ in pairs],
+            [d for _, d in pairs],
+            max_length=self.max_length,
+            long_documents=self.long_documents,
+            query_max_length=self.query_max_length,
+            doc_max_length=self.doc_max_length,
+            chunk_overlap=self.chunk_overlap,
+        )
+        lengths = enc.lengths
+        row_scores = run_batched(
+            lengths,
+            lambda idx: self._forward([enc.input_ids[i] for i in idx],
+                                      None if enc.token_type_ids is None else [enc.token_type_ids[i] for i in idx]),
+            max_batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            progress=self.progress,
+            desc=self.name,
+        )
+        if len(enc.owner) == len(pairs):
+            scores = [float(s) for s in row_scores]
+        else:
+            per_pair: list[list[float]] = [[] for _ in pairs]
+            for owner, s in zip(enc.owner, row_scores):
+                per_pair[owner].append(float(s))
+            pool = max if self.long_documents == "chunk-max" else (lambda xs: sum(xs) / len(xs))
+            scores = [pool(xs) for xs in per_pair]
+        batches = plan_batches(lengths, max_batch_size=self.batch_size, max_tokens=self.max_tokens)
+        stats = {
+            "rows": len(lengths),
+            "tokens": sum(lengths),
+            "padding_share": padding_share(lengths, batches),
+            "truncated": len(enc.truncated),
+            "chunked": len(enc.chunked),
+            "capped": len(enc.capped),
+        }
+        self._warn_truncation(enc, len(pairs))
+        return scores, stats
+
+    def _warn_truncation(self, enc: Any, n: int) -> None:
+        if self.long_documents == "warn" and enc.truncated:
+            warnings.warn(
+                f"{self.name}: {len(enc.truncated)} of {n} (query, document) pairs exceeded max_length="
+                f"{self.max_length} tokens and were truncated; pass long_documents='chunk-max' or 'chunk-mean' "
+                "to score every part of long documents, or 'truncate' to silence this warning",
+                TruncationWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+        elif self.long_documents.startswith("chunk") and enc.query_cut:
+            warnings.warn(
+                f"{self.name}: {len(enc.query_cut)} of {n} queries were too long to leave room for document "
+                f"windows within max_length={self.max_length} and were truncated; set query_max_length",
+                TruncationWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+
+    def _forward(self, rows: list[list[int]], type_rows: list[list[int]] | None) -> list[float]:
+        import numpy as np
+
+        if self._closed:
+            raise BackendError(f"{self.name} is closed")
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64) if type_rows is not None else None
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        for k, row in enumerate(rows):
+            sl = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[k, sl] = row
+            mask[k, sl] = 1
+            if types is not None and type_rows is not None:
+                types[k, sl] = type_rows[k]
+        arrays = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            arrays["token_type_ids"] = types
+        if self._onnx is not None:
+            logits = torch.from_numpy(self._onnx(arrays))
+        else:
+            with torch.inference_mode():
+                feed = {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items() if k in self._input_names}
+                logits = self.model(**feed).logits
+        return self._activate(logits.float()).cpu().tolist()
+
+    def _activate(self, logits: Any) -> Any:
+        torch = self._torch
+        if self.num_labels == 1:
+            z = logits[:, 0]
+            return z if self.activation == "raw" else torch.sigmoid(z)
+        if self.activation == "raw":
+            return logits[:, 1] - logits[:, 0]
+        return torch.softmax(logits, dim=-1)[:, 1]
+
+    def close(self) -> None:
+        """Drop the model and any ONNX session (memory is freed once nothing else holds them). Idempotent."""
+        self._onnx = None
+        self.model = None
+        self._closed = True
+
+    def __repr__(self) -> str:
+        fields = ("model_id", "device", "max_length", "activation", "long_documents", "quantize")
+        shown = ", ".join(f"{f}={str(getattr(self, f, '?'))!r}" for f in fields)
+        return f"CrossEncoderReranker({shown})"

@@ -1,0 +1,288 @@
+"""CrossEncoderReranker on tiny random BERTs (one- and two-logit heads): conformance, parity with
+sentence-transformers CrossEncoder.predict, activations, truncation warnings, chunk pooling, cache, fast paths."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from rerank_plugins import (
+    Candidate,
+    ConfigError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    load_reranker,
+)
+from rerank_plugins.engine.cache import ScoreCache
+from rerank_plugins.rankers._pair_encoding import encode_pairs
+from rerank_plugins.rankers.cross_encoder import CrossEncoderReranker, TruncationWarning
+from rerank_plugins.testing import RerankerConformance
+
+QUERY = "supersonic shock waves"
+DOCS = [
+    "Shock waves form when an aircraft exceeds the speed of sound.",
+    "Boiling pasta in salted water.",
+    "Boundary layer transition on a flat plate " * 4,
+    "超音速の衝撃波 ünïcode — naïve",
+    "x",
+]
+LONG = " ".join(f"token{i} flow" for i in range(400))
+
+
+def _by_position(result: Any) -> list[float]:
+    return [s for _, s in sorted((r.original_position, r.score) for r in result.results)]
+
+
+@pytest.fixture(scope="module")
+def ce1(tiny_ce_dir: Path) -> CrossEncoderReranker:
+    return CrossEncoderReranker(str(tiny_ce_dir))
+
+
+@pytest.fixture(scope="module")
+def ce2(tiny_ce2_dir: Path) -> CrossEncoderReranker:
+    return CrossEncoderReranker(str(tiny_ce2_dir))
+
+
+@pytest.mark.filterwarnings("ignore::rerank_plugins.rankers.cross_encoder.TruncationWarning")
+class TestOneLogitConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, ce1: CrossEncoderReranker) -> CrossEncoderReranker:
+        return ce1
+
+
+@pytest.mark.filterwarnings("ignore::rerank_plugins.rankers.cross_encoder.TruncationWarning")
+class TestTwoLogitConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, ce2: CrossEncoderReranker) -> CrossEncoderReranker:
+        return ce2
+
+
+# ---------------------------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("max_length", [512, 24])
+def test_parity_with_sentence_transformers_one_logit(tiny_ce_dir: Path, max_length: int) -> None:
+    from sentence_transformers import CrossEncoder
+
+    expected = CrossEncoder(str(tiny_ce_dir), max_length=max_length).predict([(QUERY, d) for d in DOCS])
+    ours = CrossEncoderReranker(str(tiny_ce_dir), max_length=max_length, long_documents="truncate")
+    assert _by_position(ours.rerank(QUERY, DOCS)) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_parity_with_sentence_transformers_two_logits(tiny_ce2_dir: Path, ce2: CrossEncoderReranker) -> None:
+    from sentence_transformers import CrossEncoder
+
+    logits = CrossEncoder(str(tiny_ce2_dir), max_length=512).predict([(QUERY, d) for d in DOCS])
+    assert logits.shape == (len(DOCS), 2)
+    expected = torch.softmax(torch.tensor(logits), dim=-1)[:, 1].tolist()
+    assert _by_position(ce2.rerank(QUERY, DOCS)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_parity_across_queries_in_one_batch(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    from sentence_transformers import CrossEncoder
+
+    st = CrossEncoder(str(tiny_ce_dir), max_length=512)
+    queries = [QUERY, "heat transfer", "flutter"]
+    lists = [DOCS, DOCS[:2], DOCS[2:]]
+    for q, docs, got in zip(queries, lists, ce1.rerank_batch(queries, lists)):
+        assert _by_position(got) == pytest.approx(st.predict([(q, d) for d in docs]).tolist(), abs=1e-5)
+
+
+def test_batching_does_not_change_scores(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    one_by_one = CrossEncoderReranker(str(tiny_ce_dir), batch_size=1)
+    budget = CrossEncoderReranker(str(tiny_ce_dir), max_tokens=40)
+    ref = _by_position(ce1.rerank(QUERY, DOCS))
+    assert _by_position(one_by_one.rerank(QUERY, DOCS)) == pytest.approx(ref, abs=1e-5)
+    assert _by_position(budget.rerank(QUERY, DOCS)) == pytest.approx(ref, abs=1e-5)
+
+
+def test_load_reranker_detects_a_cross_encoder(tiny_ce_dir: Path) -> None:
+    ranker = load_reranker(str(tiny_ce_dir))
+    assert isinstance(ranker, CrossEncoderReranker)
+    assert ranker.name == f"cross-encoder:{tiny_ce_dir.name}"
+
+
+def test_accepts_built_models(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification
+
+    ref = _by_position(ce1.rerank(QUERY, DOCS))
+    from_st = CrossEncoderReranker(CrossEncoder(str(tiny_ce_dir)))
+    assert _by_position(from_st.rerank(QUERY, DOCS)) == pytest.approx(ref, abs=1e-5)
+    hf = AutoModelForSequenceClassification.from_pretrained(str(tiny_ce_dir))
+    from_hf = CrossEncoderReranker(hf, tokenizer=str(tiny_ce_dir))
+    assert _by_position(from_hf.rerank(QUERY, DOCS)) == pytest.approx(ref, abs=1e-5)
+    with pytest.raises(ConfigError, match="tokenizer"):
+        CrossEncoderReranker(hf)
+
+
+# ---------------------------------------------------------------------------------------------- activations
+def test_one_logit_activations(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    raw = np.array(_by_position(CrossEncoderReranker(str(tiny_ce_dir), activation="raw").rerank(QUERY, DOCS)))
+    sig = np.array(_by_position(ce1.rerank(QUERY, DOCS)))
+    soft = _by_position(CrossEncoderReranker(str(tiny_ce_dir), activation="softmax").rerank(QUERY, DOCS))
+    assert ce1.activation == "sigmoid"
+    assert sig == pytest.approx(1 / (1 + np.exp(-raw)), abs=1e-6)
+    assert soft == pytest.approx(sig.tolist(), abs=1e-6)
+
+
+def test_two_logit_activations(tiny_ce2_dir: Path, ce2: CrossEncoderReranker) -> None:
+    raw = np.array(_by_position(CrossEncoderReranker(str(tiny_ce2_dir), activation="raw").rerank(QUERY, DOCS)))
+    prob = _by_position(ce2.rerank(QUERY, DOCS))
+    sig = _by_position(CrossEncoderReranker(str(tiny_ce2_dir), activation="sigmoid").rerank(QUERY, DOCS))
+    assert ce2.activation == "softmax"
+    assert prob == pytest.approx((1 / (1 + np.exp(-raw))).tolist(), abs=1e-6)
+    assert sig == pytest.approx(prob, abs=1e-6)
+
+
+def test_unsupported_head_and_options(tmp_path: Path, tiny_ce_dir: Path) -> None:
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    three = build_tiny_cross_encoder(tmp_path / "three", num_labels=3)
+    with pytest.raises(ConfigError, match="num_labels=3"):
+        CrossEncoderReranker(str(three))
+    for bad in ({"activation": "tanh"}, {"long_documents": "drop"}, {"quantize": "int4"}, {"max_length": 0},
+                {"batch_size": True}, {"chunk_overlap": -1}):
+        with pytest.raises(ConfigError):
+            CrossEncoderReranker(str(tiny_ce_dir), **bad)
+
+
+def test_max_length_capped_to_the_model(tiny_ce_dir: Path) -> None:
+    assert CrossEncoderReranker(str(tiny_ce_dir), max_length=100_000).max_length == 512
+
+
+# ---------------------------------------------------------------------------------------------- long documents
+def test_truncation_warns_once_with_counts(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = ranker.rerank(QUERY, [LONG, "short", LONG + " more"])
+    ours = [w for w in caught if issubclass(w.category, TruncationWarning)]
+    assert len(ours) == 1
+    assert "2 of 3" in str(ours[0].message) and "chunk-max" in str(ours[0].message)
+    assert result.details["truncated"] == 2
+
+
+def test_truncate_mode_is_quiet_but_counted(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=32, long_documents="truncate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        result = ranker.rerank(QUERY, [LONG, "short"])
+    assert result.details["truncated"] == 1
+
+
+@pytest.mark.parametrize("mode", ["chunk-max", "chunk-mean"])
+def test_chunk_pooling_equals_window_scores(tiny_ce_dir: Path, mode: str) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents=mode, chunk_overlap=6)
+    docs = [LONG, "short document"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        result = ranker.rerank(QUERY, docs)
+    assert result.details["chunked"] == 1 and result.details["truncated"] == 0
+    enc = encode_pairs(ranker.tokenizer, [QUERY] * 2, docs, max_length=40, long_documents=mode, chunk_overlap=6)
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_ce_dir)).eval()
+    window_scores: list[list[float]] = [[], []]
+    with torch.inference_mode():
+        for row, types, owner in zip(enc.input_ids, enc.token_type_ids or [], enc.owner):
+            logit = model(input_ids=torch.tensor([row]), token_type_ids=torch.tensor([types])).logits[0, 0]
+            window_scores[owner].append(float(torch.sigmoid(logit)))
+    assert len(window_scores[0]) > 3 and len(window_scores[1]) == 1
+    pool = max if mode == "chunk-max" else (lambda xs: sum(xs) / len(xs))
+    assert _by_position(result) == pytest.approx([pool(xs) for xs in window_scores], abs=1e-5)
+
+
+def test_chunk_mode_warns_when_the_query_is_cut(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk-max")
+    with pytest.warns(TruncationWarning, match="queries were too long"):
+        ranker.rerank(LONG, [LONG])
+
+
+def test_query_and_doc_caps(tiny_ce_dir: Path) -> None:
+    capped = CrossEncoderReranker(str(tiny_ce_dir), query_max_length=3, doc_max_length=5)
+    plain = CrossEncoderReranker(str(tiny_ce_dir))
+    got = capped.rerank("alpha beta gamma delta epsilon", ["one two three four five six seven"])
+    expected = plain.rerank("alpha beta gamma", ["one two three four five"])
+    assert got.scores == pytest.approx(expected.scores, abs=1e-6)
+    assert got.details["capped"] == 1
+
+
+# ---------------------------------------------------------------------------------------------- cache
+def test_cache_hits(tiny_ce_dir: Path) -> None:
+    cache = ScoreCache()
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), cache=cache)
+    first = ranker.rerank(QUERY, DOCS)
+    assert (cache.hits, cache.misses) == (0, len(DOCS))
+    second = ranker.rerank(QUERY, [*DOCS, "new one"])
+    assert (cache.hits, cache.misses) == (len(DOCS), len(DOCS) + 1)
+    assert second.details["cache_hits"] == len(DOCS)
+    assert {r.id: r.score for r in first} == {r.id: r.score for r in second if r.id in {r.id for r in first}}
+    other = CrossEncoderReranker(str(tiny_ce_dir), cache=cache, activation="raw")
+    other.rerank(QUERY, DOCS[:1])
+    assert cache.hits == len(DOCS)  # another activation is another key
+
+
+# ---------------------------------------------------------------------------------------------- fast paths
+def test_int8_runs_close_to_fp32(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    int8 = CrossEncoderReranker(str(tiny_ce_dir), quantize="int8")
+    assert np.abs(np.array(_by_position(int8.rerank(QUERY, DOCS))) - _by_position(ce1.rerank(QUERY, DOCS))).max() < 0.05
+
+
+@pytest.mark.parametrize("mode", ["onnx", "onnx-int8"])
+def test_onnx_paths(tiny_ce_dir: Path, ce1: CrossEncoderReranker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    mode: str) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("RERANK_PLUGINS_CACHE", str(tmp_path))
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), quantize=mode)
+    assert ranker._onnx is not None and ranker._onnx.path.is_file()
+    assert str(ranker._onnx.path).startswith(str(tmp_path))
+    ref = np.array(_by_position(ce1.rerank(QUERY, DOCS)))
+    got = np.array(_by_position(ranker.rerank(QUERY, DOCS)))
+    assert np.abs(got - ref).max() < (1e-5 if mode == "onnx" else 0.05)
+    again = CrossEncoderReranker(str(tiny_ce_dir), quantize=mode)  # reuses the cached export
+    assert again._onnx is not None and again._onnx.path == ranker._onnx.path
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_bad_model_path(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError):
+        CrossEncoderReranker(str(tmp_path / "missing-model"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelNotFoundError):
+        CrossEncoderReranker(str(empty))
+
+
+def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_ce_dir: Path) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"rerank-plugins\[hf\]") as info:
+        CrossEncoderReranker(str(tiny_ce_dir))
+    assert info.value.extra == "hf"
+
+
+def test_image_only_candidate_rejected(ce1: CrossEncoderReranker) -> None:
+    with pytest.raises(InvalidInputError, match="image"):
+        ce1.rerank(QUERY, [Candidate(id="img", image=b"\x89PNG")])
+
+
+def test_close(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir))
+    ranker.close()
+    ranker.close()
+    with pytest.raises(Exception, match="closed"):
+        ranker.rerank(QUERY, DOCS)
+
+
+@pytest.mark.gpu
+def test_cuda(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), device="cuda")
+    assert ranker.device.type == "cuda" and ranker.dtype in (torch.float16, torch.bfloat16)
+    cpu = CrossEncoderReranker(str(tiny_ce_dir), device="cpu")
+    assert _by_position(ranker.rerank(QUERY, DOCS)) == pytest.approx(_by_position(cpu.rerank(QUERY, DOCS)), abs=2e-2)
