@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "CrossEncoderReranker": "rerank_plugins.rankers.cross_encoder",
     "EmbeddingReranker": "rerank_plugins.rankers.embedding",
+    "ScoreCache": "rerank_plugins.engine.cache",
     "FusionReranker": "rerank_plugins.rankers.fusion",
     "CascadeReranker": "rerank_plugins.rankers.cascade",
     "VectorPRFReranker": "rerank_plugins.rankers.prf_vector",
