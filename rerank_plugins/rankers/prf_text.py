@@ -13,7 +13,9 @@ feedback passages separately, rerank the list once per new query, and aggregate 
   own max length, silently for the query side of many cross-encoders);
 * aggregation (:mod:`rerank_plugins.engine.fusion`): ``"borda"`` (default), ``"sum"`` (plain score sum, the
   paper's score aggregation; needs the runs on one scale), or ``"rrf"``.
-  ``include_original=True`` adds the original query's run to the fusion.
+  ``include_original=True`` adds the original query's run to the fusion, with weight ``original_weight`` (each
+  feedback run weighs 1). The paper's vector-PRF finding, that the query should keep the majority of the weight,
+  carries over: with 3 feedback runs, ``original_weight=5`` gives the original query 5/8 of the sum.
 
 Cost: ``feedback_docs`` (plus one with ``include_original`` or ``feedback="self"``) reranker passes per query,
 sent together through ``rerank_batch``.
@@ -21,6 +23,7 @@ sent together through ``rerank_batch``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -46,6 +49,7 @@ class TextPRFReranker(Reranker):
         aggregation: Literal["borda", "sum", "rrf"] = "borda",
         feedback: Literal["input", "self"] = "input",
         include_original: bool = False,
+        original_weight: float = 1.0,
         template: str = "{query} {passage}",
         max_passage_chars: int | None = None,
         k: float = 60,
@@ -65,6 +69,16 @@ class TextPRFReranker(Reranker):
             isinstance(max_passage_chars, bool) or not isinstance(max_passage_chars, int) or max_passage_chars < 1
         ):
             raise ConfigError(f"max_passage_chars must be a positive int or None, got {max_passage_chars!r}")
+        if (
+            isinstance(original_weight, bool)
+            or not isinstance(original_weight, (int, float))
+            or not math.isfinite(original_weight)
+            or original_weight < 0
+        ):
+            raise ConfigError(f"original_weight must be a finite number >= 0, got {original_weight!r}")
+        if original_weight != 1.0 and not include_original:
+            raise ConfigError("original_weight applies only with include_original=True")
+        self.original_weight = float(original_weight)
         self.feedback_docs = feedback_docs
         self.aggregation = aggregation
         self.feedback = feedback
@@ -86,9 +100,16 @@ class TextPRFReranker(Reranker):
             metadata=query.metadata,
         )
 
-    def _aggregate(self, runs: Sequence[RankedList], candidates: Sequence[Candidate], fb: list[int]) -> Scores:
+    def _aggregate(
+        self, runs: Sequence[RankedList], candidates: Sequence[Candidate], fb: list[int], with_original: bool
+    ) -> Scores:
         method, norm = _AGGREGATIONS[self.aggregation]
-        fused = dict(fuse([ranking_pairs(r) for r in runs], method, k=self.k, normalization=norm))  # type: ignore[arg-type]
+        weights = [1.0] * len(runs)
+        if with_original:
+            weights[0] = self.original_weight
+        fused = dict(
+            fuse([ranking_pairs(r) for r in runs], method, k=self.k, normalization=norm, weights=weights)  # type: ignore[arg-type]
+        )
         fb_ids = tuple(candidates[i].id for i in fb)
         fb_set = set(fb_ids)
         details = [{"prf": {"feedback": c.id in fb_set}} for c in candidates]
@@ -122,9 +143,10 @@ class TextPRFReranker(Reranker):
         for i, cands in enumerate(lists):
             runs = per_query[i]
             original = originals[i]
-            if self.include_original and original is not None:
-                runs = [original, *runs]
-            out.append(self._aggregate(runs, cands, feedback[i]))
+            with_original = self.include_original and original is not None
+            if with_original:
+                runs = [original, *runs]  # type: ignore[list-item]
+            out.append(self._aggregate(runs, cands, feedback[i], with_original))
         return out
 
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:

@@ -137,6 +137,18 @@ def test_text_prf_self_feedback_original_template_and_cut() -> None:
     assert out.ids == ["c", "a", "b"]
 
 
+def test_text_prf_original_weight() -> None:
+    tables = {"q": {"a": 1.0, "b": 0.0, "c": 0.5}, "q A": {"a": 0.0, "b": 2.0, "c": 0.5}}
+    prf = TextPRFReranker(QueryTableReranker(tables), feedback_docs=1, include_original=True, original_weight=3.0,
+                          aggregation="sum")
+    # a: 3 * 1 + 0 = 3, b: 3 * 0 + 2 = 2, c: 3 * .5 + .5 = 2
+    assert scores(prf.rerank("q", ABC)) == pytest.approx({"a": 3.0, "b": 2.0, "c": 2.0})
+    with pytest.raises(ConfigError, match="include_original"):
+        TextPRFReranker(OverlapReranker(), original_weight=2.0)
+    with pytest.raises(ConfigError, match="original_weight"):
+        TextPRFReranker(OverlapReranker(), include_original=True, original_weight=-1.0)
+
+
 def test_text_prf_batch_matches_single() -> None:
     prf = TextPRFReranker(OverlapReranker(), feedback_docs=2)
     cands = [Candidate(id=str(i), text=t) for i, t in enumerate(["shock wave", "wing", "shock tube flow", "x"])]
