@@ -82,6 +82,7 @@ class atomic_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a cache folder is readable like any other
         try:
             os.replace(self.tmp, self.final)
         except OSError:
