@@ -36,7 +36,9 @@ def eval_command(
     ] = None,
     output_dir: Annotated[Path, typer.Option(help="where TREC runs and the JSON go")] = Path("runs"),
     output_format: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
-    batch_queries: Annotated[int, typer.Option(min=1, help="queries per rerank_batch call")] = 16,
+    batch_queries: Annotated[
+        int, typer.Option(min=1, help="queries per rerank_batch call (fewer: finer progress, less sharing)")
+    ] = 256,
     strict: Annotated[bool, typer.Option(help="stop at the first data problem instead of counting it")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
 ) -> None:

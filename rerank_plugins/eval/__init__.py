@@ -24,22 +24,34 @@ from .datasets import (
     write_trec_qrels,
     write_trec_run,
 )
+from .first_stage import bm25_run, dense_run, first_stage_run, reciprocal_rank_fusion
+from .metrics import evaluate, paired_test
+from .runner import EvalReport, rerank_run, run_eval
 
 __all__ = [
     "DataFormatError",
     "DataWarning",
     "Dataset",
+    "EvalReport",
     "LoadReport",
     "Qrels",
     "Run",
+    "bm25_run",
     "check_run",
+    "dense_run",
+    "evaluate",
     "find_cranfield",
+    "first_stage_run",
     "load_beir",
     "load_cranfield",
     "load_dataset",
     "load_faq",
+    "paired_test",
     "read_trec_qrels",
     "read_trec_run",
+    "reciprocal_rank_fusion",
+    "rerank_run",
+    "run_eval",
     "write_trec_qrels",
     "write_trec_run",
 ]
