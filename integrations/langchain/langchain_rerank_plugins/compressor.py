@@ -53,7 +53,7 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     _reranker: Reranker = PrivateAttr()
 
     def __init__(self, model: str | Reranker = "minilm", **kwargs: Any) -> None:
-        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)
+        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)  # type: ignore[call-arg]
         self._reranker = build_reranker(model, self.kind, self.options)
 
     @property
