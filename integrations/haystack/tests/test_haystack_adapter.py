@@ -19,7 +19,9 @@ from haystack_host import HaystackHost, to_document
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
 import rerank_plugins.integration as integration
-from rerank_plugins import InvalidInputError, register_strategy
+import rerank_plugins.models as models
+from rerank_plugins import InvalidInputError
+from rerank_plugins.models import StrategySpec
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
 from rerank_plugins.testing.kinds import scripted_reranker
@@ -30,9 +32,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 QUERY = "What causes shock waves around supersonic aircraft?"
 BROAD = "shock waves, boundary layer heat, wing flutter, pasta or the stock market"  # BM25 finds all six
-register_strategy(
-    "keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test-only keyword overlap", needs_model=False
-)
+
+
+@pytest.fixture(autouse=True)
+def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test-only strategy name for configuring adapters by name, registered only while a test runs."""
+    spec = StrategySpec("keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test", needs_model=False)
+    monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
 class TestConformanceRun(RerankerConformance):

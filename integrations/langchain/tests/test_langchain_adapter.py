@@ -17,7 +17,9 @@ from langchain_host import LangChainHost, to_document
 from langchain_rerank_plugins import RELEVANCE_SCORE_KEY, RerankPluginsCompressor
 
 import rerank_plugins.integration as integration
-from rerank_plugins import Candidate, ConfigError, InvalidInputError, register_strategy
+import rerank_plugins.models as models
+from rerank_plugins import Candidate, ConfigError, InvalidInputError
+from rerank_plugins.models import StrategySpec
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
 from rerank_plugins.testing.kinds import scripted_reranker
@@ -27,9 +29,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 QUERY = "What causes shock waves around supersonic aircraft?"
-register_strategy(
-    "keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test-only keyword overlap", needs_model=False
-)
+
+
+@pytest.fixture(autouse=True)
+def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test-only strategy name for configuring adapters by name, registered only while a test runs."""
+    spec = StrategySpec("keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test", needs_model=False)
+    monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
 class TestConformanceSync(RerankerConformance):

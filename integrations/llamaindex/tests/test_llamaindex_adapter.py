@@ -22,7 +22,9 @@ from llama_index.postprocessor.rerank_plugins import RETRIEVAL_SCORE_KEY, Rerank
 from llamaindex_host import LlamaIndexHost, to_node
 
 import rerank_plugins.integration as integration
-from rerank_plugins import ConfigError, register_strategy
+import rerank_plugins.models as models
+from rerank_plugins import ConfigError
+from rerank_plugins.models import StrategySpec
 from rerank_plugins.testing import RerankerConformance
 from rerank_plugins.testing.conformance import sample_candidates
 from rerank_plugins.testing.kinds import scripted_reranker
@@ -32,9 +34,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 QUERY = "What causes shock waves around supersonic aircraft?"
-register_strategy(
-    "keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test-only keyword overlap", needs_model=False
-)
+
+
+@pytest.fixture(autouse=True)
+def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test-only strategy name for configuring adapters by name, registered only while a test runs."""
+    spec = StrategySpec("keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test", needs_model=False)
+    monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
 class TestConformanceSync(RerankerConformance):
