@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "rerank_plugins.commands.eval",
     "rerank_plugins.commands.bench",
     "rerank_plugins.commands.serve",
+    "rerank_plugins.commands.batch",
 ]
 
 _registered = False
