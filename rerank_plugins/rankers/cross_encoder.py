@@ -214,13 +214,20 @@ class CrossEncoderReranker(Reranker):
         if local.is_dir() and not (local / "config.json").is_file():
             raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
         try:
-            hf_model = transformers.AutoModelForSequenceClassification.from_pretrained(
-                ref.name_or_path, trust_remote_code=trust_remote_code
+            hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True
             )
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load the cross-encoder {ref.name_or_path!r}: {exc}") from exc
         except ValueError as exc:
             raise ConfigError(f"{ref.name_or_path!r} is not a sequence-classification model: {exc}") from exc
+        missing = sorted(info.get("missing_keys") or ())
+        if missing:
+            # A randomly initialised head scores noise: refuse rather than rank at random.
+            raise ConfigError(
+                f"{ref.name_or_path!r} has no trained classification head (weights missing: {', '.join(missing)}); "
+                "it is not a cross-encoder (for a sentence-embedding model use kind='embedding')"
+            )
         tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
         tok = tok_source if not isinstance(tok_source, str) else self._load_tokenizer(
             tok_source, trust_remote_code, transformers

@@ -242,6 +242,7 @@ def test_onnx_paths(tiny_ce_dir: Path, ce1: CrossEncoderReranker, tmp_path: Path
     monkeypatch.setenv("RERANK_PLUGINS_CACHE", str(tmp_path))
     ranker = CrossEncoderReranker(str(tiny_ce_dir), quantize=mode)
     assert ranker._onnx is not None and ranker._onnx.path.is_file()
+    assert ranker._onnx.fused  # BERT attention / GELU / layer norms fused by ONNX Runtime's optimizer
     assert str(ranker._onnx.path).startswith(str(tmp_path))
     ref = np.array(_by_position(ce1.rerank(QUERY, DOCS)))
     got = np.array(_by_position(ranker.rerank(QUERY, DOCS)))
@@ -258,6 +259,11 @@ def test_bad_model_path(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ModelNotFoundError):
         CrossEncoderReranker(str(empty))
+
+
+def test_embedding_model_without_a_head_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no trained classification head"):
+        load_reranker("minilm", kind="cross-encoder")
 
 
 def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_ce_dir: Path) -> None:
