@@ -131,7 +131,7 @@ class CrossEncoderReranker(Reranker):
         self._torch = require("torch", "hf", purpose="the cross-encoder")
         transformers = require("transformers", "hf", purpose="the cross-encoder")
 
-        self.model_ref, hf_model, tok = self._load(model, tokenizer, dtype, trust_remote_code, transformers)
+        self.model_ref, hf_model, tok = self._load(model, tokenizer, trust_remote_code, transformers)
         self.tokenizer = tok
         built = self.model_ref is None
         # A model handed in keeps its device and dtype unless others are asked for.
@@ -140,6 +140,9 @@ class CrossEncoderReranker(Reranker):
         if quantize is not None:
             if self.device.type != "cpu" and quantize == "int8":
                 raise ConfigError("quantize='int8' runs on CPU only; use dtype='float16' on GPU instead")
+            if dtype is not None and resolve_dtype(dtype, self.device) != self._torch.float32:
+                raise ConfigError(f"quantize={quantize!r} starts from float32 weights; do not combine it with "
+                                  f"dtype={dtype!r}")
             torch_dtype = self._torch.float32
         hf_model = hf_model.to(device=self.device, dtype=torch_dtype).eval()
         self.dtype = torch_dtype
@@ -191,7 +194,7 @@ class CrossEncoderReranker(Reranker):
 
     # ------------------------------------------------------------------ construction helpers
     def _load(
-        self, model: Any, tokenizer: Any, dtype: Any, trust_remote_code: bool, transformers: Any
+        self, model: Any, tokenizer: Any, trust_remote_code: bool, transformers: Any
     ) -> tuple[ModelRef | None, Any, Any]:
         if hasattr(model, "predict") and hasattr(model, "tokenizer") and hasattr(model, "model"):
             # sentence-transformers CrossEncoder: reuse its model and tokenizer.

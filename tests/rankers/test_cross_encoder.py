@@ -147,7 +147,7 @@ def test_unsupported_head_and_options(tmp_path: Path, tiny_ce_dir: Path) -> None
     with pytest.raises(ConfigError, match="num_labels=3"):
         CrossEncoderReranker(str(three))
     for bad in ({"activation": "tanh"}, {"long_documents": "drop"}, {"quantize": "int4"}, {"max_length": 0},
-                {"batch_size": True}, {"chunk_overlap": -1}):
+                {"batch_size": True}, {"chunk_overlap": -1}, {"quantize": "int8", "dtype": "bfloat16"}):
         with pytest.raises(ConfigError):
             CrossEncoderReranker(str(tiny_ce_dir), **bad)
 
@@ -232,6 +232,14 @@ def test_cache_hits(tiny_ce_dir: Path) -> None:
 def test_int8_runs_close_to_fp32(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
     int8 = CrossEncoderReranker(str(tiny_ce_dir), quantize="int8")
     assert np.abs(np.array(_by_position(int8.rerank(QUERY, DOCS))) - _by_position(ce1.rerank(QUERY, DOCS))).max() < 0.05
+
+
+def test_bfloat16_on_cpu(tiny_ce_dir: Path, ce1: CrossEncoderReranker) -> None:
+    bf16 = CrossEncoderReranker(str(tiny_ce_dir), dtype="bfloat16")
+    assert bf16.dtype == torch.bfloat16 and bf16.device.type == "cpu"
+    got = _by_position(bf16.rerank(QUERY, DOCS))
+    assert all(type(x) is float for x in got)
+    assert got == pytest.approx(_by_position(ce1.rerank(QUERY, DOCS)), abs=2e-2)
 
 
 @pytest.mark.parametrize("mode", ["onnx", "onnx-int8"])
