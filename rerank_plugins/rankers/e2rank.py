@@ -109,7 +109,7 @@ class E2RankReranker(Reranker):
         if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
             if embedding_options:
                 raise ConfigError("embedding_options apply only when the embedding model is built here")
-            self.embedder = model
+            self.embedder: Any = model
             self._owned = False
         else:
             from .embedding import EmbeddingReranker
@@ -134,7 +134,7 @@ class E2RankReranker(Reranker):
         limit = getattr(model, "max_seq_length", None)
         if tokenizer is None or not isinstance(limit, int):
             return
-        longest = max(len(tokenizer(p, add_special_tokens=True)["input_ids"]) for p in pseudo)
+        longest = max(len(tokenizer(p, add_special_tokens=True, verbose=False)["input_ids"]) for p in pseudo)
         if longest > limit:
             self._warned = True
             where = "the search query at its end is cut off" if self.layout == "paper" else "documents are cut off"

@@ -81,8 +81,15 @@ class FusionReranker(Reranker):
         self.run_names = parts
         self.name = name if name is not None else f"fusion-{method}({'+'.join(parts)})"
         # validate the numeric options once, on a toy run, so a bad k or weight fails at construction
-        fuse([[("x", 1.0)]] * n_runs, method, k=k, normalization=normalization, weights=self.weights, depth=depth,
-             ties=ties)  # type: ignore[arg-type]
+        fuse(
+            [[("x", 1.0)]] * n_runs,
+            method,  # type: ignore[arg-type]
+            k=k,
+            normalization=normalization,
+            weights=self.weights,
+            depth=depth,
+            ties=ties,
+        )
 
     # ------------------------------------------------------------------ runs
     def _first_stage_run(self, candidates: Sequence[Candidate]) -> list[tuple[str, float]]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..backends.base import ChatPrompt, LLMBackend
 from ..base import Reranker, Scores, scores_from_order
@@ -132,10 +132,10 @@ class PairwiseReranker(Reranker):
     ) -> None:
         self.method = check_choice("method", method, _METHODS)
         self.aggregation = check_choice("aggregation", aggregation, AGGREGATIONS)
-        self.top_k_settle = check_int("top_k_settle", top_k_settle, 1)
+        self.top_k_settle = cast(int, check_int("top_k_settle", top_k_settle, 1))
         self.both_orders = bool(both_orders)
         self.max_passage_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
-        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.batch_size = cast(int, check_int("batch_size", batch_size, 1))
         self.template = get_prompt(prompt if prompt is not None else "prp", prompt_version)
         if self.template.kind != "pairwise":
             raise ConfigError(

@@ -86,7 +86,7 @@ class VectorPRFReranker(Reranker):
         if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
             if embedding_options:
                 raise ConfigError("embedding_options apply only when the embedding model is built here")
-            self.embedder = model
+            self.embedder: Any = model
             self._owned = False
         else:
             from .embedding import EmbeddingReranker
