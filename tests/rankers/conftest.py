@@ -7,12 +7,17 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("sentence_transformers")
+
+def _needs_hf() -> None:
+    # Per fixture, not at module level: other test modules in this folder need neither torch nor
+    # sentence-transformers and must still run without them.
+    pytest.importorskip("torch")
+    pytest.importorskip("sentence_transformers")
 
 
 @pytest.fixture(scope="session")
 def tiny_ce_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _needs_hf()
     from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-1"), num_labels=1)
@@ -20,6 +25,7 @@ def tiny_ce_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_ce2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _needs_hf()
     from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-2"), num_labels=2)
@@ -27,6 +33,7 @@ def tiny_ce2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _needs_hf()
     from rerank_plugins.testing.tiny_models import build_tiny_sentence_transformer
 
     return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))
@@ -35,6 +42,7 @@ def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_reranker() -> Any:
     """The real bundled MiniLM embedding reranker (tests using it are marked ``slow``)."""
+    _needs_hf()
     from rerank_plugins import load_reranker
 
     return load_reranker("minilm")

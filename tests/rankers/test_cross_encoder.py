@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
-from rerank_plugins import (
+torch = pytest.importorskip("torch")
+pytest.importorskip("sentence_transformers")
+
+from rerank_plugins import (  # noqa: E402
     Candidate,
     ConfigError,
     InvalidInputError,
@@ -20,10 +22,10 @@ from rerank_plugins import (
     ModelNotFoundError,
     load_reranker,
 )
-from rerank_plugins.engine.cache import ScoreCache
-from rerank_plugins.rankers._pair_encoding import encode_pairs
-from rerank_plugins.rankers.cross_encoder import CrossEncoderReranker, TruncationWarning
-from rerank_plugins.testing import RerankerConformance
+from rerank_plugins.engine.cache import ScoreCache  # noqa: E402
+from rerank_plugins.rankers._pair_encoding import encode_pairs  # noqa: E402
+from rerank_plugins.rankers.cross_encoder import CrossEncoderReranker, TruncationWarning  # noqa: E402
+from rerank_plugins.testing import RerankerConformance  # noqa: E402
 
 QUERY = "supersonic shock waves"
 DOCS = [

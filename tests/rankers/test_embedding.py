@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+pytest.importorskip("sentence_transformers")
+
 from rerank_plugins import Candidate, InvalidInputError, MissingDependencyError, ModelNotFoundError, load_reranker
 from rerank_plugins.engine.cache import ScoreCache
 from rerank_plugins.rankers.embedding import EmbeddingReranker

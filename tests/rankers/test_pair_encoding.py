@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("transformers")
+
 from rerank_plugins.errors import ConfigError
 from rerank_plugins.rankers._pair_encoding import encode_pairs
 
