@@ -36,7 +36,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 # Everything the test suite exercises: adapters, serving, Ray, the llama.cpp server (built from source, ~9 min).
 $(VENV)/.full: $(VENV)/.core
 	$(PIP) -e ".[all,dev]"
-	$(PIP) -e integrations/llamaindex -e integrations/haystack -e integrations/langchain
+	$(PIP) -e "integrations/llamaindex[examples]" -e integrations/haystack -e integrations/langchain
 	$(PIP) "llama-cpp-python[server]"
 	touch $@
 
