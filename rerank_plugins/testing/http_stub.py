@@ -100,8 +100,8 @@ class StubHTTPServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = int(self._server.server_address[1])
+        return f"http://127.0.0.1:{port}"
 
     def _take(self, rec: Recorded) -> Reply:
         with self._lock:
