@@ -16,8 +16,9 @@ Candidates: BM25 (bm25s, Lucene k1=1.5 b=0.75) top-``--depth`` of the first ``--
 * **LLM** (``--llm-queries``, optional): our listwise and FIRST strategies with the bundled SmolLM2-135M on the
   first few queries' top ``--llm-depth`` (no peer runs these models on CPU in-process; shown for cost).
 
-Every system reranks one query at a time (as in a pipeline) after one untimed warm-up query, except the row
-"ours (batched)" which uses ``rerank_batch`` over all queries. Output: a markdown table (stdout and
+Every system reranks one query at a time (as in a pipeline) after one untimed warm-up query, the systems of a group
+interleaved query by query (so a busy, shared machine slows them alike), except the rows "(batched)", which use
+``rerank_batch`` over all queries at once. Output: a markdown table (stdout and
 ``benchmarks/results/peers.md``), ``peers.json`` and a quality-vs-latency plot ``peers.png`` (copied to
 ``docs/img/peers.png``).
 
@@ -231,23 +232,6 @@ def haystack_mmr(path: str, depth: int) -> RankFn:
 
 
 # ---------------------------------------------------------------------------------------------- timing
-def time_system(row: Row, make: Callable[[], RankFn], data: Any, run: dict, depth: int) -> dict:
-    """Build the system, warm it on the first query, then time one call per query. Returns its run."""
-    t0 = time.perf_counter()
-    rank = make()
-    row.load_s = time.perf_counter() - t0
-    qids = list(data.queries)
-    docs = {q: [(d, data.document_text(d)) for d, _ in run[q][:depth]] for q in qids}
-    rank(data.queries[qids[0]], docs[qids[0]])
-    out, elapsed = {}, 0.0
-    for q in qids:
-        t = time.perf_counter()
-        out[q] = rank(data.queries[q], docs[q])
-        elapsed += time.perf_counter() - t
-    row.seconds, row.queries, row.pairs = elapsed, len(qids), sum(len(v) for v in docs.values())
-    return out
-
-
 def score_row(row: Row, out: dict, data: Any, reference: dict | None) -> None:
     from rerank_plugins.eval.metrics import evaluate
 
@@ -259,19 +243,45 @@ def score_row(row: Row, out: dict, data: Any, reference: dict | None) -> None:
 
 
 def run_group(rows: list[Row], systems: list[tuple[Row, Callable[[], RankFn]]], data: Any, run: dict,
-              depth: int) -> None:  # fmt: skip
-    reference: dict | None = None
+              depth: int, compare: bool = True) -> None:  # fmt: skip
+    """Build every system of a group and warm it on the first query, then time one call per query with the
+    systems INTERLEAVED (query by query, rotating who goes first), so a busy machine slows all of them alike.
+    A system that fails is reported in its row, never hidden."""
+    qids = list(data.queries)
+    docs = {q: [(d, data.document_text(d)) for d, _ in run[q][:depth]] for q in qids}
+    live: list[tuple[Row, RankFn]] = []
     for row, make in systems:
-        print(f"  {row.name} ...", file=sys.stderr, flush=True)
+        print(f"  load {row.name} ...", file=sys.stderr, flush=True)
         try:
-            out = time_system(row, make, data, run, depth)
-        except Exception as exc:  # a peer that fails is reported, not hidden
+            t0 = time.perf_counter()
+            rank = make()
+            row.load_s = time.perf_counter() - t0
+            rank(data.queries[qids[0]], docs[qids[0]])  # warm-up, untimed
+            live.append((row, rank))
+        except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"[:200]
-            rows.append(row)
-            continue
-        score_row(row, out, data, reference)
-        reference = reference if reference is not None else out
         rows.append(row)
+    outs: dict[str, dict] = {row.name: {} for row, _ in live}
+    elapsed = dict.fromkeys(outs, 0.0)
+    for n, q in enumerate(qids):
+        print(f"  query {n + 1}/{len(qids)}", file=sys.stderr, flush=True)
+        k = n % len(live) if live else 0
+        for row, rank in live[k:] + live[:k]:
+            if row.error:
+                continue
+            try:
+                t = time.perf_counter()
+                outs[row.name][q] = rank(data.queries[q], docs[q])
+                elapsed[row.name] += time.perf_counter() - t
+            except Exception as exc:
+                row.error = f"{type(exc).__name__}: {exc}"[:200]
+    reference: dict | None = None
+    for row, _ in live:
+        if row.error:
+            continue
+        row.seconds, row.queries, row.pairs = elapsed[row.name], len(qids), sum(len(v) for v in docs.values())
+        score_row(row, outs[row.name], data, reference if compare else None)
+        reference = reference if reference is not None else outs[row.name]
 
 
 def ours_batched(row: Row, model: Any, options: dict, data: Any, run: dict, depth: int) -> Row:
@@ -410,11 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "rerank-plugins", note=f"BM25 on these queries: {sub:.4f}"),
                  ours("smollm2-135m", kind="first", fallback="keep")),
             ]  # fmt: skip
-            run_group(rows, llm, small, run, args.llm_depth)
+            run_group(rows, llm, small, run, args.llm_depth, compare=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ref = {r.group: r for r in rows if r.library == "rerank-plugins" and not r.error and "batched" not in r.name}
+    ref: dict[str, Row] = {}
+    for r in rows:  # the first (per-query) row of ours in each group is the reference
+        if r.library == "rerank-plugins" and not r.error and "batched" not in r.name:
+            ref.setdefault(r.group, r)
     for r in rows:
         if r.group in ("cross-encoder", "bi-encoder") and not r.error and r.group in ref:
             r.extra["ndcg_diff_vs_ours"] = abs(r.ndcg10 - ref[r.group].ndcg10)
