@@ -56,7 +56,11 @@ def load_data(spec: str, queries: int | None, *, strict: bool = False) -> Any:
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """``key=value`` pairs; values are parsed as JSON when they parse (``8``, ``true``, ``"x"``), else strings."""
+    """``key=value`` pairs; values are parsed as JSON when they parse (``8``, ``true``, ``"x"``), else strings.
+
+    ``LABEL:key=value`` scopes an option to one reranker (``LABEL`` is ``NAME`` or ``NAME[KIND]`` as shown in the
+    table), e.g. ``smollm2-135m[listwise]:fallback=keep``; unscoped options go to every reranker.
+    """
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
@@ -77,12 +81,25 @@ def load_rerankers(names: Sequence[str], kinds: Sequence[str] | None, options: d
     kinds = list(kinds or ())
     if kinds and len(kinds) not in (1, len(names)):
         raise fail(f"give one --kind for all rerankers or one per --reranker ({len(names)}), got {len(kinds)}")
+    common = {k: v for k, v in options.items() if ":" not in k}
+    scoped = {k: v for k, v in options.items() if ":" in k}
     out = []
+    used: set[str] = set()
     for i, name in enumerate(names):
         kind = kinds[i] if len(kinds) == len(names) else (kinds[0] if kinds else None)
         label = name if kind is None else f"{name}[{kind}]"
+        mine = dict(common)
+        for key, value in scoped.items():
+            scope, _, option = key.rpartition(":")
+            if scope == label:
+                mine[option] = value
+                used.add(key)
         try:
-            out.append((label, load_reranker(name, kind=kind, **options)))
+            out.append((label, load_reranker(name, kind=kind, **mine)))
         except (RerankError, ConfigError, ImportError) as exc:
             raise fail(f"cannot load reranker {label}: {exc}") from exc
+    unused = sorted(set(scoped) - used)
+    if unused:
+        labels = [label for label, _ in out]
+        raise fail(f"options {unused} name no reranker; labels are {labels}")
     return out

@@ -19,7 +19,9 @@ def bench_command(
     first_stage: Annotated[str, typer.Option(help="bm25, dense or fusion: where the candidates come from")] = "bm25",
     depth: Annotated[int, typer.Option(min=1, help="candidates per query")] = 100,
     kind: Annotated[list[str] | None, typer.Option(help="strategy kind, one for all or one per reranker")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="reranker option key=value")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="reranker option key=value or LABEL:key=value")
+    ] = None,
     queries: Annotated[int, typer.Option(min=1, help="number of queries timed")] = 20,
     warmup: Annotated[int, typer.Option(min=0, help="untimed warm-up queries")] = 1,
     batch_queries: Annotated[int, typer.Option(min=1, help="queries per rerank_batch call (batched pass)")] = 16,
@@ -45,11 +47,12 @@ def bench_command(
         run = first_stage_run(data, first_stage, depth, progress=not no_progress)
         for i, name in enumerate(reranker):
             k = kinds[i : i + 1] if len(kinds) == len(reranker) else kinds
-
-            def factory(name: str = name, k: list[str] = k) -> object:
-                return load_rerankers([name], k, options)[0][1]
-
             label = name if not k else f"{name}[{k[0]}]"
+            mine = {o: v for o, v in options.items() if ":" not in o or o.rpartition(":")[0] == label}
+
+            def factory(name: str = name, k: list[str] = k, mine: dict = mine) -> object:
+                return load_rerankers([name], k, mine)[0][1]
+
             result = benchmark_reranker(
                 label, factory, data, run, depth=depth, warmup=warmup, queries_per_batch=batch_queries,
                 progress=not no_progress,

@@ -24,7 +24,8 @@ def eval_command(
     reranker: Annotated[list[str] | None, typer.Option(help="reranker name/path (repeatable)")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="strategy kind, one for all or one per reranker")] = None,
     option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="reranker option key=value (repeatable)")
+        list[str] | None,
+        typer.Option("--option", "-o", help="reranker option key=value, or LABEL:key=value for one reranker"),
     ] = None,
     baseline: Annotated[
         list[str] | None,

@@ -117,3 +117,15 @@ def test_demo_smoke(app: typer.Typer) -> None:
     after = float(re.search(r"^  BM25 top-100 > \S+ +([0-9.]+)", out, re.M).group(1))  # type: ignore[union-attr]
     assert before == pytest.approx(0.4898, abs=1e-3)
     assert after == pytest.approx(0.6928, abs=2e-3)
+
+
+def test_eval_scoped_reranker_options(app: typer.Typer, beir_dir: Path, tmp_path: Path, keyword_kind: str) -> None:
+    base = ["eval", "--dataset", str(beir_dir), "--baseline", "bm25", "--reranker", keyword_kind, "--no-progress"]
+    ok = runner.invoke(
+        app, [*base, "-o", f"{keyword_kind}:offset=-5", "--output-dir", str(tmp_path), "--format", "json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    scores = [float(line.split()[4]) for line in (tmp_path / "beir.bm25__keyword-test.trec").read_text().splitlines()]
+    assert max(scores) < 0  # the scoped option reached the reranker (without it every score is >= 0)
+    bad = runner.invoke(app, [*base, "-o", "other:offset=1", "--output-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "name no reranker" in bad.output
