@@ -40,7 +40,8 @@ import dataclasses
 import inspect
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -297,29 +298,48 @@ class TransformersLLMBackend(LLMBackend):
             return []
         with self._lock:
             texts, ids = self._encode_prompts(prompts, reserve=0)
-            label_ids: list[list[int]] = []
-            for text in texts:
-                row: list[int] = []
-                for label in labels:
-                    tid = self.label_token_id(text, label)
-                    if tid is None:
-                        raise ConfigError(
-                            f"label {label!r} is not a single token of {self.model_id} at the answer position; "
-                            "choose labels for which backend.single_token(label) is True"
-                        )
-                    row.append(tid)
-                label_ids.append(row)
-
-            def run(idx: list[int]) -> list[list[float]]:
-                logp = self.last_logprobs([ids[i] for i in idx])
-                index = self._torch.tensor([label_ids[i] for i in idx], device=logp.device)
-                picked = logp.gather(1, index).cpu().tolist()
-                return [[float(v) for v in r] for r in picked]
-
-            return run_batched(
-                [len(x) for x in ids], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
-                progress=self.progress, desc="label logprobs",
+            return self._label_rows(
+                [len(x) for x in ids], self._label_ids(texts, labels),
+                lambda idx: self.last_logprobs([ids[i] for i in idx]), desc="label logprobs",
             )
+
+    def _label_ids(self, texts: Sequence[str], labels: Sequence[str]) -> list[list[int]]:
+        """Per rendered prompt, the token id of each label at its answer position (ConfigError if not one token)."""
+        label_ids: list[list[int]] = []
+        for text in texts:
+            row: list[int] = []
+            for label in labels:
+                tid = self.label_token_id(text, label)
+                if tid is None:
+                    raise ConfigError(
+                        f"label {label!r} is not a single token of {self.model_id} at the answer position; "
+                        "choose labels for which backend.single_token(label) is True"
+                    )
+                row.append(tid)
+            label_ids.append(row)
+        return label_ids
+
+    def _label_rows(
+        self,
+        lengths: Sequence[int],
+        label_ids: Sequence[Sequence[int]],
+        logprobs_of: Callable[[list[int]], Any],
+        *,
+        desc: str,
+    ) -> list[list[float]]:
+        """The batched run loop of ``label_logprobs``: ``logprobs_of(idx)`` returns the [B, V] last-position
+        log-probabilities of prompts ``idx``; each row keeps its labels' values."""
+
+        def run(idx: list[int]) -> list[list[float]]:
+            logp = logprobs_of(idx)
+            index = self._torch.tensor([label_ids[i] for i in idx], device=logp.device)
+            picked = logp.gather(1, index).cpu().tolist()
+            return [[float(v) for v in r] for r in picked]
+
+        return run_batched(
+            list(lengths), run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
+            progress=self.progress, desc=desc,
+        )
 
     # ------------------------------------------------------------------------------------------ generate
     def _generation_config(self, max_new_tokens: int, temperature: float, stop: Sequence[str]) -> Any:
@@ -355,6 +375,63 @@ class TransformersLLMBackend(LLMBackend):
             text, reason = text[: min(hits)], "stop"
         return Generation(text=text, finish_reason=reason, completion_tokens=len(kept))
 
+    @staticmethod
+    def _check_generate_args(max_new_tokens: int, temperature: float, stop: Sequence[str]) -> Sequence[str]:
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        return [stop] if isinstance(stop, str) else stop
+
+    def _add_model_seconds(self, seconds: float) -> None:
+        """Hook for backends whose stats time the model (the vision backend); the text backend does not."""
+
+    def _generate_rows(
+        self,
+        lengths: Sequence[int],
+        inputs_of: Callable[[list[int]], dict[str, Any]],
+        *,
+        config: Any,
+        temperature: float,
+        seed: int | None,
+        stop: Sequence[str],
+        desc: str,
+    ) -> list[Generation]:
+        """The batched run loop of ``generate``: ``inputs_of(idx)`` returns the model inputs of prompts ``idx``
+        (left-padded ``input_ids`` first); ``lengths[i]`` is prompt ``i``'s token count."""
+        torch = self._torch
+
+        def run(idx: list[int]) -> list[Generation]:
+            inputs = inputs_of(idx)
+            kwargs: dict[str, Any] = {**inputs, "generation_config": config}
+            if stop:
+                kwargs["tokenizer"] = self.tokenizer  # the stop strings are in the generation config
+            devices = []
+            if self.device.type == "cuda":
+                index = self.device.index
+                devices = [index if index is not None else torch.cuda.current_device()]
+            start = time.perf_counter()
+            with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+                if temperature > 0 and seed is not None:
+                    torch.manual_seed(seed)
+                out = self.model.generate(**kwargs)
+            self._add_model_seconds(time.perf_counter() - start)
+            self.stats.generate_calls += 1
+            self.stats.generate_prompts += len(idx)
+            new = out[:, inputs["input_ids"].shape[1] :].cpu().tolist()
+            gens = []
+            for i, tokens in zip(idx, new):
+                g = self._finish(tokens, stop)
+                gens.append(dataclasses.replace(g, prompt_tokens=lengths[i]))
+                self.stats.prompt_tokens += lengths[i]
+                self.stats.generated_tokens += g.completion_tokens
+            return gens
+
+        return run_batched(
+            list(lengths), run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
+            progress=self.progress, desc=desc,
+        )
+
     def generate(
         self,
         prompts: Sequence[ChatPrompt],
@@ -364,46 +441,20 @@ class TransformersLLMBackend(LLMBackend):
         seed: int | None = None,
         stop: Sequence[str] = (),
     ) -> list[Generation]:
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature}")
-        if isinstance(stop, str):
-            stop = [stop]
+        stop = self._check_generate_args(max_new_tokens, temperature, stop)
         if not prompts:
             return []
-        torch = self._torch
         config = self._generation_config(max_new_tokens, temperature, stop)
         with self._lock:
             _, ids = self._encode_prompts(prompts, reserve=max_new_tokens)
 
-            def run(idx: list[int]) -> list[Generation]:
+            def inputs_of(idx: list[int]) -> dict[str, Any]:
                 input_ids, mask = self._pad([ids[i] for i in idx])
-                kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "generation_config": config}
-                if stop:
-                    kwargs["tokenizer"] = self.tokenizer
-                devices = []
-                if self.device.type == "cuda":
-                    index = self.device.index
-                    devices = [index if index is not None else torch.cuda.current_device()]
-                with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-                    if temperature > 0 and seed is not None:
-                        torch.manual_seed(seed)
-                    out = self.model.generate(**kwargs)
-                self.stats.generate_calls += 1
-                self.stats.generate_prompts += len(idx)
-                new = out[:, input_ids.shape[1] :].cpu().tolist()
-                gens = []
-                for i, tokens in zip(idx, new):
-                    g = self._finish(tokens, stop)
-                    gens.append(dataclasses.replace(g, prompt_tokens=len(ids[i])))
-                    self.stats.prompt_tokens += len(ids[i])
-                    self.stats.generated_tokens += g.completion_tokens
-                return gens
+                return {"input_ids": input_ids, "attention_mask": mask}
 
-            return run_batched(
-                [len(x) for x in ids], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
-                progress=self.progress, desc="generate",
+            return self._generate_rows(
+                [len(x) for x in ids], inputs_of, config=config, temperature=temperature, seed=seed, stop=stop,
+                desc="generate",
             )
 
     def close(self) -> None:

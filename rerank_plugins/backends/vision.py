@@ -41,7 +41,6 @@ and the seconds spent in the processor and in the model, so the cost of image pr
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import threading
@@ -51,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._optional import require
-from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..images import ImageLimits, is_pil_image, load_image
 from ..models import ModelRef, resolve_model
@@ -304,20 +302,9 @@ class VisionLanguageBackend(TransformersLLMBackend):
         torch = self._torch
         with self._lock:
             encoded = self._encode_all(prompts, reserve=0)
-            label_ids = []
-            for e in encoded:
-                row = []
-                for label in labels:
-                    tid = self.label_token_id(e.text, label)
-                    if tid is None:
-                        raise ConfigError(
-                            f"label {label!r} is not a single token of {self.model_id} at the answer position; "
-                            "choose labels for which backend.single_token(label) is True"
-                        )
-                    row.append(tid)
-                label_ids.append(row)
+            label_ids = self._label_ids([e.text for e in encoded], labels)
 
-            def run(idx: list[int]) -> list[list[float]]:
+            def logprobs_of(idx: list[int]) -> Any:
                 batch = self._collate([encoded[i] for i in idx])
                 if self._keep_arg is not None:
                     batch[self._keep_arg] = 1
@@ -328,14 +315,14 @@ class VisionLanguageBackend(TransformersLLMBackend):
                 self.stats.forward_calls += 1
                 self.stats.forward_prompts += len(idx)
                 self.stats.prompt_tokens += sum(encoded[i].length for i in idx)
-                logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-                index = torch.tensor([label_ids[i] for i in idx], device=logp.device)
-                return [[float(v) for v in r] for r in logp.gather(1, index).cpu().tolist()]
+                return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
 
-            return run_batched(
-                [e.length for e in encoded], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
-                progress=self.progress, desc="vision label logprobs",
+            return self._label_rows(
+                [e.length for e in encoded], label_ids, logprobs_of, desc="vision label logprobs"
             )
+
+    def _add_model_seconds(self, seconds: float) -> None:
+        self.stats.model_seconds += seconds
 
     def generate(
         self,
@@ -346,48 +333,15 @@ class VisionLanguageBackend(TransformersLLMBackend):
         seed: int | None = None,
         stop: Sequence[str] = (),
     ) -> list[Generation]:
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature}")
-        if isinstance(stop, str):
-            stop = [stop]
+        stop = self._check_generate_args(max_new_tokens, temperature, stop)
         if not prompts:
             return []
-        torch = self._torch
         config = self._generation_config(max_new_tokens, temperature, stop)
         with self._lock:
             encoded = self._encode_all(prompts, reserve=max_new_tokens)
-
-            def run(idx: list[int]) -> list[Generation]:
-                batch = self._collate([encoded[i] for i in idx])
-                kwargs: dict[str, Any] = {**batch, "generation_config": config}
-                if stop:
-                    kwargs["tokenizer"] = self.tokenizer  # the stop strings are in the generation config
-                devices = []
-                if self.device.type == "cuda":
-                    index = self.device.index
-                    devices = [index if index is not None else torch.cuda.current_device()]
-                start = time.perf_counter()
-                with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-                    if temperature > 0 and seed is not None:
-                        torch.manual_seed(seed)
-                    out = self.model.generate(**kwargs)
-                self.stats.model_seconds += time.perf_counter() - start
-                self.stats.generate_calls += 1
-                self.stats.generate_prompts += len(idx)
-                new = out[:, batch["input_ids"].shape[1] :].cpu().tolist()
-                gens = []
-                for i, tokens in zip(idx, new):
-                    g = self._finish(tokens, stop)
-                    gens.append(dataclasses.replace(g, prompt_tokens=encoded[i].length))
-                    self.stats.prompt_tokens += encoded[i].length
-                    self.stats.generated_tokens += g.completion_tokens
-                return gens
-
-            return run_batched(
-                [e.length for e in encoded], run, max_batch_size=self.batch_size, max_tokens=self.max_batch_tokens,
-                progress=self.progress, desc="vision generate",
+            return self._generate_rows(
+                [e.length for e in encoded], lambda idx: self._collate([encoded[i] for i in idx]), config=config,
+                temperature=temperature, seed=seed, stop=stop, desc="vision generate",
             )
 
     def __repr__(self) -> str:
