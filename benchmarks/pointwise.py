@@ -9,7 +9,8 @@ loads. Same ``max_length`` everywhere.
 Systems: ours fp32 and our optional fast paths (``--fast``: bf16 = ``dtype="bfloat16"``, onnx, int8, onnx-int8),
 sentence-transformers ``CrossEncoder.predict``, AnswerDotAI ``rerankers`` (its raw logits are passed through a
 sigmoid before the score comparison), and a bare token-sorted loop. Each system runs ``--repeats`` times,
-interleaved, best time kept (the least disturbed run on a shared machine). CPU seconds are reported too.
+interleaved in a fresh random order each round, best time kept (the least disturbed run on a shared machine).
+CPU seconds are reported too.
 
 Columns: pairs/s, ratio vs sentence-transformers, max |score - ST score|, Kendall tau vs our fp32 scores,
 padded-token share (padding positions / positions executed, from each system's own batching), useful GFLOP/s
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -234,8 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         times: dict[str, float] = {}
         cpu: dict[str, float] = {}
         scores: dict[str, list[float]] = {}
+        order = list(systems)
+        shuffle = random.Random(0).shuffle
         for _ in range(args.repeats):
-            for name, (fn, _, _) in systems.items():
+            shuffle(order)  # a new order each round, so no system always runs in the same load phase
+            for name in order:
+                fn = systems[name][0]
                 if fn is None:
                     continue
                 t, c = time.perf_counter(), time.process_time()
