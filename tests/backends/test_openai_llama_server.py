@@ -46,6 +46,16 @@ def _gguf() -> Path:
     return files[0]
 
 
+def _require_llama_server() -> None:
+    """Skip unless llama-cpp-python's server module is installed, without importing ``llama_cpp`` here: the
+    server runs in a subprocess, and importing the package in the test process leaves two module-level
+    ``/dev/null`` files of ``llama_cpp._utils`` open (a ResourceWarning at interpreter exit)."""
+    spec = importlib.util.find_spec("llama_cpp")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not any((Path(loc) / "server" / "__init__.py").is_file() for loc in locations):
+        pytest.skip("llama-cpp-python[server] is not installed")
+
+
 @pytest.fixture(scope="session")
 def gguf() -> Path:
     return _gguf()
@@ -53,7 +63,7 @@ def gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def llama_server(gguf, tmp_path_factory):
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    _require_llama_server()
     from rerank_plugins.testing.llama_server import LlamaServer
 
     server = LlamaServer(gguf, n_ctx=2048, startup_timeout=120, log_path=tmp_path_factory.mktemp("llama") / "log")
@@ -166,7 +176,7 @@ def test_label_logprobs_match_in_process_backend_within_tolerance(remote, local_
 
 
 def test_missing_logprobs_is_a_clear_error(gguf, tmp_path):
-    pytest.importorskip("llama_cpp.server")
+    _require_llama_server()
     from rerank_plugins.testing.llama_server import LlamaServer
 
     with LlamaServer(gguf, extra_args=["--logits_all", "False"], log_path=tmp_path / "log") as server:
