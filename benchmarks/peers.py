@@ -22,7 +22,7 @@ interleaved query by query (so a busy, shared machine slows them alike), except 
 ``benchmarks/results/peers.md``), ``peers.json`` and a quality-vs-latency plot ``peers.png`` (copied to
 ``docs/img/peers.png``).
 
-    python benchmarks/peers.py [--queries 10] [--depth 100] [--llm-queries 3] [--llm-depth 20]
+    python benchmarks/peers.py [--queries 10] [--depth 100] [--llm-queries 3] [--llm-depth 20] [--replot]
 """
 
 from __future__ import annotations
@@ -318,33 +318,57 @@ def table(rows: Sequence[Row], ref: dict[str, Row]) -> str:
 
 
 def plot(rows: Sequence[Row], path: Path, title: str) -> None:
+    """Quality against latency: numbered markers (red: ours, blue: peers) and a key beside the axes."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = {"cross-encoder": "o", "bi-encoder": "s", "llm": "^", "first stage": "D"}
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for r in rows:
-        if r.error or not r.queries:
-            continue
+    markers = {"cross-encoder": "o", "bi-encoder": "s", "llm": "^"}
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.45, 1]})
+    lines = []
+    shown = [r for r in rows if not r.error and r.queries and r.group in markers]
+    for n, r in enumerate(shown, 1):
         ours = r.library == "rerank-plugins"
-        ax.scatter(r.ms_per_query, r.ndcg10, marker=markers.get(r.group, "x"), s=70 if ours else 45,
-                   color="tab:red" if ours else "tab:blue", alpha=0.8)  # fmt: skip
-        ax.annotate(r.name, (r.ms_per_query, r.ndcg10), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        color = "tab:red" if ours else "tab:blue"
+        ax.scatter(r.ms_per_query, r.ndcg10, marker=markers[r.group], s=80 if ours else 55, color=color, alpha=0.75)
+        offset = (5, 4 + 9 * ((n - 1) % 3)) if r.group != "llm" else (5, 4)
+        ax.annotate(str(n), (r.ms_per_query, r.ndcg10), fontsize=7, xytext=offset, textcoords="offset points")
+        note = f"  ({r.note})" if r.note else ""
+        lines.append(
+            f"{n:>2}  {r.name}  [{r.library}]\n    nDCG@10 {r.ndcg10:.4f}, {r.ms_per_query:.0f} ms/query{note}"
+        )
     ax.set_xscale("log")
-    ax.set_xlabel("latency per query (ms, log scale; one rerank call per query)")
+    for r in rows:
+        if r.group == "first stage" and not r.error:
+            ax.axhline(r.ndcg10, color="gray", ls="--", lw=1)
+            label = f"{r.name} (the candidates): {r.ndcg10:.4f}"
+            ax.annotate(label, (0.01, r.ndcg10), xycoords=("axes fraction", "data"),
+                        fontsize=7, color="gray", xytext=(0, 3), textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("latency per query (ms, log scale)")
     ax.set_ylabel("nDCG@10")
-    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], marker=m, ls="", color="gray", label=g) for g, m in markers.items()]
     handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=lab)
                 for c, lab in (("tab:red", "rerank-plugins"), ("tab:blue", "peer"))]  # fmt: skip
-    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.legend(handles=handles, fontsize=7, loc="center right")
+    key.axis("off")
+    key.text(0, 1, "\n".join(lines), fontsize=6.5, va="top", family="monospace")
+    fig.suptitle("\n".join(textwrap.wrap(title, 130)), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def replot(json_path: Path, out: Path) -> None:
+    """Redraw the plot from a saved ``peers.json`` (no model is run)."""
+    payload = json.loads(json_path.read_text())
+    fields = set(Row.__dataclass_fields__)
+    rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in payload["rows"]]
+    plot(rows, out, payload["title"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -356,7 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cranfield", default=None, help="Cranfield folder (default: found next to the repository)")
     ap.add_argument("--skip", nargs="*", default=[], help="system names to skip (e.g. 'haystack MMR')")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--replot", action="store_true", help="only redraw peers.png from OUT/peers.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        replot(args.out / "peers.json", args.out / "peers.png")
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.out / "peers.png", ROOT / "docs" / "img" / "peers.png")
+        return 0
 
     from rerank_plugins.eval.datasets import load_cranfield
     from rerank_plugins.eval.first_stage import bm25_run
