@@ -76,7 +76,7 @@ def demo_command(
         t_load = time.perf_counter() - t0
         with reranker:
             after, t_rerank, rep = rerank_run(
-                reranker, data, before, depth=depth, progress=not no_progress, queries_per_batch=64
+                reranker, data, before, depth=depth, progress=not no_progress, queries_per_batch=256
             )
         m_before = evaluate(before, data.qrels, ("nDCG@10",), queries=judged)
         m_after = evaluate(after, data.qrels, ("nDCG@10",), queries=judged)
