@@ -334,12 +334,16 @@ def resolve_model(name_or_path: str | ModelRef | os.PathLike[str]) -> ModelRef:
     return ModelRef(name_or_path)
 
 
+#: Strategy kinds that run on a causal language model (suggested when a model's kind cannot be read from it).
+LLM_KINDS = ("listwise", "first", "reasoning", "yes-no", "graded", "insertrank", "pairwise", "rating-judge")
+
+
 def detect_kind(ref: ModelRef) -> str:
     """Read the strategy kind from the model's own files: never from its name."""
     if ref.gguf_file is not None:
         raise ConfigError(
             f"{ref} is a GGUF causal LM: pass kind= one of "
-            f"{sorted(k for k in _STRATEGIES if k not in ('cross-encoder', 'embedding'))}"
+            f"{sorted(k for k in LLM_KINDS if k in _STRATEGIES)}"
         )
     local = Path(ref.name_or_path)
     config: dict[str, Any] | None = None
@@ -365,7 +369,7 @@ def detect_kind(ref: ModelRef) -> str:
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "cross-encoder"
     if any(a.endswith("ForCausalLM") or a.endswith("ForConditionalGeneration") for a in archs):
-        llm_kinds = sorted(k for k in _STRATEGIES if k not in ("cross-encoder", "embedding"))
+        llm_kinds = sorted(k for k in LLM_KINDS if k in _STRATEGIES)
         raise ConfigError(f"{ref} is a generative model: pass kind= one of {llm_kinds}")
     raise ConfigError(
         f"cannot tell how to rerank with {ref} (architectures={archs}); pass kind= one of {sorted(_STRATEGIES)}"
