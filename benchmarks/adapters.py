@@ -8,7 +8,8 @@ work is identical; the difference is the adapter: conversion in and out, events,
 
 Rerankers: the bundled MiniLM embedding reranker (real model work; the target is an overhead of at most 3%),
 and the dependency-free ``KeywordReranker`` (almost no model work, so its column shows the adapter's absolute
-cost per document). Each system runs ``--rounds`` times, interleaved with the others; the median round is kept.
+cost per document). Each system runs ``--rounds`` times, interleaved with the others (the order rotated every
+round); the median round is kept.
 Results must agree: every adapter returns the bare engine's order and scores (checked, to 1e-6).
 
     python benchmarks/adapters.py [--queries 30] [--candidates 20] [--rounds 7] [--rerankers minilm,keyword]
@@ -118,8 +119,11 @@ def measure(fns: dict[str, Callable[[], list[Any]]], rounds: int) -> dict[str, f
     times: dict[str, list[float]] = {name: [] for name in fns}
     results = {name: fn() for name, fn in fns.items()}  # warm-up round, also the parity check
     check_parity(results)
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(rounds):
+        # rotate who goes first each round, so no system always runs right after the same neighbour
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = fns[name]
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)

@@ -12,10 +12,11 @@ sigmoid before the score comparison), and a bare token-sorted loop. Each system 
 interleaved in a fresh random order each round, best time kept (the least disturbed run on a shared machine).
 CPU seconds are reported too.
 
-Columns: pairs/s, ratio vs sentence-transformers, max |score - ST score|, Kendall tau vs our fp32 scores,
-padded-token share (padding positions / positions executed, from each system's own batching), useful GFLOP/s
+Columns: pairs/s, ratio vs sentence-transformers, max |score - ST score|, Kendall tau vs our fp32 scores (over
+all pairs, and the mean of the per-query taus: a reranker only orders one query's candidates), padded-token
+share (padding positions / positions executed, from each system's own batching), useful GFLOP/s
 (per-layer matmul FLOPs on real tokens: QKV/O and FFN projections plus attention scores and context), and its
-share of this CPU's matmul ceiling (best of a large fp32 ``torch.matmul``).
+share of this CPU's matmul ceiling (best of a large fp32 ``torch.matmul``; a bf16 one for the bf16 row).
 
     python benchmarks/pointwise.py [--pairs 500] [--queries 20] [--max-length 512] [--repeats 2]
 """
@@ -74,10 +75,10 @@ def build_model(folder: Path) -> Path:
     return folder
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 7) -> float:
+def matmul_ceiling(size: int = 2048, repeats: int = 7, dtype: Any = None) -> float:
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     best = math.inf
     for _ in range(repeats):
@@ -231,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = transformers.AutoConfig.from_pretrained(str(path))
         flops = useful_flops(lengths, config)
         ceiling = matmul_ceiling()
+        ceiling_bf16 = matmul_ceiling(dtype=torch.bfloat16)
         fast = [m for m in args.fast.split(",") if m]
         systems = make_systems(path, pairs, args.max_length, fast, lengths)
         times: dict[str, float] = {}
@@ -251,17 +253,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cpu[name] = min(cpu.get(name, math.inf), dc)
                 scores[name] = [float(x) for x in out]
         ceiling = max(ceiling, matmul_ceiling())
-    rows = report(systems, times, cpu, scores, flops, ceiling)
+        ceiling_bf16 = max(ceiling_bf16, matmul_ceiling(dtype=torch.bfloat16))
+    groups = [q for q, _ in pairs]
+    rows = report(systems, times, cpu, scores, flops, {"fp32": ceiling, "bf16": ceiling_bf16}, groups)
     meta = {
         "pairs": len(pairs), "queries": args.queries, "max_length": args.max_length, "repeats": args.repeats,
         "tokens": sum(lengths), "mean_tokens": sum(lengths) / len(lengths), "matmul_gflops": ceiling,
+        "matmul_gflops_bf16": ceiling_bf16,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "useful_gflop": flops / 1e9,
     }
     print(f"\n{len(pairs)} pairs, {args.queries} Cranfield queries, BM25 top-100, max_length {args.max_length}, "
-          f"{sum(lengths) / len(lengths):.0f} tokens/pair on average; matmul ceiling {ceiling:.0f} GFLOP/s "
-          f"({torch.get_num_threads()} threads); best of {args.repeats}")
+          f"{sum(lengths) / len(lengths):.0f} tokens/pair on average; matmul ceiling {ceiling:.0f} GFLOP/s fp32, "
+          f"{ceiling_bf16:.0f} bf16 (the bf16 row is against the bf16 one) ({torch.get_num_threads()} threads); "
+          f"best of {args.repeats}")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
@@ -269,8 +275,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def per_query_tau(a: Sequence[float], b: Sequence[float], groups: Sequence[str]) -> float:
+    """Mean over queries of the Kendall tau within each query's candidates (what a reranker's order depends on)."""
+    by: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, []).append(i)
+    taus = [kendall_tau([a[i] for i in idx], [b[i] for i in idx]) for idx in by.values() if len(idx) > 1]
+    return float(np.mean(taus))
+
+
 def report(systems: dict[str, Any], times: dict[str, float], cpu: dict[str, float], scores: dict[str, list[float]],
-           flops: float, ceiling: float) -> list[dict[str, Any]]:
+           flops: float, ceilings: dict[str, float], groups: Sequence[str]) -> list[dict[str, Any]]:
     st_name, ref_name = "sentence-transformers", "ours fp32"
     n = len(scores[ref_name])
     rows = []
@@ -279,19 +294,22 @@ def report(systems: dict[str, Any], times: dict[str, float], cpu: dict[str, floa
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, (_, pad, note) in systems.items():
         if name not in times:
-            print(f"| {name} | - | - | - | - | - | - | - | - | {note} |")
+            print(f"| {name} | - | - | - | - | - | - | - | - | - | {note} |")
             rows.append({"system": name, "note": note})
             continue
         pps = n / times[name]
         gflops = flops / times[name] / 1e9
         diff = float(np.max(np.abs(np.array(scores[name]) - np.array(scores[st_name]))))
         tau = kendall_tau(scores[name], scores[ref_name])
+        q_tau = per_query_tau(scores[name], scores[ref_name], groups)
+        ceiling = ceilings["bf16" if "bf16" in name else "fp32"]
         ratio = times[st_name] / times[name]
         cpu_ratio = cpu[st_name] / cpu[name]
-        print(f"| {name} | {pps:.1f} | {ratio:.2f}x | {cpu_ratio:.2f}x | {diff:.1e} | {tau:.4f} | {pad:.1%} | "
-              f"{gflops:.0f} | {gflops / ceiling:.0%} | {note} |")
+        print(f"| {name} | {pps:.1f} | {ratio:.2f}x | {cpu_ratio:.2f}x | {diff:.1e} | {tau:.4f} | {q_tau:.4f} | "
+              f"{pad:.1%} | {gflops:.0f} | {gflops / ceiling:.0%} | {note} |")
         rows.append({"system": name, "pairs_per_s": pps, "ratio_vs_st": ratio, "max_abs_diff_vs_st": diff,
-                     "kendall_tau_vs_ours_fp32": tau, "padding_share": pad, "useful_gflops": gflops,
+                     "kendall_tau_vs_ours_fp32": tau,
+                     "per_query_kendall_tau": q_tau, "padding_share": pad, "useful_gflops": gflops,
                      "ceiling_share": gflops / ceiling, "seconds": times[name], "cpu_seconds": cpu[name],
                      "ratio_vs_st_cpu_time": cpu_ratio, "note": note})
     return rows
