@@ -45,10 +45,11 @@ from ._pair_encoding import LONG_DOCUMENT_MODES, encode_pairs
 __all__ = ["CrossEncoderReranker", "TruncationWarning"]
 
 ACTIVATIONS = ("auto", "sigmoid", "softmax", "raw")
-#: padded tokens per batch on CPU when ``max_tokens`` is not given. Measured on MiniLM-L6 (2-core Xeon, Cranfield
-#: pairs): budgets of 2048 / 4096 tokens ran 0.72x / 0.95x the speed of 32 full-length pairs, 8192 ran level, so
-#: the budget only bounds memory for long-context models (32 pairs of 512 tokens fit; 8k-token pairs go 2 by 2).
-CPU_TOKEN_BUDGET = 16384
+#: padded tokens per batch on CPU when ``max_tokens`` is not given. Smaller batches keep the activations of a layer
+#: close to the cores: measured on MiniLM-L6 over 500 Cranfield BM25 pairs (262 tokens on average, 2-core Xeon with
+#: AVX-512, quiet machine), budgets of 1024-4096 tokens ran 42 pairs/s, 8192 ran 39 and 16384 ran 32-36 (batch 32).
+#: A long-context model still goes a few pairs at a time (8k-token pairs one by one).
+CPU_TOKEN_BUDGET = 4096
 
 
 def _caller_stacklevel() -> int:
@@ -82,7 +83,8 @@ class CrossEncoderReranker(Reranker):
         query_max_length / doc_max_length: cut the query / document to this many tokens first.
         activation: ``"auto"``, ``"sigmoid"``, ``"softmax"`` or ``"raw"`` (see the module docstring).
         batch_size: most pairs per forward pass.
-        max_tokens: most padded tokens per forward pass; ``None`` is 16384 on CPU and unbounded on GPU.
+        max_tokens: most padded tokens per forward pass; ``None`` is 4096 on CPU (``CPU_TOKEN_BUDGET``) and unbounded
+            on GPU.
         device / dtype: as :func:`~rerank_plugins.backends.device.resolve_device` / ``resolve_dtype``.
         long_documents: ``"warn"``, ``"truncate"``, ``"chunk-max"`` or ``"chunk-mean"``.
         chunk_overlap: tokens shared by neighbouring windows in chunk modes (at most half a window).
