@@ -7,7 +7,7 @@ from types import ModuleType
 
 from .errors import MissingDependencyError
 
-__all__ = ["require", "is_available"]
+__all__ = ["is_available", "require"]
 
 
 def require(module: str, extra: str, *, purpose: str | None = None) -> ModuleType:

@@ -30,7 +30,7 @@ from .types import (
     as_query,
 )
 
-__all__ = ["Reranker", "Scores", "scores_from_order", "CandidatesInput", "QueryInput"]
+__all__ = ["CandidatesInput", "QueryInput", "Reranker", "Scores", "scores_from_order"]
 
 QueryInput = Query | str
 CandidatesInput = Sequence[Candidate | str | Mapping[str, Any]]
@@ -166,7 +166,7 @@ class Reranker(ABC):
         scored = await self._ascore_many([prepared[i][0] for i in todo], [prepared[i][1] for i in todo])
         return self._finish_many(prepared, todo, scored, top_k, score_threshold)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: rerankers without resources keep this no-op
         """Release resources (models, HTTP sessions). Safe to call more than once."""
 
     def __enter__(self) -> Reranker:

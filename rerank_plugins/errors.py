@@ -8,13 +8,13 @@ optional dependency, ``FileNotFoundError`` for a model path that does not exist)
 from __future__ import annotations
 
 __all__ = [
-    "RerankError",
+    "BackendError",
     "ConfigError",
     "InvalidInputError",
-    "ModelNotFoundError",
     "MissingDependencyError",
-    "BackendError",
+    "ModelNotFoundError",
     "ModelOutputError",
+    "RerankError",
 ]
 
 

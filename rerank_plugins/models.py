@@ -28,17 +28,17 @@ from typing import Any
 from .errors import ConfigError, ModelNotFoundError
 
 __all__ = [
+    "BundledModel",
     "ModelRef",
     "StrategySpec",
-    "BundledModel",
-    "register_strategy",
-    "register_model",
-    "strategies",
     "bundled_models",
-    "resolve_model",
-    "load_reranker",
     "detect_kind",
+    "load_reranker",
     "package_dir",
+    "register_model",
+    "register_strategy",
+    "resolve_model",
+    "strategies",
 ]
 
 

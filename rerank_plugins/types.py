@@ -18,23 +18,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidInputError
 
 __all__ = [
-    "Query",
     "Candidate",
+    "ImageInput",
+    "Query",
+    "RankedList",
     "ScoredCandidate",
     "WindowTrace",
-    "RankedList",
-    "ImageInput",
-    "as_query",
     "as_candidates",
+    "as_query",
 ]
 
 #: An image given as a filesystem path, raw encoded bytes, or a ``PIL.Image.Image``.
-ImageInput = Union[str, Path, bytes, Any]
+ImageInput = str | Path | bytes | Any
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

@@ -89,7 +89,9 @@ class LLMBackend(ABC):
 
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         """Approximate token count of a prompt, used for batching and context checks."""
-        text = prompt if isinstance(prompt, str) else (prompt.raw or " ".join(str(m["content"]) for m in prompt.messages))
+        text = prompt if isinstance(prompt, str) else (
+            prompt.raw or " ".join(str(m["content"]) for m in prompt.messages)
+        )
         return max(1, len(text) // 4)
 
     @property
@@ -113,5 +115,5 @@ class LLMBackend(ABC):
     async def alabel_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.label_logprobs, prompts, labels)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: backends without resources keep this no-op
         """Release the model or connections."""

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from ..errors import BackendError
 
-__all__ = ["plan_batches", "run_batched", "is_out_of_memory", "padding_share"]
+__all__ = ["is_out_of_memory", "padding_share", "plan_batches", "run_batched"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -37,7 +37,9 @@ _QUERY = "What causes shock waves around supersonic aircraft?"
 
 def sample_candidates(n: int = len(_TEXTS)) -> list[Candidate]:
     return [
-        Candidate(id=f"d{i}", text=_TEXTS[i % len(_TEXTS)], metadata={"source": "conformance", "i": i}, score=float(n - i))
+        Candidate(
+            id=f"d{i}", text=_TEXTS[i % len(_TEXTS)], metadata={"source": "conformance", "i": i}, score=float(n - i)
+        )
         for i in range(n)
     ]
 

@@ -37,6 +37,11 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     present: ``"image"`` (a path, bytes or PIL image put there by the application) and ``"image_path"`` (the key
     of LangChain's ``ImageCaptionLoader``). A document with an image and an empty ``page_content`` is an
     image-only candidate; with both it is a mixed one (e.g. a caption and its image).
+
+    LangChain documents carry no retriever score of their own. Strategies that use one (fusion of the first-stage
+    score with the reranker's, PRF) read it from metadata when ``score_metadata_key`` names the key your retriever
+    fills (for example ``"score"``, or ``"relevance_score"`` when an earlier compressor scored the documents); a
+    document without the key has no first-stage score, and a non-numeric value is an error.
     """
 
     model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
@@ -44,6 +49,9 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for load_reranker.")
     top_n: int | None = Field(default=None, ge=0, description="Keep the best n documents; None keeps all, 0 none.")
     score_threshold: float | None = Field(default=None, description="Keep documents scoring >= this; None keeps all.")
+    score_metadata_key: str | None = Field(
+        default=None, description="Metadata key holding the retriever's score, passed on as the first-stage score."
+    )
     image_metadata_keys: list[str] = Field(
         default_factory=lambda: ["image", "image_path"], description="Metadata keys that may hold a document image."
     )
@@ -67,11 +75,22 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
                 raise TypeError(f"document at position {i} must be a langchain Document, got {type(doc).__name__}")
         ids = candidate_ids([d.id for d in documents])
         out = []
-        for cid, d in zip(ids, documents):
+        for i, (cid, d) in enumerate(zip(ids, documents)):
             image = next((d.metadata[k] for k in self.image_metadata_keys if d.metadata.get(k) is not None), None)
             text = None if image is not None and not d.page_content else d.page_content
-            out.append(Candidate(id=cid, text=text, metadata=d.metadata, image=image))
+            out.append(Candidate(id=cid, text=text, metadata=d.metadata, image=image, score=self._first_stage(d, i)))
         return out
+
+    def _first_stage(self, doc: Document, position: int) -> float | None:
+        if self.score_metadata_key is None or doc.metadata.get(self.score_metadata_key) is None:
+            return None
+        value = doc.metadata[self.score_metadata_key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"document at position {position}: metadata[{self.score_metadata_key!r}] must be a number "
+                f"(the retriever's score), got {type(value).__name__}"
+            )
+        return float(value)
 
     @staticmethod
     def _documents(documents: Sequence[Document], ranked: RankedList) -> list[Document]:

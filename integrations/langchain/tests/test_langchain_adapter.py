@@ -194,3 +194,31 @@ def test_parity_minilm_by_name() -> None:
     assert type(compressor.reranker).__name__ == "EmbeddingReranker"
     _check_parity(bare, list(compressor.compress_documents(_docs(), QUERY)))
     _check_parity(bare, list(asyncio.run(compressor.acompress_documents(_docs(), QUERY))))
+
+
+def test_score_metadata_key_passes_the_retriever_score_on() -> None:
+    engine = KeywordReranker()
+    docs = [Document(id=f"d{i}", page_content=c.content, metadata={"score": 0.5 - i / 10})
+            for i, c in enumerate(sample_candidates(4))]
+    docs.append(Document(id="unscored", page_content="shock waves", metadata={}))
+    RerankPluginsCompressor(model=engine).compress_documents(docs, QUERY)
+    assert [c.score for c in engine.seen] == [None] * 5  # off by default: LangChain has no score field
+    RerankPluginsCompressor(model=engine, score_metadata_key="score").compress_documents(docs, QUERY)
+    assert [c.score for c in engine.seen][:4] == pytest.approx([0.5, 0.4, 0.3, 0.2])
+    assert engine.seen[4].score is None
+    docs[2] = Document(id="d2", page_content="x", metadata={"score": "high"})
+    with pytest.raises(TypeError, match=r"position 2: metadata\['score'\] must be a number"):
+        RerankPluginsCompressor(model=engine, score_metadata_key="score").compress_documents(docs, QUERY)
+
+
+def test_fusion_with_the_first_stage_score_through_the_compressor() -> None:
+    from rerank_plugins.rankers.fusion import FusionReranker
+
+    docs = [Document(id=f"d{i}", page_content=c.content, metadata={"score": float(10 - i)})
+            for i, c in enumerate(sample_candidates(6))]
+    fusion = FusionReranker([KeywordReranker(reasoning=False, traces=False)], include_first_stage="score")
+    bare = fusion.rerank(QUERY, [Candidate(id=d.id or "", text=d.page_content, score=d.metadata["score"])
+                                 for d in docs])
+    out = RerankPluginsCompressor(model=fusion, score_metadata_key="score").compress_documents(docs, QUERY)
+    assert [d.id for d in out] == bare.ids
+    assert [d.metadata[RELEVANCE_SCORE_KEY] for d in out] == pytest.approx(bare.scores, abs=1e-9)
