@@ -2,77 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from haystack import Document
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
-from rerank_plugins.testing.conformance import sample_candidates
-from rerank_plugins.testing.kinds import LLM_KINDS, scripted_reranker
+from rerank_plugins import Candidate, Reranker
+from rerank_plugins.testing.adapter_kinds import AdapterKindsSuite, Returned, run_maybe_async
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-QUERY = "What causes shock waves around supersonic aircraft?"
-WINDOWED = {"listwise", "first", "reasoning"}
 
+class TestKinds(AdapterKindsSuite):
+    def build(self, model: Reranker | str, *, kind: str | None = None, top_n: int | None = None) -> Any:
+        return RerankPluginsRanker(model=model, kind=kind, top_k=top_n)
 
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pytest.importorskip("sentence_transformers")
-    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder, build_tiny_sentence_transformer
-
-    return {
-        "cross-encoder": build_tiny_cross_encoder(tmp_path_factory.mktemp("haystack-ce")),
-        "embedding": build_tiny_sentence_transformer(tmp_path_factory.mktemp("haystack-st")),
-    }
-
-
-def _scripted(kind: str) -> Any:
-    # small windows, so a list of six needs several overlapping windows
-    return scripted_reranker(kind, **({"window_size": 4, "stride": 2} if kind in WINDOWED else {}))
-
-
-def _check(bare: Any, out: list[Any]) -> None:
-    assert [d.id for d in out] == bare.ids
-    assert [d.score for d in out] == pytest.approx(bare.scores, abs=1e-6)
-    for item, r in zip(out, bare.results):
-        meta = item.meta
-        assert meta["rerank_rank"] == r.rank
-        assert meta.get("rerank_reasoning") == r.reasoning
-        windows = [t for t in bare.traces if r.id in t.input_ids]
-        assert [w["output_ids"] for w in meta.get("rerank_windows", [])] == [list(t.output_ids) for t in windows]
-
-
-def _run(ranker: Any, asynchronous: bool) -> list[Any]:
-    docs = [Document(id=c.id, content=c.content, meta=dict(c.metadata)) for c in sample_candidates()]
-    if asynchronous:
-        return asyncio.run(ranker.run_async(query=QUERY, documents=docs))["documents"]  # type: ignore[no-any-return]
-    return ranker.run(query=QUERY, documents=docs)["documents"]  # type: ignore[no-any-return]
-
-
-@pytest.mark.parametrize("asynchronous", [False, True])
-@pytest.mark.parametrize("kind", LLM_KINDS)
-def test_llm_kinds_match_the_bare_engine(kind: str, asynchronous: bool) -> None:
-    reranker = _scripted(kind)
-    bare = reranker.rerank(QUERY, sample_candidates(), top_k=5)
-    out = _run(RerankPluginsRanker(model=reranker, top_k=5), asynchronous)
-    _check(bare, out)
-    if kind == "reasoning":
-        assert out[0].meta.get("rerank_reasoning")
-    if kind in WINDOWED:
-        assert len(bare.traces) > 1
-
-
-@pytest.mark.parametrize("asynchronous", [False, True])
-@pytest.mark.parametrize("kind", ["cross-encoder", "embedding"])
-def test_model_kinds_by_name_match_the_bare_engine(kind: str, asynchronous: bool, tiny_dirs: dict[str, Path]) -> None:
-    from rerank_plugins import load_reranker
-
-    bare = load_reranker(str(tiny_dirs[kind]), kind=kind).rerank(QUERY, sample_candidates(), top_k=5)
-    out = _run(RerankPluginsRanker(model=str(tiny_dirs[kind]), kind=kind, top_k=5), asynchronous)
-    _check(bare, out)
+    def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
+        docs = [Document(id=c.id, content=c.content, meta=dict(c.metadata)) for c in candidates]
+        out = run_maybe_async(asynchronous, lambda: adapter.run(query=query, documents=docs),
+                              lambda: adapter.run_async(query=query, documents=docs))["documents"]
+        return [(d.id, d.score, d.meta) for d in out]
