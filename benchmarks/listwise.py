@@ -24,7 +24,6 @@ BM25, generate@20, first@20 and first@100 on the same queries.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -34,6 +33,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -275,10 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "planned_windows": planned_windows(), "summaries": summaries,
         "per_query": {r["model"]: r["rows"] for r in results},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1, default=str))
-    print(f"\nsaved {out}")
+    print()
+    save_results(args.out, record, indent=1)
     return 0
 
 

@@ -20,7 +20,6 @@ a CPU; their rows are compared with BM25 and with the plain listwise / FIRST rer
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -257,9 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": sys.version.split()[0], "torch": torch.__version__, "cpu_count": os.cpu_count(),
         "results": [_jsonable(r) for r in results], "llm": None if llm is None else _jsonable(llm),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1, default=str))
+    save_results(args.out, record, indent=1)
     if args.update_docs:
         start, end = f"<!-- {args.block}:start -->", f"<!-- {args.block}:end -->"
         doc = Path(args.update_docs)

@@ -26,7 +26,6 @@ machine's CPU torch build cannot use.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -192,12 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_fmt(name, len(cands), row, None))
             rows.append({"setting": name, "mode": "batched", **row})
     print("\nTiny random towers: the model column is a floor, not a real model's cost; decode and processor are real.")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"pages": len(cands), "page_px": [w, h], "dpi": args.dpi, "threads": torch.get_num_threads(),
             "python": sys.version.split()[0], "torch": torch.__version__}
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"results written to {out}")
+    save_results(args.output, {"meta": meta, "results": rows})
     return 0
 
 

@@ -24,7 +24,6 @@ share of this CPU's matmul ceiling (best of a large fp32 ``torch.matmul``; a bf1
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -36,6 +35,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -268,10 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{sum(lengths) / len(lengths):.0f} tokens/pair on average; matmul ceiling {ceiling:.0f} GFLOP/s fp32, "
           f"{ceiling_bf16:.0f} bf16 (the bf16 row is against the bf16 one) ({torch.get_num_threads()} threads); "
           f"best of {args.repeats}")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"results written to {out}")
+    save_results(args.output, {"meta": meta, "results": rows})
     return 0
 
 

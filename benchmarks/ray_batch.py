@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _common import save_results
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -115,10 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"model": args.model, "queries": len(rows), "candidates": args.candidates, "batch_size": args.batch_size,
             "ray_cpus": args.ray_cpus, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
             "python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor()}
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"results written to {path}")
+    save_results(args.output, {"meta": meta, "results": results})
     return 0
 
 

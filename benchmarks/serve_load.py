@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import subprocess
@@ -33,6 +32,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -173,10 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"clients": args.clients, "requests": args.requests, "seconds": args.seconds,
             "candidates": args.candidates, "python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"results written to {out}")
+    save_results(args.output, {"meta": meta, "results": rows})
     return 0
 
 
