@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,14 +41,9 @@ Returned = list[tuple[str, float, Mapping[str, Any]]]
 _TINY_DIRS: dict[str, dict[str, Path]] = {}
 
 
-def run_maybe_async(asynchronous: bool, sync: Callable[[], _T], coroutine: Callable[[], Awaitable[_T]]) -> _T:
+def run_maybe_async(asynchronous: bool, sync: Callable[[], _T], coroutine: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """``asyncio.run(coroutine())`` when ``asynchronous``, else ``sync()``."""
-    if asynchronous:
-        async def go() -> _T:
-            return await coroutine()
-
-        return asyncio.run(go())
-    return sync()
+    return asyncio.run(coroutine()) if asynchronous else sync()
 
 
 class AdapterKindsSuite(abc.ABC):
