@@ -393,6 +393,20 @@ def load_reranker(name_or_path: str | ModelRef | os.PathLike[str], kind: str | N
         raise ConfigError(f"unknown kind {kind!r}; known kinds: {sorted(_STRATEGIES)}")
     if isinstance(name_or_path, str) and name_or_path in _MODELS:
         kind = kind or _MODELS[name_or_path].default_kind
+    # Model recipes (rerank_plugins.recipes): an exact hub id, a local copy of a listed model, or recipe=.
+    from .recipes import find_recipe, get_recipe
+
+    recipe_name = options.pop("recipe", None)
+    recipe = None
+    if recipe_name is not None:
+        if not isinstance(recipe_name, str):
+            raise ConfigError(f"recipe must be a recipe name or hub id, got {recipe_name!r}")
+        recipe = get_recipe(recipe_name)
+    elif isinstance(name_or_path, (str, os.PathLike)) and not isinstance(name_or_path, ModelRef):
+        recipe = find_recipe(name_or_path)
+    if recipe is not None and (kind is None or kind == recipe.kind):
+        kind = recipe.kind
+        options = recipe.merged_options(options)
     ref = resolve_model(name_or_path)
     if kind is None:
         kind = detect_kind(ref)
