@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Reranker, Scores, scores_from_order
+from .base import Reranker, Scores, ScoresLike, scores_from_order
 from .errors import (
     BackendError,
     ConfigError,
@@ -44,8 +44,12 @@ _LAZY: dict[str, str] = {
     "InsertRankReranker": "rerank_plugins.rankers.insertrank",
     "PairwiseReranker": "rerank_plugins.rankers.pairwise",
     "RatingJudgeReranker": "rerank_plugins.rankers.pairwise",
-    "LabelClassifier": "rerank_plugins.classify",
-    "classify": "rerank_plugins.classify",
+    # the module is private (_classify): a public submodule named "classify" would shadow the function of that
+    # name once anything imported it (the import system binds a submodule as an attribute of its package)
+    "LabelClassifier": "rerank_plugins._classify",
+    "classify": "rerank_plugins._classify",
+    "Classification": "rerank_plugins._classify",
+    "LabelScore": "rerank_plugins._classify",
     "ListwiseReranker": "rerank_plugins.rankers.listwise",
     "FirstReranker": "rerank_plugins.rankers.listwise",
     "ReasoningReranker": "rerank_plugins.rankers.reasoning",
@@ -59,12 +63,14 @@ _LAZY: dict[str, str] = {
     "TransformersLLMBackend": "rerank_plugins.backends.transformers",
     "OpenAIBackend": "rerank_plugins.backends.openai",
     "RemoteReranker": "rerank_plugins.rankers.remote",
+    "ImageLimits": "rerank_plugins.images",
 }
 
 __all__ = [
     "__version__",
     "Reranker",
     "Scores",
+    "ScoresLike",
     "scores_from_order",
     "Query",
     "Candidate",

@@ -1,8 +1,8 @@
 """The one reranker contract every strategy implements and every adapter calls.
 
-A strategy subclasses :class:`Reranker` and implements :meth:`Reranker._score`, which returns a
-:class:`Scores` object: one float per candidate in input order (higher is better), plus optional
-per-candidate reasoning and details, and listwise window traces. Everything else is done here once:
+A strategy subclasses :class:`Reranker` and implements :meth:`Reranker._score`, which returns one float per
+candidate in input order (higher is better): either a plain sequence of floats, or a :class:`Scores` object
+that adds optional per-candidate reasoning and details, and listwise window traces. Everything else is done here once:
 input coercion and validation, stable sorting (ties keep input order), ranks, ``top_k`` and
 ``score_threshold``, batching over many queries and the async forms.
 
@@ -30,7 +30,7 @@ from .types import (
     as_query,
 )
 
-__all__ = ["CandidatesInput", "QueryInput", "Reranker", "Scores", "scores_from_order"]
+__all__ = ["CandidatesInput", "QueryInput", "Reranker", "Scores", "ScoresLike", "scores_from_order"]
 
 QueryInput = Query | str
 CandidatesInput = Sequence[Candidate | str | Mapping[str, Any]]
@@ -45,6 +45,20 @@ class Scores:
     details: Sequence[Mapping[str, Any]] | None = None
     traces: Sequence[WindowTrace] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: What :meth:`Reranker._score` may return: a :class:`Scores` or just the floats, one per candidate in input order.
+ScoresLike = Scores | Sequence[float]
+
+
+def _as_scores(name: str, value: object) -> Scores:
+    if isinstance(value, Scores):
+        return value
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ModelOutputError(
+            f"{name}: _score must return a Scores object or a sequence of floats, got {type(value).__name__}"
+        )
+    return Scores(values=value)
 
 
 def scores_from_order(order: Sequence[int], n: int | None = None) -> list[float]:
@@ -93,20 +107,26 @@ class Reranker(ABC):
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        """Score ``candidates`` (never empty) for ``query``; one value per candidate, in input order."""
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> ScoresLike:
+        """Score ``candidates`` (never empty) for ``query``; one value per candidate, in input order.
 
-    def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
+        Return the floats themselves (a list, tuple or array) or a :class:`Scores` when there is reasoning,
+        per-candidate details or window traces to report.
+        """
+
+    def _score_many(
+        self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]
+    ) -> Sequence[ScoresLike]:
         """Score several queries; the default loops over :meth:`_score`."""
         return [self._score(q, c) for q, c in zip(queries, lists)]
 
-    async def _ascore(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+    async def _ascore(self, query: Query, candidates: Sequence[Candidate]) -> ScoresLike:
         """Async scoring; the default runs :meth:`_score` in a worker thread so the event loop stays free."""
         return await asyncio.to_thread(self._score, query, candidates)
 
     async def _ascore_many(
         self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]
-    ) -> list[Scores]:
+    ) -> Sequence[ScoresLike]:
         return await asyncio.to_thread(self._score_many, queries, lists)
 
     # ------------------------------------------------------------------ public API
@@ -211,7 +231,7 @@ class Reranker(ABC):
         self,
         prepared: list[tuple[Query, list[Candidate]]],
         todo: list[int],
-        scored: Sequence[Scores],
+        scored: Sequence[ScoresLike],
         top_k: int | None,
         score_threshold: float | None,
     ) -> list[RankedList]:
@@ -230,17 +250,23 @@ class Reranker(ABC):
         self,
         query: Query,
         candidates: list[Candidate],
-        scores: Scores,
+        raw_scores: ScoresLike,
         top_k: int | None,
         score_threshold: float | None,
     ) -> RankedList:
+        scores = _as_scores(self.name, raw_scores)
         n = len(candidates)
         values = list(scores.values)
         if len(values) != n:
             raise ModelOutputError(f"{self.name} returned {len(values)} scores for {n} candidates")
         clean: list[float] = []
         for i, v in enumerate(values):
-            f = float(v)
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise ModelOutputError(
+                    f"{self.name} produced a non-numeric score {v!r} for candidate {candidates[i].id!r}"
+                ) from None
             if math.isnan(f):
                 raise ModelOutputError(f"{self.name} produced a NaN score for candidate {candidates[i].id!r}")
             clean.append(f)

@@ -139,3 +139,39 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+class ListReranker(Reranker):
+    """A custom strategy as docs/concepts.md describes it: ``_score`` returns just the floats."""
+
+    name = "list"
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> list[float]:
+        return [float(len(c.content)) for c in candidates]
+
+
+class TestListScoresConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self) -> ListReranker:
+        return ListReranker()
+
+
+def test_score_may_return_a_plain_sequence() -> None:
+    r = ListReranker()
+    out = r.rerank("q", ["aa", "a", "aaa"])
+    assert [x.candidate.content for x in out.results] == ["aaa", "aa", "a"]
+    assert [x.score for x in out.results] == [3.0, 2.0, 1.0]
+    assert [x.score for x in asyncio.run(r.arerank("q", ["a", "aa"])).results] == [2.0, 1.0]
+    assert [len(x.results) for x in r.rerank_batch(["q", "q"], [["a"], []])] == [1, 0]
+
+
+@pytest.mark.parametrize("bad", ["0.5", {"a": 1.0}, 3.0, ["high"]])
+def test_score_returning_something_else_is_a_model_output_error(bad: object) -> None:
+    class Bad(Reranker):
+        name = "bad"
+
+        def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+            return bad  # type: ignore[return-value]
+
+    with pytest.raises(ModelOutputError, match="bad"):
+        Bad().rerank("q", ["a"])

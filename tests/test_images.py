@@ -135,3 +135,11 @@ def test_query_image() -> None:
     assert img.size == (5, 6)
     with pytest.raises(InvalidInputError, match="query 'q9'"):
         load_query_image(Query(text="x", image=b"garbage", id="q9"))
+
+
+def test_image_limits_is_a_public_export() -> None:
+    """docs/multimodal.md passes ``image_limits=ImageLimits(...)``: it must import from the package itself."""
+    import rerank_plugins
+    from rerank_plugins import ImageLimits as Public
+
+    assert Public is ImageLimits and "ImageLimits" in rerank_plugins.__all__

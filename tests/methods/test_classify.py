@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 from methods_toys import OverlapReranker, TableReranker
 
-from rerank_plugins import ConfigError, InvalidInputError
-from rerank_plugins.classify import LabelClassifier, classify
+from rerank_plugins import ConfigError, InvalidInputError, LabelClassifier, classify
 
 
 def test_single_label_softmax_hand_computed() -> None:
@@ -87,3 +88,18 @@ def test_validation() -> None:
         LabelClassifier(table, template="no placeholder")
     with pytest.raises(InvalidInputError, match="empty"):
         classify("   ", ["a"], reranker=table)
+
+
+@pytest.mark.parametrize("order", ["classify, LabelClassifier", "LabelClassifier, classify"])
+def test_public_classify_is_the_function_in_any_import_order(order: str) -> None:
+    """The submodule used to shadow the lazy export: ``from rerank_plugins import LabelClassifier, classify``
+    gave the module (``'module' object is not callable``)."""
+    code = (
+        f"from rerank_plugins import {order}\n"
+        "import rerank_plugins, rerank_plugins._classify\n"
+        "assert callable(classify) and isinstance(LabelClassifier, type), classify\n"
+        "assert rerank_plugins.classify is classify\n"
+        "from rerank_plugins import classify as again\n"
+        "assert again is classify\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
