@@ -38,6 +38,7 @@ $(VENV)/.full: $(VENV)/.core
 	$(PIP) -e ".[all,dev]"
 	$(PIP) -e "integrations/llamaindex[examples]" -e integrations/haystack -e integrations/langchain
 	$(PIP) "llama-cpp-python[server]"
+	$(PIP) --no-deps rank-llm   # reference prompts/windows for the listwise recipe tests; its deps pull vLLM + pyserini
 	touch $@
 
 clean:

@@ -21,7 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["ChatPrompt", "Generation", "LLMBackend", "Message"]
+from ..errors import ConfigError
+
+__all__ = [
+    "ChatPrompt", "Generation", "LLMBackend", "Message", "adds_special_tokens", "check_special_tokens_option",
+]
 
 Message = dict[str, Any]
 
@@ -32,19 +36,51 @@ class ChatPrompt:
     (text the answer is forced to start with, e.g. ``"["`` or ``"<think>"``).
 
     With ``raw`` set, the messages are ignored and ``raw`` is used as the full prompt text (completion style).
+
+    ``add_special_tokens`` is the special-token policy of this prompt (see :func:`adds_special_tokens`):
+    ``True`` tokenises the rendered (or raw) text with the tokenizer's special tokens (e.g. a Llama/Mistral
+    BOS ``<s>``), ``False`` with none, ``None`` leaves it to the backend's ``add_special_tokens`` option and,
+    when that is ``None`` too, to the default: none for a chat prompt (its template writes what it needs),
+    the tokenizer's for a raw prompt.
     """
 
     messages: tuple[Message, ...] = ()
     assistant_prefix: str = ""
     raw: str | None = None
+    add_special_tokens: bool | None = None
 
     @classmethod
-    def of(cls, user: str, system: str | None = None, assistant_prefix: str = "") -> ChatPrompt:
+    def of(
+        cls,
+        user: str,
+        system: str | None = None,
+        assistant_prefix: str = "",
+        *,
+        add_special_tokens: bool | None = None,
+    ) -> ChatPrompt:
         msgs: list[Message] = []
         if system:
             msgs.append({"role": "system", "content": system})
         msgs.append({"role": "user", "content": user})
-        return cls(tuple(msgs), assistant_prefix)
+        return cls(tuple(msgs), assistant_prefix, add_special_tokens=add_special_tokens)
+
+
+def adds_special_tokens(prompt: ChatPrompt, default: bool | None = None) -> bool:
+    """Whether ``prompt`` is tokenised with the tokenizer's special tokens (BOS): the prompt's own
+    ``add_special_tokens`` when set, else the backend's ``default`` when set, else ``True`` for a raw prompt and
+    ``False`` for a chat prompt (the behaviour before the policy existed)."""
+    if prompt.add_special_tokens is not None:
+        return bool(prompt.add_special_tokens)
+    if default is not None:
+        return bool(default)
+    return prompt.raw is not None
+
+
+def check_special_tokens_option(value: object) -> bool | None:
+    """Validate a backend's ``add_special_tokens`` option (``None``, ``True`` or ``False``)."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"add_special_tokens must be True, False or None, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

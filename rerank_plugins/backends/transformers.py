@@ -3,10 +3,18 @@
 Prompts
     A :class:`~rerank_plugins.backends.base.ChatPrompt` is rendered with the tokenizer's chat template
     (``apply_chat_template(messages, add_generation_prompt=True, tokenize=False)``) and its
-    ``assistant_prefix`` is appended verbatim; the text is tokenised *without* adding special tokens (the
-    template already holds them). A raw prompt (``ChatPrompt(raw=...)``) is used as is plus the prefix and
-    tokenised *with* the tokenizer's special tokens (e.g. BOS). :meth:`TransformersLLMBackend.render` shows
-    the exact text. ``Generation.text`` is the continuation only (the prefix is part of the prompt).
+    ``assistant_prefix`` is appended verbatim. A raw prompt (``ChatPrompt(raw=...)``) is used as is plus the
+    prefix. :meth:`TransformersLLMBackend.render` shows the exact text and
+    :meth:`TransformersLLMBackend.prompt_token_ids` the exact ids. ``Generation.text`` is the continuation only
+    (the prefix is part of the prompt).
+
+Special tokens (BOS)
+    The text is tokenised with ``tokenizer(text, add_special_tokens=...)``, the flag chosen by
+    :func:`~rerank_plugins.backends.base.adds_special_tokens`: the prompt's ``add_special_tokens`` when set,
+    else this backend's ``add_special_tokens`` option, else none for a chat prompt (the template already holds
+    its special tokens) and the tokenizer's for a raw prompt. ``True`` adds exactly what the tokenizer adds
+    (a Llama/Mistral tokenizer: ``<s>`` in front; Qwen2: nothing), as rank_llm does when it hands rendered
+    text to vLLM. A template that writes ``<s>`` itself then reads two BOS tokens: a warning says so once.
 
 Batches
     Prompts are length-sorted and grouped under a token budget (``batch_size`` prompts, ``max_batch_tokens``
@@ -41,6 +49,7 @@ import inspect
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,7 +58,7 @@ from .._optional import require
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..models import ModelRef, resolve_model
-from .base import ChatPrompt, Generation, LLMBackend
+from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
 from .tokens import LabelTokens
@@ -98,7 +107,13 @@ class TransformersLLMBackend(LLMBackend):
         generation_kwargs: extra ``GenerationConfig`` fields (e.g. ``top_p``) for sampled generation.
         model_kwargs: extra ``from_pretrained`` arguments (e.g. ``attn_implementation``, or ``device_map="auto"``
             to spread a large model over several GPUs, in which case ``device`` is where its inputs go).
+        add_special_tokens: the special-token policy for prompts that leave theirs ``None`` (module docstring);
+            ``None`` keeps the default (none for chat prompts, the tokenizer's for raw prompts).
     """
+
+    #: backend default of the special-token policy (``None``: chat prompts none, raw prompts the tokenizer's)
+    add_special_tokens: bool | None = None
+    _warned_bos = False
 
     def __init__(
         self,
@@ -116,7 +131,9 @@ class TransformersLLMBackend(LLMBackend):
         generation_kwargs: dict[str, Any] | None = None,
         model_kwargs: dict[str, Any] | None = None,
         progress: bool = False,
+        add_special_tokens: bool | None = None,
     ) -> None:
+        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if max_batch_tokens is not None and max_batch_tokens < 1:
@@ -212,6 +229,27 @@ class TransformersLLMBackend(LLMBackend):
     def _encode(self, text: str, special: bool = False) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
+    def special_tokens_for(self, prompt: ChatPrompt) -> bool:
+        """Whether ``prompt`` is tokenised with the tokenizer's special tokens (see the module docstring)."""
+        return adds_special_tokens(prompt, self.add_special_tokens)
+
+    def prompt_token_ids(self, prompt: ChatPrompt) -> list[int]:
+        """The exact token ids the model reads for ``prompt`` (rendered, special-token policy applied)."""
+        return self._encode_prompt(self.render(prompt), prompt)
+
+    def _encode_prompt(self, text: str, prompt: ChatPrompt) -> list[int]:
+        special = self.special_tokens_for(prompt)
+        ids = self._encode(text, special=special)
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        if special and bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos and not self._warned_bos:
+            self._warned_bos = True
+            warnings.warn(
+                f"{self.model_id}: the prompt text already starts with the BOS token and add_special_tokens=True "
+                "adds another, so the model reads two; set add_special_tokens=False for this template",
+                UserWarning, stacklevel=4,
+            )
+        return ids
+
     def _encode_prompts(self, prompts: Sequence[ChatPrompt], reserve: int) -> tuple[list[str], list[list[int]]]:
         texts: list[str] = []
         ids: list[list[int]] = []
@@ -219,7 +257,7 @@ class TransformersLLMBackend(LLMBackend):
             if not isinstance(p, ChatPrompt):
                 raise ConfigError(f"prompt {n} is a {type(p).__name__}, expected a ChatPrompt")
             text = self.render(p)
-            enc = self._encode(text, special=p.raw is not None)
+            enc = self._encode_prompt(text, p)
             if not enc:
                 raise ConfigError(f"prompt {n} is empty after tokenisation")
             limit = self._context_length
@@ -237,7 +275,7 @@ class TransformersLLMBackend(LLMBackend):
         """Exact token count of a prompt (rendered) or of a plain text fragment."""
         if isinstance(prompt, str):
             return len(self._encode(prompt))
-        return len(self._encode(self.render(prompt), special=prompt.raw is not None))
+        return len(self._encode_prompt(self.render(prompt), prompt))
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
         """``text`` cut to its first ``max_tokens`` tokens (unchanged when it is that short)."""

@@ -236,7 +236,7 @@ class VisionLanguageBackend(TransformersLLMBackend):
         kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "truncation": False}
         if images:
             kwargs["images"] = images
-        if prompt.raw is None:
+        if not self.special_tokens_for(prompt):  # the special-token policy of the transformers backend
             kwargs["add_special_tokens"] = False
         features = dict(self.processor(**kwargs))
         self.stats.processor_seconds += time.perf_counter() - start

@@ -13,7 +13,16 @@ from pathlib import Path
 from .._optional import require
 from ..models import resolve_model
 
-__all__ = ["TINY_LLM", "build_tiny_causal_lm", "save_smollm2_tokenizer"]
+__all__ = ["TINY_LLM", "ZEPHYR_CHAT_TEMPLATE", "build_tiny_causal_lm", "save_bos_tokenizer", "save_smollm2_tokenizer"]
+
+#: The chat template of HuggingFaceH4/zephyr-7b-beta (and of castorini/rank_zephyr_7b_v1_full, which keeps it):
+#: ``<|user|>`` / ``<|assistant|>`` turns closed by ``</s>``, no BOS written by the template itself.
+ZEPHYR_CHAT_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + "
+    "eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}"
+    "\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+)
 
 #: Shape of the tiny causal LM used in tests.
 TINY_LLM = {
@@ -70,5 +79,31 @@ def build_tiny_causal_lm(path: str | Path, tokenizer_dir: str | Path, *, arch: s
     model = cls(config).eval()
     path = Path(path)
     model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def save_bos_tokenizer(path: str | Path, *, chat_template: str | None = ZEPHYR_CHAT_TEMPLATE) -> Path:
+    """Save a Llama/Mistral-style tokenizer to ``path``: SmolLM2's byte-level BPE vocabulary plus ``<unk>``,
+    ``<s>`` (BOS, put in front of every text tokenised with ``add_special_tokens=True``, as Llama and Mistral
+    tokenizers do) and ``</s>`` (EOS), with ``chat_template`` (Zephyr's by default; ``None`` for none).
+
+    Tests use it where a model family's tokenizer adds a BOS token (RankZephyr, RankVicuna, FIRST-Mistral), so
+    the special-token policy is visible in the token ids."""
+    transformers = require("transformers", "hf")
+    tokenizers = require("tokenizers", "hf")
+    source = save_smollm2_tokenizer(Path(path) / "_smollm2")
+    base = transformers.AutoTokenizer.from_pretrained(str(source))
+    backend = base.backend_tokenizer
+    backend.add_special_tokens(["<unk>", "<s>", "</s>"])
+    bos = backend.token_to_id("<s>")
+    backend.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        chat_template=chat_template,
+    )
+    path = Path(path)
     tokenizer.save_pretrained(str(path))
     return path

