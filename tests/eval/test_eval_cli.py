@@ -12,8 +12,6 @@ import typer
 from typer.testing import CliRunner
 
 from rerank_plugins import cli, models
-from rerank_plugins.commands import bench, demo
-from rerank_plugins.commands import eval as eval_cmd
 from rerank_plugins.models import StrategySpec
 
 runner = CliRunner()
@@ -21,10 +19,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-    for module in (eval_cmd, bench, demo):
-        module.register(app)
-    return app
+    """The real entry point (its plain, one-line error messages do not depend on the terminal's width)."""
+    return cli.build()
 
 
 @pytest.fixture
