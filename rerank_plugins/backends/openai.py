@@ -19,6 +19,25 @@ How a :class:`ChatPrompt` becomes a request
       ``add_generation_prompt: false`` (vLLM and SGLang; llama-cpp-python would close the message instead), and
       ``"auto"`` (default) is ``"render"`` when a chat template is known, else ``"continue"``.
 
+Special tokens (BOS)
+    The policy is the in-process backends' (:func:`~rerank_plugins.backends.base.adds_special_tokens`): the
+    prompt's ``add_special_tokens``, else this backend's ``add_special_tokens`` option. What reaches the model
+    then depends on how the prompt is sent and on the server:
+
+    * ``tokenizer=`` given (a tokenizer folder, hub id or GGUF path loaded with transformers, or a tokenizer
+      object): completions prompts (raw, and chat rendered client side) are tokenised here exactly as the
+      transformers backend tokenises them (the BOS included or not as the policy says, ``None`` meaning none for
+      chat prompts and the tokenizer's for raw ones) and sent as token ids (``"prompt": [ids]``), which vLLM,
+      SGLang and llama.cpp's ``llama-server`` read as they are, adding nothing. llama-cpp-python's server
+      (``llama_cpp.server``, 0.3.x: ``CreateCompletionRequest.prompt`` is ``str | list[str]``) refuses token ids.
+    * text prompts (no ``tokenizer=``): when the policy is set (prompt or backend option) the request carries
+      ``"add_special_tokens": true|false``, on completions and on chat requests. vLLM honours it on both
+      (its defaults: ``true`` on ``/v1/completions``, ``false`` on ``/v1/chat/completions``); llama.cpp's
+      servers ignore it and add BOS whenever the GGUF says ``tokenizer.ggml.add_bos_token`` (llama-cpp-python
+      0.3.36 ``Llama._create_completion``: the BOS is prepended to every text prompt); OpenAI ignores it.
+      When the policy is ``None`` the requests are as before: ``render_body`` on rendered prompts (default
+      ``{"add_special_tokens": false}``), nothing on raw ones.
+
 Label log-probabilities (FIRST, yes/no, graded, pairwise)
     One request per prompt with ``max_tokens=1``, ``temperature=0`` and ``logprobs=true, top_logprobs=k``
     (chat) or ``logprobs=k`` (completions); ``k = top_logprobs`` (default 20, the OpenAI and vLLM maximum
@@ -65,8 +84,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_options
+from .._optional import require
 from ..errors import BackendError, ConfigError
-from .base import ChatPrompt, Generation, LLMBackend
+from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .chat_template import ChatTemplate
 
 __all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
@@ -117,6 +137,21 @@ def match_labels(
     return out
 
 
+def _load_tokenizer(spec: Any) -> Any:
+    """A tokenizer object (anything callable like a transformers tokenizer) or one loaded with transformers from a
+    folder, hub id or ``.gguf`` file."""
+    if not isinstance(spec, (str, os.PathLike)):
+        if not callable(spec):
+            raise ConfigError(f"tokenizer must be a path, a hub id or a tokenizer object, got {spec!r}")
+        return spec
+    transformers = require("transformers", "hf", purpose="tokenising prompts client side (tokenizer=)")
+    path = os.fspath(spec)
+    if path.endswith(".gguf"):
+        folder, name = os.path.split(path)
+        return transformers.AutoTokenizer.from_pretrained(folder or ".", gguf_file=name)
+    return transformers.AutoTokenizer.from_pretrained(path)
+
+
 class OpenAIBackend(LLMBackend):
     """An OpenAI-compatible server as an LLM backend (see the module docstring for the request rules).
 
@@ -139,6 +174,8 @@ class OpenAIBackend(LLMBackend):
         extra_body: fields merged into every generation request (e.g. ``{"top_k": 1}``).
         render_body: fields merged into requests whose prompt was rendered client side.
         headers: extra HTTP headers.
+        add_special_tokens: the special-token policy for prompts that leave theirs ``None`` (module docstring).
+        tokenizer: tokenise completions prompts client side and send token ids (module docstring).
     """
 
     def __init__(
@@ -163,7 +200,10 @@ class OpenAIBackend(LLMBackend):
         extra_body: Mapping[str, Any] | None = None,
         render_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        add_special_tokens: bool | None = None,
+        tokenizer: Any = None,
     ) -> None:
+        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
         if endpoint not in ("chat", "completions"):
             raise ConfigError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         if prefix_mode not in ("auto", "render", "continue"):
@@ -218,6 +258,7 @@ class OpenAIBackend(LLMBackend):
         self.extra_body = dict(extra_body) if extra_body is not None else {}
         self.render_body = dict(render_body) if render_body is not None else {"add_special_tokens": False}
         self._single_tokens = set(single_tokens) if single_tokens is not None else None
+        self.tokenizer = _load_tokenizer(tokenizer) if tokenizer is not None else None
         self._single_cache: dict[str, bool] = {}
         self._tokenize_probe: tuple[str, str, int] | None = None  # (path, style, baseline count)
         self._tokenize_unavailable = False
@@ -287,9 +328,11 @@ class OpenAIBackend(LLMBackend):
         comp_extra = dict(common.get("_completions", {}))
         if not isinstance(prompt, ChatPrompt):
             raise ConfigError(f"prompts must be ChatPrompt objects, got {type(prompt).__name__}")
+        special = self._special_fields(prompt)
         if prompt.raw is not None:
-            body = {"model": self.model, "prompt": prompt.raw + prompt.assistant_prefix, **base, **comp_extra}
-            return "/v1/completions", {**body, **self.extra_body}
+            text = prompt.raw + prompt.assistant_prefix
+            body = {"model": self.model, "prompt": self._prompt_field(text, prompt), **base, **comp_extra}
+            return "/v1/completions", {**body, **(special if self.tokenizer is None else {}), **self.extra_body}
         messages = [dict(m) for m in prompt.messages]
         if not messages:
             raise ConfigError("a ChatPrompt needs messages or raw text")
@@ -304,14 +347,34 @@ class OpenAIBackend(LLMBackend):
                     "(Jinja text, a GGUF file or a tokenizer folder)"
                 )
             text = self.chat_template.render(messages) + prompt.assistant_prefix
-            body = {"model": self.model, "prompt": text, **base, **comp_extra, **self.render_body}
+            body = {"model": self.model, "prompt": self._prompt_field(text, prompt), **base, **comp_extra}
+            if self.tokenizer is None:
+                body.update({**self.render_body, **special})
             return "/v1/completions", {**body, **self.extra_body}
-        body = {"model": self.model, "messages": messages, **base, **chat_extra}
+        body = {"model": self.model, "messages": messages, **base, **chat_extra, **special}
         if prompt.assistant_prefix:
             body["messages"] = [*messages, {"role": "assistant", "content": prompt.assistant_prefix}]
             body["add_generation_prompt"] = False
             body["continue_final_message"] = True
         return "/v1/chat/completions", {**body, **self.extra_body}
+
+    def _special_fields(self, prompt: ChatPrompt) -> dict[str, Any]:
+        """``{"add_special_tokens": ...}`` when the policy is set for ``prompt``, else nothing."""
+        chosen = prompt.add_special_tokens if prompt.add_special_tokens is not None else self.add_special_tokens
+        return {} if chosen is None else {"add_special_tokens": bool(chosen)}
+
+    def _prompt_field(self, text: str, prompt: ChatPrompt) -> str | list[int]:
+        """The completions ``prompt``: the text, or its token ids (policy applied) when a tokenizer is set."""
+        if self.tokenizer is None:
+            return text
+        return self.prompt_token_ids_of(text, prompt)
+
+    def prompt_token_ids_of(self, text: str, prompt: ChatPrompt) -> list[int]:
+        """Token ids of a completions prompt's text, with the special-token policy (needs ``tokenizer=``)."""
+        if self.tokenizer is None:
+            raise ConfigError("token ids need tokenizer= (a tokenizer folder, hub id, GGUF path or object)")
+        special = adds_special_tokens(prompt, self.add_special_tokens)
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=special)["input_ids"]]
 
     @staticmethod
     def _choice(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:

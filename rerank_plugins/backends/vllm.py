@@ -3,6 +3,11 @@ transformers backend, for throughput.
 
 * Prompts are rendered exactly as by the transformers backend (chat template with the generation prompt,
   then the assistant prefix; raw prompts as is) and sent as token ids, so both backends read the same tokens.
+  The special-token policy is the transformers backend's (:func:`~rerank_plugins.backends.base.adds_special_tokens`:
+  the prompt's ``add_special_tokens``, else the backend option, else none for chat prompts and the tokenizer's
+  for raw ones). Because the ids are built here, vLLM's own habit of tokenising a text prompt with special
+  tokens (what rank_llm relies on for RankZephyr's ``<s>``) never applies behind the policy's back:
+  :func:`token_prompt_inputs` builds them and is unit-tested without vLLM.
 * ``generate``: ``SamplingParams(temperature=0)`` is greedy; ``temperature > 0`` samples with ``seed``;
   ``stop`` strings are cut from the text (vLLM's default); ``finish_reason`` is vLLM's own.
 * ``label_logprobs``: one single-token step per prompt (``max_tokens=1``) asking for the top ``max_logprobs``
@@ -29,11 +34,52 @@ from typing import Any
 from .._optional import require
 from ..errors import BackendError, ConfigError
 from ..models import ModelRef, resolve_model
-from .base import ChatPrompt, Generation, LLMBackend
+from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .tokens import LabelTokens
 from .transformers import BackendStats
 
-__all__ = ["VLLMBackend", "generation_from_output", "label_logprobs_from_output", "sampling_kwargs"]
+__all__ = [
+    "VLLMBackend", "generation_from_output", "label_logprobs_from_output", "render_prompt", "sampling_kwargs",
+    "token_prompt_inputs",
+]
+
+
+def render_prompt(tokenizer: Any, prompt: ChatPrompt) -> str:
+    """The prompt text (chat template with the generation prompt, then the assistant prefix; raw as is)."""
+    if prompt.raw is not None:
+        return prompt.raw + prompt.assistant_prefix
+    if not prompt.messages:
+        raise ConfigError("a ChatPrompt needs messages or raw text")
+    text = tokenizer.apply_chat_template([dict(m) for m in prompt.messages], add_generation_prompt=True, tokenize=False)
+    return str(text) + prompt.assistant_prefix
+
+
+def token_prompt_inputs(
+    tokenizer: Any,
+    prompts: Sequence[ChatPrompt],
+    *,
+    reserve: int = 0,
+    context_length: int | None = None,
+    add_special_tokens: bool | None = None,
+    model_id: str = "the model",
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Rendered texts and vLLM token inputs (``{"prompt_token_ids": [...]}``) of ``prompts``, with the
+    special-token policy applied (``add_special_tokens`` is the backend default) and the context checked."""
+    texts, inputs = [], []
+    for n, p in enumerate(prompts):
+        if not isinstance(p, ChatPrompt):
+            raise ConfigError(f"prompt {n} is a {type(p).__name__}, expected a ChatPrompt")
+        text = render_prompt(tokenizer, p)
+        special = adds_special_tokens(p, add_special_tokens)
+        ids = [int(i) for i in tokenizer(text, add_special_tokens=special)["input_ids"]]
+        if context_length is not None and len(ids) + reserve > context_length:
+            raise ConfigError(
+                f"prompt {n} has {len(ids)} tokens plus {reserve} new, more than the {context_length}-token context "
+                f"of {model_id}; shorten the passages or use a smaller window"
+            )
+        texts.append(text)
+        inputs.append({"prompt_token_ids": ids})
+    return texts, inputs
 
 
 def sampling_kwargs(
@@ -116,6 +162,7 @@ class VLLMBackend(LLMBackend):
         max_logprobs: how many top log-probabilities ``label_logprobs`` reads per prompt.
         seed: engine seed.
         llm_kwargs: any further ``vllm.LLM`` arguments.
+        add_special_tokens: the special-token policy for prompts that leave theirs ``None`` (module docstring).
     """
 
     def __init__(
@@ -132,7 +179,9 @@ class VLLMBackend(LLMBackend):
         trust_remote_code: bool = False,
         progress: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
+        add_special_tokens: bool | None = None,
     ) -> None:
+        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
         vllm = require("vllm", "vllm", purpose="the vLLM backend")
         if tensor_parallel_size < 1:
             raise ConfigError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
@@ -185,34 +234,23 @@ class VLLMBackend(LLMBackend):
             return None
 
     def render(self, prompt: ChatPrompt) -> str:
-        if prompt.raw is not None:
-            return prompt.raw + prompt.assistant_prefix
-        if not prompt.messages:
-            raise ConfigError("a ChatPrompt needs messages or raw text")
-        text = self.tokenizer.apply_chat_template(
-            [dict(m) for m in prompt.messages], add_generation_prompt=True, tokenize=False
-        )
-        return str(text) + prompt.assistant_prefix
+        return render_prompt(self.tokenizer, prompt)
+
+    def prompt_token_ids(self, prompt: ChatPrompt) -> list[int]:
+        """The exact token ids vLLM reads for ``prompt`` (rendered, special-token policy applied)."""
+        return list(token_prompt_inputs(self.tokenizer, [prompt], add_special_tokens=self.add_special_tokens)[1][0][
+            "prompt_token_ids"])
 
     def _token_prompts(self, prompts: Sequence[ChatPrompt], reserve: int) -> tuple[list[str], list[dict[str, Any]]]:
-        texts, inputs = [], []
-        limit = self.context_length
-        for n, p in enumerate(prompts):
-            text = self.render(p)
-            ids = list(self.tokenizer(text, add_special_tokens=p.raw is not None)["input_ids"])
-            if limit is not None and len(ids) + reserve > limit:
-                raise ConfigError(
-                    f"prompt {n} has {len(ids)} tokens plus {reserve} new, more than the {limit}-token context "
-                    f"of {self.model_id}; shorten the passages or use a smaller window"
-                )
-            texts.append(text)
-            inputs.append({"prompt_token_ids": ids})
-        return texts, inputs
+        return token_prompt_inputs(
+            self.tokenizer, prompts, reserve=reserve, context_length=self.context_length,
+            add_special_tokens=self.add_special_tokens, model_id=self.model_id,
+        )
 
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         if isinstance(prompt, str):
             return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        return len(self.tokenizer(self.render(prompt), add_special_tokens=prompt.raw is not None)["input_ids"])
+        return len(self.prompt_token_ids(prompt))
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
         if max_tokens < 0:

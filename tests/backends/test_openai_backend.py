@@ -120,6 +120,37 @@ def test_raw_prompt_goes_to_completions():
     assert "add_special_tokens" not in stub.requests[0].body
 
 
+def test_special_token_policy_is_sent_when_set_and_only_then():
+    """Policy None: requests as before. Set on the prompt or the backend: ``add_special_tokens`` on every request
+    (vLLM reads it on completions and chat; llama.cpp servers and OpenAI ignore it)."""
+    prompts = [
+        ChatPrompt(raw="Q:", add_special_tokens=True),
+        ChatPrompt.of("rank", assistant_prefix="[", add_special_tokens=True),
+        ChatPrompt.of("plain"),
+        ChatPrompt(raw="Q:"),
+    ]
+    with StubHTTPServer([completion_reply(), completion_reply(), chat_reply(), completion_reply()]) as stub:
+        b = backend(stub, chat_template=TEMPLATE)
+        for p in prompts:
+            b.generate([p], max_new_tokens=1)
+        b.close()
+    bodies = [r.body for r in stub.requests]
+    assert [r.path for r in stub.requests] == ["/v1/completions", "/v1/completions", "/v1/chat/completions",
+                                               "/v1/completions"]
+    assert bodies[0]["add_special_tokens"] is True
+    assert bodies[1]["add_special_tokens"] is True  # the policy wins over render_body's default False
+    assert "add_special_tokens" not in bodies[2] and "add_special_tokens" not in bodies[3]
+    with StubHTTPServer([completion_reply(), chat_reply(), completion_reply()]) as stub:
+        b = backend(stub, add_special_tokens=False)
+        b.generate([ChatPrompt(raw="Q:")], max_new_tokens=1)
+        b.generate([ChatPrompt.of("plain")], max_new_tokens=1)
+        b.generate([ChatPrompt(raw="Q:", add_special_tokens=True)], max_new_tokens=1)
+        b.close()
+    assert [r.body["add_special_tokens"] for r in stub.requests] == [False, False, True]
+    with pytest.raises(ConfigError, match="add_special_tokens"):
+        OpenAIBackend(base_url="http://127.0.0.1:1/v1", add_special_tokens=1)
+
+
 def test_completions_endpoint_without_template_is_a_clear_error():
     with StubHTTPServer([]) as stub:
         b = backend(stub, endpoint="completions")

@@ -82,3 +82,30 @@ def test_double_bos_warns_once(tiny_bos_llm_dir: Path) -> None:
 def test_option_is_validated(tiny_bos_llm_dir: Path) -> None:
     with pytest.raises(ConfigError, match="add_special_tokens"):
         TransformersLLMBackend(tiny_bos_llm_dir, device="cpu", add_special_tokens="yes")  # type: ignore[arg-type]
+
+
+def test_openai_backend_sends_the_token_ids_the_transformers_backend_reads(tiny_bos_llm_dir: Path) -> None:
+    """With ``tokenizer=`` the completions prompt is sent as token ids, BOS as the policy says, equal to the
+    in-process ids, so a server that reads ids (vLLM, SGLang, llama-server) adds nothing of its own."""
+    from rerank_plugins.backends.openai import OpenAIBackend
+    from rerank_plugins.testing.http_stub import Reply, StubHTTPServer
+
+    hf = TransformersLLMBackend(tiny_bos_llm_dir, device="cpu")
+    prompts = [
+        ChatPrompt.of("Rank these.", system="You rank.", assistant_prefix="["),
+        ChatPrompt.of("Rank these.", assistant_prefix="[", add_special_tokens=True),
+        ChatPrompt(raw="raw prompt"),
+        ChatPrompt(raw="raw prompt", add_special_tokens=False),
+    ]
+    reply = Reply(200, {"choices": [{"index": 0, "text": "1]", "finish_reason": "stop"}], "usage": {}})
+    with StubHTTPServer([reply] * len(prompts)) as stub:
+        client = OpenAIBackend("m", base_url=stub.url, endpoint="completions", chat_template=str(tiny_bos_llm_dir),
+                               tokenizer=str(tiny_bos_llm_dir), backoff=0.0)
+        for p in prompts:
+            client.generate([p], max_new_tokens=2)
+        client.close()
+    sent = [r.body["prompt"] for r in stub.requests]
+    assert sent == [hf.prompt_token_ids(p) for p in prompts]
+    bos = hf.tokenizer.bos_token_id
+    assert [ids[0] == bos for ids in sent] == [False, True, True, False]
+    assert all("add_special_tokens" not in r.body for r in stub.requests)

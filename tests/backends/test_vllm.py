@@ -79,3 +79,29 @@ def test_vllm_matches_transformers_on_a_tiny_model(tiny_llm_dir: Path) -> None:
     gt = t.generate(prompts, max_new_tokens=4)
     assert [g.text for g in gv] == [g.text for g in gt]
     assert v.stats.forward_prompts == 2 and v.stats.generate_calls == 1
+
+
+def test_token_inputs_follow_the_special_token_policy_like_transformers(tiny_bos_llm_dir: Path) -> None:
+    """The ids vLLM is sent are built by ``token_prompt_inputs``: with a tokenizer that adds ``<s>`` they equal the
+    transformers backend's for every policy (prompt, backend default, old default), so both read the same tokens."""
+    pytest.importorskip("torch")
+    from rerank_plugins.backends.base import ChatPrompt
+    from rerank_plugins.backends.transformers import TransformersLLMBackend
+    from rerank_plugins.backends.vllm import token_prompt_inputs
+
+    prompts = [
+        ChatPrompt.of("Rank these.", system="You rank.", assistant_prefix="["),
+        ChatPrompt.of("Rank these.", add_special_tokens=True),
+        ChatPrompt(raw="raw prompt"),
+        ChatPrompt(raw="raw prompt", add_special_tokens=False),
+    ]
+    for default in (None, True, False):
+        hf = TransformersLLMBackend(tiny_bos_llm_dir, device="cpu", add_special_tokens=default)
+        texts, inputs = token_prompt_inputs(hf.tokenizer, prompts, add_special_tokens=default)
+        assert texts == [hf.render(p) for p in prompts]
+        assert [i["prompt_token_ids"] for i in inputs] == [hf.prompt_token_ids(p) for p in prompts]
+    bos = hf.tokenizer.bos_token_id
+    _, inputs = token_prompt_inputs(hf.tokenizer, prompts)
+    assert [i["prompt_token_ids"][0] == bos for i in inputs] == [False, True, True, False]
+    with pytest.raises(ConfigError, match="10-token context"):
+        token_prompt_inputs(hf.tokenizer, prompts[:1], reserve=5, context_length=10)
