@@ -44,6 +44,7 @@ Accounting
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import os
@@ -64,6 +65,12 @@ from .hf_loading import load_causal_lm
 from .tokens import LabelTokens
 
 __all__ = ["BackendStats", "TransformersLLMBackend"]
+
+
+def _load_pickled_backend(ref: ModelRef, options: dict[str, Any]) -> LLMBackend:
+    from .loader import load_llm_backend
+
+    return load_llm_backend(ref, backend="transformers", **options)
 
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
 
@@ -147,6 +154,16 @@ class TransformersLLMBackend(LLMBackend):
         if tokenizer is not None:
             ref = dataclasses.replace(ref, tokenizer=tokenizer)
         self.ref = ref
+        # what rebuilds this backend elsewhere (pickle): the resolved reference and the options given that differ
+        # from the defaults (so that load_llm_backend's cache key matches the one this backend was built under)
+        given = {
+            "device": device, "dtype": dtype, "batch_size": batch_size, "max_batch_tokens": max_batch_tokens,
+            "context_length": context_length, "trust_remote_code": trust_remote_code,
+            "cache_conversion": cache_conversion, "generation_kwargs": generation_kwargs,
+            "model_kwargs": model_kwargs, "progress": progress,
+        }
+        defaults = inspect.signature(TransformersLLMBackend.__init__).parameters
+        self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -180,6 +197,37 @@ class TransformersLLMBackend(LLMBackend):
         self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
         self._position_ids = "position_ids" in params
         self._context_length = context_length if context_length is not None else self._config_context_length()
+
+    # ------------------------------------------------------------------------------------------ copies
+    def __deepcopy__(self, memo: dict[int, Any]) -> TransformersLLMBackend:
+        """A new backend object that shares this one's loaded model and tokenizer (weights are never copied).
+
+        Its settings, lock and :attr:`stats` are its own, and closing it leaves this one working. Frameworks
+        deep-copy components freely (LangChain, LlamaIndex ``model_copy(deep=True)``, Haystack pipelines);
+        copying the weights too would double the memory for no benefit, as inference never changes them.
+        """
+        clone = self.__copy__()
+        memo[id(self)] = clone
+        clone._options = copy.deepcopy(self._options, memo)
+        return clone
+
+    def __copy__(self) -> TransformersLLMBackend:
+        """A new backend object sharing the loaded model and tokenizer, with its own settings, lock and stats."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.generation_kwargs = dict(self.generation_kwargs)
+        clone._options = dict(self._options)
+        clone.stats = BackendStats()
+        clone._lock = threading.RLock()
+        return clone
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as "how to load it": the :class:`ModelRef` and the options, not the torch module.
+
+        Unpickling loads the model through :func:`~rerank_plugins.backends.loader.load_llm_backend`, so in a
+        process that already holds the same model it is shared, as two rerankers built there would share it.
+        """
+        return (_load_pickled_backend, (self.ref, self._options))
 
     # ------------------------------------------------------------------------------------------ model facts
     def _find_eos_ids(self) -> list[int]:
