@@ -12,7 +12,7 @@ import typer
 
 from ..errors import ConfigError, RerankError
 
-__all__ = ["fail", "load_data", "load_rerankers", "offline_env", "parse_options"]
+__all__ = ["fail", "load_data", "load_rerankers", "offline_env", "parse_options", "reranker_labels"]
 
 
 def offline_env(*, quiet: bool = False) -> None:
@@ -35,14 +35,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_data(spec: str, queries: int | None, *, strict: bool = False) -> Any:
-    """Load a data set by name or path, keep the first ``queries`` judged queries, echo the data problems."""
+def load_data(spec: str, queries: int | None, *, strict: bool = False, split: str | None = None) -> Any:
+    """Load a data set by name or path (``split``: the BEIR qrels file), keep the first ``queries`` judged
+    queries, echo the data problems."""
     from ..eval.datasets import DataWarning, load_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # reported below, once, in the command's own words
         try:
-            dataset = load_dataset(spec, strict=strict)
+            dataset = load_dataset(spec, strict=strict, split=split)
         except RerankError as exc:
             raise fail(str(exc)) from exc
     if dataset.report.problems:
@@ -73,21 +74,44 @@ def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def load_rerankers(names: Sequence[str], kinds: Sequence[str] | None, options: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Build each reranker with :func:`rerank_plugins.load_reranker`. ``kinds`` is empty, one kind for all, or one
-    kind per reranker; the label is ``NAME`` or ``NAME[KIND]``."""
-    from ..models import load_reranker
-
+def reranker_labels(names: Sequence[str], kinds: Sequence[str] | None) -> list[tuple[str, str, str | None]]:
+    """(label, name, kind) per reranker. The label is ``NAME`` or ``NAME[KIND]``; a label that would repeat gets
+    ``#1``, ``#2``... on every occurrence (``minilm#1``, ``minilm#2``), so rows, scoped options and run files
+    stay distinct."""
     kinds = list(kinds or ())
     if kinds and len(kinds) not in (1, len(names)):
         raise fail(f"give one --kind for all rerankers or one per --reranker ({len(names)}), got {len(kinds)}")
+    plain = []
+    for i, name in enumerate(names):
+        kind = kinds[i] if len(kinds) == len(names) else (kinds[0] if kinds else None)
+        plain.append((name if kind is None else f"{name}[{kind}]", name, kind))
+    seen: dict[str, int] = {}
+    out = []
+    for label, name, kind in plain:
+        if sum(1 for other, _, _ in plain if other == label) > 1:
+            seen[label] = seen.get(label, 0) + 1
+            label = f"{label}#{seen[label]}"
+        out.append((label, name, kind))
+    return out
+
+
+def load_rerankers(
+    names: Sequence[str],
+    kinds: Sequence[str] | None,
+    options: dict[str, Any],
+    *,
+    built: list[dict[str, Any]] | None = None,
+) -> list[tuple[str, Any]]:
+    """Build each reranker with :func:`rerank_plugins.load_reranker`. ``kinds`` is empty, one kind for all, or one
+    kind per reranker; labels come from :func:`reranker_labels`. ``built`` (a list) receives one
+    ``{"label", "model", "kind", "options"}`` record per reranker, for the results' provenance."""
+    from ..models import load_reranker
+
     common = {k: v for k, v in options.items() if ":" not in k}
     scoped = {k: v for k, v in options.items() if ":" in k}
     out = []
     used: set[str] = set()
-    for i, name in enumerate(names):
-        kind = kinds[i] if len(kinds) == len(names) else (kinds[0] if kinds else None)
-        label = name if kind is None else f"{name}[{kind}]"
+    for label, name, kind in reranker_labels(names, kinds):
         mine = dict(common)
         for key, value in scoped.items():
             scope, _, option = key.rpartition(":")
@@ -98,6 +122,8 @@ def load_rerankers(names: Sequence[str], kinds: Sequence[str] | None, options: d
             out.append((label, load_reranker(name, kind=kind, **mine)))
         except (RerankError, ConfigError, ImportError) as exc:
             raise fail(f"cannot load reranker {label}: {exc}") from exc
+        if built is not None:
+            built.append({"label": label, "model": name, "kind": kind, "options": mine})
     unused = sorted(set(scoped) - used)
     if unused:
         labels = [label for label, _ in out]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +18,9 @@ _ALL_BASELINES = ("bm25", "dense", "fusion")
 
 def eval_command(
     dataset: Annotated[str, typer.Option(help="cranfield, faq, faq-sv, or a BEIR / Cranfield folder")] = "cranfield",
+    split: Annotated[
+        str | None, typer.Option(help="BEIR qrels split (qrels/SPLIT.tsv; default test, or the only one)")
+    ] = None,
     first_stage: Annotated[
         str, typer.Option(help="bm25, dense, fusion, or a TREC run file to rerank instead")
     ] = "bm25",
@@ -40,7 +44,10 @@ def eval_command(
     batch_queries: Annotated[
         int, typer.Option(min=1, help="queries per rerank_batch call (fewer: finer progress, less sharing)")
     ] = 256,
-    strict: Annotated[bool, typer.Option(help="stop at the first data problem instead of counting it")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(help="stop at the first data problem (data set or run file) instead of counting it; exit 2"),
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
 ) -> None:
     """Evaluate first stages and rerankers (nDCG@10, MRR@10, Recall@100, time) on a data set."""
@@ -59,14 +66,17 @@ def eval_command(
             parse_measure(m)
     except RerankError as exc:
         raise fail(str(exc)) from exc
-    data = load_data(dataset, queries, strict=strict)
+    data = load_data(dataset, queries, strict=strict, split=split)
     given = None
     file_report = None
     if first_stage not in FIRST_STAGES:
         path = Path(first_stage)
         if not path.is_file():
             raise fail(f"--first-stage must be one of {FIRST_STAGES} or an existing TREC run file, got {first_stage!r}")
-        run, file_report = read_trec_run(path, strict=strict)
+        try:
+            run, file_report = read_trec_run(path, strict=strict)
+        except RerankError as exc:
+            raise fail(str(exc)) from exc
         if file_report.problems:
             typer.secho(f"run: {file_report.summary()}", err=True, fg=typer.colors.YELLOW)
         given = (path.stem, {q: r for q, r in run.items() if q in data.queries})
@@ -74,7 +84,8 @@ def eval_command(
     unknown = [b for b in baselines if b not in FIRST_STAGES]
     if unknown:
         raise fail(f"unknown --baseline {unknown}; choose from {FIRST_STAGES}")
-    rerankers = load_rerankers(reranker or [], kind, parse_options(option))
+    built: list[dict[str, Any]] = []
+    rerankers = load_rerankers(reranker or [], kind, parse_options(option), built=built)
     try:
         report = run_eval(
             data,
@@ -86,6 +97,7 @@ def eval_command(
             given_run=given,
             progress=not no_progress,
             queries_per_batch=batch_queries,
+            strict=strict,
         )
     except (RerankError, ImportError) as exc:
         raise fail(str(exc)) from exc
@@ -94,6 +106,14 @@ def eval_command(
             r.close()
     if given is not None and file_report is not None:
         report.run_reports[f"{given[0]} (file)"] = file_report
+    from ..eval.provenance import provenance
+
+    report.provenance = provenance(
+        argv=["rerank-plugins", *sys.argv[1:]] if sys.argv else None,
+        rerankers=built,
+        extra={"dataset": {"spec": dataset, **{k: v for k, v in data.metadata.items() if k in ("path", "split")}},
+               "first_stage": first_stage, "queries": queries, "strict": strict},
+    )
     json_path = report.write(output_dir)
     if output_format == "json":
         typer.echo(json.dumps(report.to_dict(per_query=False), indent=2, default=str))

@@ -301,7 +301,14 @@ def _read_beir_qrels(path: Path, rep: LoadReport) -> Qrels:
             except ValueError:
                 rep.problem("bad_qrels_lines", f"{path.name} line {lineno}: gain {gain_s!r} is not a number")
                 continue
-            qrels.setdefault(qid, {})[doc_id] = gain
+            judged = qrels.setdefault(qid, {})
+            if doc_id in judged and judged[doc_id] != gain:
+                rep.problem(
+                    "conflicting_judgments",
+                    f"{path.name} line {lineno}: query {qid!r} doc {doc_id!r} judged {judged[doc_id]} then {gain}; "
+                    "keeping the max",
+                )
+            judged[doc_id] = max(gain, judged.get(doc_id, gain))
             rep.count("judgments")
     return qrels
 
@@ -323,7 +330,9 @@ def load_beir(folder: str | os.PathLike[str], *, split: str | None = None, stric
     if split is None:
         split = "test" if "test" in names else (qrel_files[0].stem if len(qrel_files) == 1 else None)
         if split is None:
-            raise DataFormatError(f"{root}: several qrels files {sorted(names)}; pass split=")
+            raise DataFormatError(
+            f"{root}: several qrels files {sorted(names)}; choose one with split= (--split on the command line)"
+        )
     if split not in names:
         raise DataFormatError(f"{root}: no qrels/{split}.tsv (have {sorted(names)})")
     rep = LoadReport(f"beir ({root}, {split})", strict=strict)
@@ -345,6 +354,9 @@ def load_beir(folder: str | os.PathLike[str], *, split: str | None = None, stric
         if qid not in qrels and qid in other:
             rep.count("queries_in_other_splits")
             continue
+        if qid in queries:
+            rep.problem("duplicate_queries", f"query {qid!r} appears twice; keeping the first")
+            continue
         if not text.strip():
             rep.problem("empty_queries", f"query {qid!r} has no text; skipped")
             continue
@@ -354,17 +366,24 @@ def load_beir(folder: str | os.PathLike[str], *, split: str | None = None, stric
 
 # ---------------------------------------------------------------------------------------------- one entry point
 def load_dataset(spec: str | os.PathLike[str], *, strict: bool = False, split: str | None = None) -> Dataset:
-    """``"cranfield"``, ``"faq"`` (``"faq-sv"`` for Swedish), or a path to a BEIR or Cranfield folder."""
+    """``"cranfield"``, ``"faq"`` (``"faq-sv"`` for Swedish), or a path to a BEIR or Cranfield folder.
+
+    ``split`` names the BEIR qrels file (``qrels/<split>.tsv``); the other collections have one set of judgments,
+    so a ``split`` for them is an error.
+    """
     name = os.fspath(spec)
+    path = Path(name).expanduser()
+    is_beir = path.is_dir() and (path / "corpus.jsonl").is_file()
+    if split is not None and not is_beir:
+        raise DataFormatError(f"split={split!r} applies to BEIR folders only; {name!r} has one set of judgments")
     if name == "cranfield":
         return load_cranfield(strict=strict)
     if name in ("faq", "faq-en"):
         return load_faq(strict=strict)
     if name == "faq-sv":
         return load_faq(lang="sv", strict=strict)
-    path = Path(name).expanduser()
     if path.is_dir():
-        if (path / "corpus.jsonl").is_file():
+        if is_beir:
             return load_beir(path, split=split, strict=strict)
         if (path / "cran.all.1400").is_file():
             return load_cranfield(path, strict=strict)

@@ -58,6 +58,9 @@ class EvalReport:
     data_report: LoadReport
     run_reports: dict[str, LoadReport] = field(default_factory=dict)
     run_files: dict[str, str] = field(default_factory=dict)
+    #: what reproduces the figures: command line, reranker options, package versions, model files, threads
+    #: (filled by the caller, e.g. ``rerank-plugins eval``; see :mod:`rerank_plugins.eval.provenance`)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def system(self, name: str) -> SystemResult:
         for s in self.systems:
@@ -119,6 +122,7 @@ class EvalReport:
             "systems": systems,
             "data_report": self.data_report.to_dict(),
             "run_reports": {k: v.to_dict() for k, v in self.run_reports.items()},
+            "provenance": self.provenance,
         }
 
     def write(self, output_dir: str | os.PathLike[str]) -> Path:
@@ -216,13 +220,21 @@ def run_eval(
     progress: bool = False,
     queries_per_batch: int = 16,
     embedder: Any = None,
+    strict: bool = False,
 ) -> EvalReport:
     """Evaluate ``baselines`` (first stages), then ``first_stage`` followed by each reranker.
 
     ``given_run`` = (name, run) uses a run read from a file as the first stage instead of computing one.
-    ``rerankers`` are (label, reranker) pairs. Every system is evaluated on all judged queries of ``dataset``.
+    ``rerankers`` are (label, reranker) pairs (labels must be distinct: they name rows and run files). Every
+    system is evaluated on all judged queries of ``dataset``. ``strict`` makes a problem of ``given_run`` (an
+    unknown document id, a duplicate) a :class:`~rerank_plugins.eval.report.DataFormatError` instead of a count.
+    The paired test needs at least two queries; with one, ``significance`` stays ``None`` (an empty column).
     """
     measures = tuple(measures)
+    labels = [label for label, _ in rerankers]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"reranker labels must be distinct (they name rows and run files); repeated: {repeated}")
     judged = dataset.judged_query_ids
     if not judged:
         raise ConfigError(f"{dataset.name}: no query has judgments; nothing to evaluate")
@@ -246,7 +258,7 @@ def run_eval(
             add(name, run, timings[name], first_stage=name)
     if given_run is not None:
         base_name, base_run = given_run
-        check = dataset.check_run(base_run, source=base_name)
+        check = dataset.check_run(base_run, source=base_name, strict=strict)
         run_reports[base_name] = check
         base = add(base_name, {q: list(r)[:depth] for q, r in base_run.items()}, 0.0, first_stage=base_name)
     else:
@@ -263,5 +275,6 @@ def run_eval(
         name = f"{base_name} > {label}"
         run_reports[name] = rep
         res = add(name, reranked, seconds, first_stage=base_name, reranker=label, details={"reranker": repr(reranker)})
-        res.significance = paired_test(base.metrics.per_query[key], res.metrics.per_query[key])
+        if len(res.metrics.per_query[key]) >= 2:
+            res.significance = paired_test(base.metrics.per_query[key], res.metrics.per_query[key])
     return EvalReport(dataset.name, dataset.summary(), depth, measures, systems, dataset.report, run_reports)

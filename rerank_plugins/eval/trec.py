@@ -20,6 +20,7 @@ __all__ = [
     "check_run",
     "read_trec_qrels",
     "read_trec_run",
+    "strictly_decreasing",
     "write_trec_qrels",
     "write_trec_run",
 ]
@@ -72,16 +73,40 @@ def read_trec_run(
     return run, rep
 
 
+def strictly_decreasing(scores: Sequence[float]) -> list[float]:
+    """Scores for a list in its evaluated (best-first) order that strictly decrease, so that any evaluator which
+    re-sorts by score (trec_eval and pytrec_eval sort by score and break ties by document id) sees the same order.
+
+    A score that is not strictly below the previous one becomes the previous one minus a step of
+    ``max(1e-6, 1e-6 * |previous|)`` (large enough to survive a float32 reader); other scores are kept. Ties
+    (BM25 zeros, equal reranker scores) and entries appended after a reranked list (documents that could not be
+    reranked keep their first-stage score, which may be higher) are the cases this changes.
+    """
+    out: list[float] = []
+    for score in scores:
+        value = float(score)
+        if out and not value < out[-1]:
+            value = out[-1] - max(1e-6, 1e-6 * abs(out[-1]))
+        out.append(value)
+    return out
+
+
 def write_trec_run(run: Mapping[str, Sequence[tuple[str, float]]], path: str | os.PathLike[str], tag: str) -> Path:
-    """Write ``run`` (best first per query) as a TREC run file; ``tag`` must not contain whitespace."""
+    """Write ``run`` (best first per query) as a TREC run file; ``tag`` must not contain whitespace.
+
+    The written scores strictly decrease in the list's order (see :func:`strictly_decreasing`) and are written
+    with full precision (``repr``), so trec_eval, pytrec_eval or ir-measures reading the file evaluate exactly
+    the order :func:`rerank_plugins.eval.metrics.evaluate` scored.
+    """
     if not tag or any(c.isspace() for c in tag):
         raise DataFormatError(f"run tag must be a non-empty word without spaces, got {tag!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("w", encoding="utf-8") as fh:
         for qid, ranked in run.items():
-            for rank, (doc_id, score) in enumerate(ranked, 1):
-                fh.write(f"{qid} Q0 {doc_id} {rank} {float(score):.6f} {tag}\n")
+            scores = strictly_decreasing([score for _, score in ranked])
+            for rank, ((doc_id, _), score) in enumerate(zip(ranked, scores), 1):
+                fh.write(f"{qid} Q0 {doc_id} {rank} {score!r} {tag}\n")
     return p
 
 
