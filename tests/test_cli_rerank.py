@@ -76,7 +76,7 @@ def test_scores_match_the_library(app: typer.Typer, model_dir: Path, tmp_path: P
 
 def test_tsv_top_k_and_threshold(app: typer.Typer, model_dir: Path, tmp_path: Path) -> None:
     inp = tmp_path / "c.tsv"
-    inp.write_text("id\ttext\nd1\tfirst text\nd2\tsecond\twith a tab\nd3\tthird\n", encoding="utf-8")
+    inp.write_text("id\ttext\nd1\tfirst text\nd2\tsecond text\nd3\tthird\n", encoding="utf-8")
     code, stdout, _ = _run(app, "-m", str(model_dir), "-q", "q", "-i", str(inp), "--top-k", "2")
     assert code == 0
     lines = [json.loads(x) for x in stdout.splitlines()]
@@ -84,7 +84,7 @@ def test_tsv_top_k_and_threshold(app: typer.Typer, model_dir: Path, tmp_path: Pa
     code, stdout, _ = _run(app, "-m", str(model_dir), "-q", "q", "-i", str(inp), "--threshold", "2.0")
     assert code == 0 and stdout.strip() == ""
     code, stdout, _ = _run(app, "-m", str(model_dir), "-q", "q", "-i", str(inp))
-    assert {json.loads(x)["id"]: json.loads(x)["text"] for x in stdout.splitlines()}["d2"] == "second\twith a tab"
+    assert {json.loads(x)["id"]: json.loads(x)["text"] for x in stdout.splitlines()}["d2"] == "second text"
 
 
 def test_many_queries_from_jsonl(app: typer.Typer, model_dir: Path, tmp_path: Path) -> None:
@@ -141,3 +141,53 @@ def test_bad_model_path_exit_2(app: typer.Typer, tmp_path: Path) -> None:
     inp = _jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": "one"}])
     code, _, err = _run(app, "-m", str(tmp_path / "no-model"), "-q", "q", "-i", str(inp))
     assert code == 2 and "--model" in err
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a model fails the test: input errors must come before it."""
+    from rerank_plugins import models
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(models, "load_reranker", forbidden)
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ("", ".jsonl", "no candidates to rerank (read an empty file)"),
+        ("\n  \n", ".jsonl", "no candidates to rerank (read 2 line(s), none with a candidate)"),
+        ("q1\td1\tshock waves\n", ".tsv", "line 1: read 3 tab-separated column(s) ('q1' | 'd1' | 'shock waves'), "
+         "expected 2: id<TAB>text"),
+        ("query\tid\ttext\nq1\td1\n", ".tsv", "line 2: read 2 tab-separated column(s) ('q1' | 'd1'), expected 3"),
+        ('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', ".jsonl", "duplicate id 'a' for query 'q' (lines 1 "
+         "and 2)"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_model_loads(
+    app: typer.Typer, tmp_path: Path, no_model: None, content: str, suffix: str, message: str
+) -> None:
+    inp = tmp_path / f"bad{suffix}"
+    inp.write_text(content, encoding="utf-8")
+    code, _, err = _run(app, "-m", "minilm", "-q", "q", "-i", str(inp))
+    assert code == 2 and message in err, err
+
+
+def test_tsv_header_sets_the_layout(app: typer.Typer, model_dir: Path, tmp_path: Path) -> None:
+    inp = tmp_path / "c.tsv"
+    inp.write_text("query\tid\ttext\tscore\nq1\ta\tone\t3\nq2\tb\ttwo\t1.5\nq1\tc\tthree\t2\n", encoding="utf-8")
+    code, stdout, err = _run(app, "-m", str(model_dir), "-i", str(inp))
+    assert code == 0, err
+    lines = [json.loads(x) for x in stdout.splitlines()]
+    assert sorted((x["query"], x["id"]) for x in lines) == [("q1", "a"), ("q1", "c"), ("q2", "b")]
+
+
+def test_help_states_the_input_formats(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["rerank", "--help"], env={"COLUMNS": "80", "TERM": "dumb"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for key in ("text string, required", "id string or integer", "metadata object", "score number",
+                "query string", "id<TAB>text", "query<TAB>id<TAB>text"):
+        assert key in text, key

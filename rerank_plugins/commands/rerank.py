@@ -1,12 +1,8 @@
 """``rerank-plugins rerank``: rerank candidates read from JSONL or TSV and write ranked JSONL.
 
-Input formats (chosen by extension, ``-`` reads standard input and sniffs the format):
-
-* JSONL (``.jsonl``, ``.ndjson``, ``.json``): one object per line with ``text`` and optionally ``id`` (default:
-  the line's position among the candidates), ``metadata`` (object) and ``score`` (first-stage score). Without
-  ``--query``, every line carries its own ``query``; lines are grouped by query (in order of first appearance)
-  and all queries are reranked in one batched call.
-* TSV (``.tsv``, ``.txt``): ``id<TAB>text`` per line (a first line ``id<TAB>text`` is taken as a header).
+Input formats (chosen by extension, ``-`` reads standard input and sniffs the format): see :data:`INPUT_HELP`,
+which ``rerank-plugins rerank --help`` prints. The whole input is read and checked (keys, types, columns,
+duplicate ids, at least one candidate) before any model is loaded.
 
 Output: one JSON object per result, best first per query: ``id``, ``score``, ``rank``, ``original_position``,
 ``text``, ``metadata`` (plus ``query`` when the input held several queries).
@@ -30,6 +26,25 @@ __all__ = ["read_candidates", "register", "rerank_command"]
 _JSONL = {".jsonl", ".ndjson", ".json"}
 _TSV = {".tsv", ".txt"}
 _KEYS = {"id", "text", "metadata", "score", "query"}
+_TSV_COLUMNS = {"query", "id", "text", "score"}
+
+#: The input formats, as ``rerank --help`` states them (click keeps a paragraph that starts with ``\\b`` as is).
+INPUT_HELP = """\b
+Input (--input; chosen by extension, - reads stdin and sniffs JSONL or TSV):
+JSONL (.jsonl .ndjson .json): one object per line, keys
+  text      string, required
+  id        string or integer (default: position within its query)
+  metadata  object, copied to the output
+  score     number, the first-stage score
+  query     string; on every line when --query is not given
+  (any other key is an error)
+TSV (.tsv .txt): tab-separated, no quoting, one candidate per line:
+  id<TAB>text                     two columns, the default layout
+  a header line naming the columns (query, id, text, score; text
+  required) sets another layout, e.g. query<TAB>id<TAB>text
+A line with another number of columns, duplicate ids within a query
+or an input with no candidate is an error (exit 2) before any model
+is loaded."""
 
 
 def _bad_input(message: str) -> typer.BadParameter:
@@ -64,32 +79,72 @@ def _read_jsonl(handle: TextIO, source: str) -> list[dict[str, Any]]:
             raise _bad_input(f"{source} line {number}: 'score' must be a number")
         if "query" in obj and (not isinstance(obj["query"], str) or not obj["query"].strip()):
             raise _bad_input(f"{source} line {number}: 'query' must be a non-empty string")
+        obj["_line"] = number
         rows.append(obj)
     return rows
 
 
+def _tsv_header(cells: list[str]) -> list[str] | None:
+    names = [c.strip().lower() for c in cells]
+    if "text" in names and set(names) <= _TSV_COLUMNS and len(set(names)) == len(names):
+        return names
+    return None
+
+
 def _read_tsv(handle: TextIO, source: str) -> list[dict[str, Any]]:
     rows = []
+    columns = ["id", "text"]
+    first = True
     for number, line in _lines(handle):
-        cid, sep, text = line.partition("\t")
-        if not sep:
-            raise _bad_input(f"{source} line {number}: expected 'id<TAB>text', found no tab")
-        if number == 1 and cid.strip().lower() == "id" and text.strip().lower() == "text":
-            continue
-        if not cid.strip():
-            raise _bad_input(f"{source} line {number}: empty id")
-        rows.append({"id": cid.strip(), "text": text})
+        cells = line.split("\t")
+        if first:  # only the first non-empty line may be a header
+            first = False
+            header = _tsv_header(cells)
+            if header is not None:
+                columns = header
+                continue
+        if len(cells) != len(columns):
+            shown = " | ".join(repr(c[:30]) for c in cells[:4]) + (" | ..." if len(cells) > 4 else "")
+            layout = "<TAB>".join(columns)
+            hint = (
+                "; a first line naming the columns (e.g. query<TAB>id<TAB>text) sets another layout, "
+                "and a tab inside a text needs JSONL"
+                if columns == ["id", "text"]
+                else ""
+            )
+            raise _bad_input(
+                f"{source} line {number}: read {len(cells)} tab-separated column(s) ({shown}), "
+                f"expected {len(columns)}: {layout}{hint}"
+            )
+        row: dict[str, Any] = {"_line": number}
+        for name, cell in zip(columns, cells):
+            if name == "score":
+                try:
+                    row["score"] = float(cell)
+                except ValueError as exc:
+                    raise _bad_input(f"{source} line {number}: score {cell!r} is not a number") from exc
+            elif name == "text":
+                row["text"] = cell
+            else:
+                if not cell.strip():
+                    raise _bad_input(f"{source} line {number}: empty {name}")
+                row[name] = cell.strip()
+        rows.append(row)
     return rows
 
 
 def read_candidates(path: str) -> list[dict[str, Any]]:
-    """Read candidate rows from a JSONL or TSV file (``-`` for standard input); raises ``typer.BadParameter``."""
+    """Read candidate rows from a JSONL or TSV file (``-`` for standard input); raises ``typer.BadParameter``.
+
+    Each row carries its source line number under ``"_line"`` (for error messages; not part of the output).
+    """
     if path == "-":
         data = sys.stdin.read()
         first = data.lstrip()[:1]
         from io import StringIO
 
-        return _read_jsonl(StringIO(data), "<stdin>") if first == "{" else _read_tsv(StringIO(data), "<stdin>")
+        rows = _read_jsonl(StringIO(data), "<stdin>") if first == "{" else _read_tsv(StringIO(data), "<stdin>")
+        return _not_empty(rows, "<stdin>", data)
     file = Path(path).expanduser()
     if not file.is_file():
         raise _bad_input(f"{path} does not exist or is not a file")
@@ -99,8 +154,17 @@ def read_candidates(path: str) -> list[dict[str, Any]]:
     try:
         with file.open(encoding="utf-8") as handle:
             rows = _read_jsonl(handle, path) if suffix in _JSONL else _read_tsv(handle, path)
+        text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise _bad_input(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return _not_empty(rows, path, text)
+
+
+def _not_empty(rows: list[dict[str, Any]], source: str, text: str) -> list[dict[str, Any]]:
+    if not rows:
+        lines = text.splitlines()
+        what = "an empty file" if not text else f"{len(lines)} line(s), none with a candidate"
+        raise _bad_input(f"{source}: no candidates to rerank (read {what}); see rerank --help for the formats")
     return rows
 
 
@@ -123,9 +187,16 @@ def _group(rows: list[dict[str, Any]], query: str | None) -> tuple[list[str], li
     queries, lists = [], []
     for q, members in groups.items():
         cands = []
+        lines: dict[str, int] = {}
         for position, r in enumerate(members):
-            cand = {k: v for k, v in r.items() if k != "query"}
+            cand = {k: v for k, v in r.items() if k not in ("query", "_line")}
             cand["id"] = str(cand.get("id", position))
+            if cand["id"] in lines:
+                raise _bad_input(
+                    f"duplicate id {cand['id']!r} for query {q!r} (lines {lines[cand['id']]} and {r.get('_line')}); "
+                    "ids must be unique within a query"
+                )
+            lines[cand["id"]] = r.get("_line", position + 1)
             cands.append(cand)
         queries.append(q)
         lists.append(cands)
@@ -144,7 +215,7 @@ def rerank_command(
         list[str] | None, typer.Option("--option", "-o", help="reranker option key=value (JSON values), repeatable")
     ] = None,
 ) -> None:
-    """Rerank candidates for a query and print them as ranked JSONL, best first."""
+    """Rerank candidates for a query and print them as ranked JSONL, best first."""  # + INPUT_HELP, below
     if query is not None and not query.strip():
         raise typer.BadParameter("the query is empty", param_hint="'--query'")
     rows = read_candidates(input_path)
@@ -195,4 +266,4 @@ def rerank_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("rerank")(rerank_command)
+    app.command("rerank", help=f"{rerank_command.__doc__}\n\n{INPUT_HELP}")(rerank_command)
