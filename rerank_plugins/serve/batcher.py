@@ -7,6 +7,11 @@ or ``max_batch_documents`` documents. The batch runs in a worker thread (the eve
 batch runs at a time, so the reranker is never called from two threads at once. While it runs, new requests
 queue up and form the next batch: under load, batches grow by themselves.
 
+A request whose client went away is cancelled (:meth:`MicroBatcher.cancel`, or cancelling the future of
+:meth:`MicroBatcher.enqueue`): while it waits in the queue it is dropped and the reranker never sees it
+(:attr:`MicroBatcher.cancelled` counts them); a batch already running in the worker thread cannot be stopped, and
+its answer for that request is discarded.
+
 Failures stay with their request: when a batch call raises, each request of the batch is run alone, so a
 request that breaks the model gets its own error and the others their results. A full queue raises
 :class:`Overloaded` at once (the service answers 503).
@@ -39,6 +44,7 @@ class _Job:
     query: Query
     candidates: list[Candidate]
     future: asyncio.Future[RankedList]
+    started: bool = False
 
 
 class MicroBatcher:
@@ -75,6 +81,9 @@ class MicroBatcher:
         self._held: _Job | None = None  # a job that did not fit in the previous batch
         self.batches = 0
         self.batched_requests = 0
+        #: requests cancelled while queued (the reranker never saw them)
+        self.cancelled = 0
+        self._jobs: dict[int, _Job] = {}  # id(future) -> job, for started()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -110,15 +119,33 @@ class MicroBatcher:
     # ------------------------------------------------------------------ requests
     async def submit(self, query: Query, candidates: Sequence[Candidate]) -> RankedList:
         """Rerank one request as part of the next batch (all candidates, best first; no top_k)."""
+        future = self.enqueue(query, candidates)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
+    def enqueue(self, query: Query, candidates: Sequence[Candidate]) -> asyncio.Future[RankedList]:
+        """Queue one request; cancel the returned future to drop it (see the module docstring)."""
         if not self.running:
             self.start()
         assert self._queue is not None
         future: asyncio.Future[RankedList] = asyncio.get_running_loop().create_future()
+        job = _Job(query, list(candidates), future)
         try:
-            self._queue.put_nowait(_Job(query, list(candidates), future))
+            self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise Overloaded(f"too many requests waiting ({self.max_queue}); retry later") from None
-        return await future
+        key = id(future)
+        self._jobs[key] = job
+        future.add_done_callback(lambda _f: self._jobs.pop(key, None))
+        return future
+
+    def started(self, future: asyncio.Future[Any]) -> bool:
+        """True once the request of ``future`` is part of a batch handed to the reranker."""
+        job = self._jobs.get(id(future))
+        return job.started if job is not None else future.done()
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
@@ -132,6 +159,7 @@ class MicroBatcher:
                 await asyncio.sleep(self.batch_wait)
                 self._drain(batch)
             live = [job for job in batch if not job.future.done()]  # skip requests whose client went away
+            self.cancelled += len(batch) - len(live)
             if live:
                 try:
                     await self._execute(live)
@@ -151,6 +179,9 @@ class MicroBatcher:
         docs = sum(len(j.candidates) for j in batch)
         while len(batch) < self.max_batch and not self._queue.empty():
             job = self._queue.get_nowait()
+            if job.future.done():  # cancelled while queued: never sent to the reranker
+                self.cancelled += 1
+                continue
             if self.max_batch_documents is not None and docs + len(job.candidates) > self.max_batch_documents:
                 self._held = job
                 return
@@ -160,6 +191,8 @@ class MicroBatcher:
     async def _execute(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        for job in jobs:
+            job.started = True
         try:
             results = await asyncio.to_thread(
                 self.reranker.rerank_batch, [j.query for j in jobs], [j.candidates for j in jobs]

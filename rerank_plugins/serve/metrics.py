@@ -6,6 +6,10 @@ Exposed series (all prefixed ``rerank_``):
 * ``request_duration_seconds{path}`` histogram (latency of every HTTP request, including errors);
 * ``errors_total{path,kind}`` counter (``kind``: ``malformed_json``, ``validation``, ``too_large``,
   ``overloaded``, ``backend``, ``model_output``, ``internal``, ...);
+* ``client_disconnects_total{path,stage}`` counter: clients that hung up before their answer (``stage``: ``body``
+  while sending the body, ``queued`` while waiting for the engine, ``running`` while their batch ran); these are
+  not errors (not in ``errors_total``) and their requests count with status 499 in ``requests_total``;
+* ``cancelled_requests_total`` counter: queued requests dropped because their client went away (never scored);
 * ``documents_total`` counter (documents reranked);
 * ``batch_size_requests`` histogram (requests per engine call) and ``batch_duration_seconds`` histogram;
 * ``in_flight_requests`` and ``queued_requests`` gauges.
@@ -93,6 +97,8 @@ class Metrics:
         self.batch_seconds = Histogram(LATENCY_BUCKETS)
         self.in_flight = 0
         self.queued: Callable[[], int] = lambda: 0
+        self.cancelled: Callable[[], int] = lambda: 0
+        self.disconnects: dict[tuple[str, str], int] = defaultdict(int)
 
     def request_started(self) -> None:
         with self._lock:
@@ -110,6 +116,10 @@ class Metrics:
     def error(self, path: str, kind: str) -> None:
         with self._lock:
             self.errors[(path, kind)] += 1
+
+    def disconnect(self, path: str, stage: str) -> None:
+        with self._lock:
+            self.disconnects[(path, stage)] += 1
 
     def batch(self, requests: int, documents: int, seconds: float) -> None:
         with self._lock:
@@ -136,7 +146,14 @@ class Metrics:
             lines += [f"# HELP {p}_errors_total Failed requests by kind.", f"# TYPE {p}_errors_total counter"]
             for (path, kind), n in sorted(self.errors.items()):
                 lines.append(f"{p}_errors_total{_labels({'path': path, 'kind': kind})} {n}")
+            lines += [f"# HELP {p}_client_disconnects_total Clients that hung up before their answer, by stage.",
+                      f"# TYPE {p}_client_disconnects_total counter"]
+            for (path, stage), n in sorted(self.disconnects.items()):
+                lines.append(f"{p}_client_disconnects_total{_labels({'path': path, 'stage': stage})} {n}")
             lines += [
+                f"# HELP {p}_cancelled_requests_total Queued requests dropped unscored because their client left.",
+                f"# TYPE {p}_cancelled_requests_total counter",
+                f"{p}_cancelled_requests_total {self.cancelled()}",
                 f"# HELP {p}_documents_total Documents reranked.",
                 f"# TYPE {p}_documents_total counter",
                 f"{p}_documents_total {self.documents}",

@@ -1,0 +1,174 @@
+"""Score activation, token truncation and token counts of the rerank service, read from the engine.
+
+Activation
+    The service reads what the reranker says about its scores (:func:`score_kind`):
+
+    * ``"logit"`` - a cross-encoder with ``activation="raw"`` (one-logit head: the logit ``z``; two-logit head:
+      the log-odds ``z1 - z0``). Its probability is ``sigmoid(score)`` for both heads
+      (:mod:`rerank_plugins.rankers.cross_encoder`: the softmax of two logits is the sigmoid of their difference);
+    * ``"probability"`` - a cross-encoder with ``activation`` ``"sigmoid"`` or ``"softmax"`` (scores in [0, 1]).
+      Its raw form is ``log(p / (1 - p))``, recovered from the float32 probability: exact to float precision for
+      ``|logit| < ~15``; beyond that float32 probabilities round to 0 or 1 and the logit saturates at +-1e300
+      (rerank with ``activation="raw"`` when raw scores matter more than probabilities);
+    * ``"cosine"`` - an embedding reranker with ``normalize=True`` (cosines in [-1, 1], float noise clipped). Its
+      [0, 1] form is ``(1 + cos) / 2``, order-preserving;
+    * ``"unknown"`` - any other reranker (LLM strategies, fusion, test rerankers): scores pass through unchanged on
+      every route and may lie outside [0, 1].
+
+    ``score_activation="sigmoid"`` (service option) declares the scores logits whatever the engine says, ``"raw"``
+    turns activation off everywhere. Per request, ``raw_scores: true`` asks for the raw form.
+
+Token truncation
+    Only rerankers with a fast (Rust) tokenizer (``tokenizer`` attribute, e.g. the cross-encoder) can cut by
+    tokens. Documents are cut exactly as the cross-encoder's ``doc_max_length`` cuts them
+    (``rerank_plugins.rankers._pair_encoding._cap_texts``: the text up to the end offset of the last kept token),
+    or from the left (the text from the start offset of the first kept token). A reranker without one gets a
+    clear 422 for ``max_tokens_per_doc`` / ``truncate`` / ``truncation_direction`` / ``truncate_prompt_tokens``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import Reranker
+from ..rankers._pair_encoding import _cap_texts
+
+__all__ = ["SCORE_ACTIVATIONS", "ScoreMapper", "TokenTools", "score_kind"]
+
+SCORE_ACTIVATIONS = ("model", "sigmoid", "raw")
+_BIG = 1e300
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def score_kind(engine: Reranker) -> str:
+    """``"logit"``, ``"probability"``, ``"cosine"`` or ``"unknown"`` (see the module docstring)."""
+    activation = getattr(engine, "activation", None)
+    if isinstance(activation, str) and hasattr(engine, "num_labels"):
+        if activation == "raw":
+            return "logit"
+        if activation in ("sigmoid", "softmax"):
+            return "probability"
+    embedding = sys.modules.get("rerank_plugins.rankers.embedding")
+    if embedding is not None and isinstance(engine, embedding.EmbeddingReranker) and engine.normalize:
+        return "cosine"
+    return "unknown"
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _logit(p: float) -> float:
+    if p <= 0.0:
+        return -_BIG
+    if p >= 1.0:
+        return _BIG
+    return math.log(p) - math.log1p(-p)
+
+
+class ScoreMapper:
+    """Turns engine scores into the relevance score (activated) or the raw score of one service."""
+
+    def __init__(self, engine: Reranker, score_activation: str | None = None) -> None:
+        mode = "model" if score_activation is None else score_activation
+        if mode not in SCORE_ACTIVATIONS:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"score_activation must be one of {SCORE_ACTIVATIONS} or None, got {score_activation!r}")
+        self.mode = mode
+        self.model_kind = score_kind(engine)
+        self.kind = "logit" if mode == "sigmoid" else self.model_kind
+
+    @property
+    def bounded(self) -> bool:
+        """True when relevance scores are guaranteed to lie in [0, 1]."""
+        return self.mode != "raw" and self.kind != "unknown"
+
+    def relevance(self, value: float) -> float:
+        if self.mode == "raw":
+            return self.raw(value)
+        if math.isnan(value):
+            return 0.0 if self.kind != "unknown" else value
+        if self.kind == "logit":
+            return _sigmoid(value)
+        if self.kind == "probability":
+            return min(1.0, max(0.0, value))
+        if self.kind == "cosine":
+            return (1.0 + min(1.0, max(-1.0, value))) / 2.0
+        return value
+
+    def raw(self, value: float) -> float:
+        if self.kind == "probability" and self.mode != "sigmoid":
+            return _logit(value)
+        if self.kind == "cosine":
+            return min(1.0, max(-1.0, value))
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {"score_activation": self.mode, "engine_scores": self.model_kind, "relevance_in_0_1": self.bounded}
+
+
+class TokenTools:
+    """Token cutting and counting with the engine's own tokenizer (``available`` is False without one)."""
+
+    def __init__(self, engine: Reranker) -> None:
+        tok = getattr(engine, "tokenizer", None)
+        self.tokenizer = tok if tok is not None and getattr(tok, "is_fast", False) else None
+        max_length = getattr(engine, "max_length", None)
+        self.max_length: int | None = max_length if isinstance(max_length, int) and max_length > 0 else None
+        self.engine_name = engine.name
+
+    @property
+    def available(self) -> bool:
+        return self.tokenizer is not None
+
+    def unavailable_message(self, option: str) -> str:
+        return (f"{option} needs a reranker that truncates by tokens; {self.engine_name} has no fast tokenizer the "
+                "service can use (cross-encoders have one); leave the option out")
+
+    def cut(self, texts: Sequence[str], limit: int, direction: str = "right") -> tuple[list[str], int]:
+        """Keep the first (``"right"``) or last (``"left"``) ``limit`` tokens of each text; returns (texts, cut)."""
+        assert self.tokenizer is not None
+        if direction == "right":
+            out, flags = _cap_texts(self.tokenizer, texts, limit)
+            return out, sum(flags)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        out, n = [], 0
+        for text, offsets in zip(texts, enc["offset_mapping"]):
+            if len(offsets) > limit:
+                out.append(text[offsets[-limit][0]:])
+                n += 1
+            else:
+                out.append(text)
+        return out, n
+
+    def query_tokens(self, query: str) -> int:
+        assert self.tokenizer is not None
+        return len(self.tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def pair_special(self) -> int:
+        assert self.tokenizer is not None
+        return int(self.tokenizer.num_special_tokens_to_add(pair=True))
+
+    def pair_lengths(self, query: str, texts: Sequence[str], *, cap: bool = True) -> list[int]:
+        """Tokens of each (query, text) pair as the model reads it (special tokens in; capped at max_length,
+        where the engine cuts, unless ``cap`` is false)."""
+        assert self.tokenizer is not None
+        if not texts:
+            return []
+        enc = self.tokenizer([query] * len(texts), list(texts), truncation=False, verbose=False)
+        limit = self.max_length if self.max_length is not None and cap else sys.maxsize
+        return [min(limit, len(ids)) for ids in enc["input_ids"]]
+
+
+def count_words(query: str, texts: Sequence[str]) -> int:
+    """Word and punctuation count of the pairs: the ``usage`` fallback for a reranker without a tokenizer."""
+    q = len(_WORD.findall(query))
+    return sum(q + len(_WORD.findall(t)) for t in texts)

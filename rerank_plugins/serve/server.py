@@ -1,0 +1,121 @@
+"""Run the rerank app with uvicorn, with timeouts for slow clients and a bounded graceful shutdown.
+
+uvicorn (0.54) has a keep-alive timeout but no timeout for a request's headers: a client that opens a
+connection and sends nothing, or trickles header bytes, holds it forever. :func:`protocol_with_header_timeout`
+subclasses uvicorn's h11 protocol (``uvicorn/protocols/http/h11_impl.py``, ``H11Protocol``) so that the request
+line and headers must arrive within ``header_timeout`` seconds of the connection opening or of the previous
+response; otherwise the service answers 408 and closes the connection. The body has its own limit inside the
+app (``create_app(body_timeout=...)``, 408 too).
+
+Shutdown (SIGTERM / SIGINT): uvicorn stops accepting connections, closes idle ones (a stalled client that has
+not finished its headers is idle), lets requests whose body has arrived finish, and after
+``graceful_timeout`` seconds cancels whatever still runs; then the app's lifespan stops the micro-batcher. The
+process therefore exits within about ``graceful_timeout`` + 1 s (plus the engine call running at that moment,
+which a thread cannot be interrupted in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .._optional import require
+from ..errors import ConfigError
+
+__all__ = ["ServerTimeouts", "protocol_with_header_timeout", "run_server", "uvicorn_config"]
+
+
+@dataclass(frozen=True)
+class ServerTimeouts:
+    """Seconds: ``header_timeout`` (request line + headers), ``keep_alive`` (idle between requests),
+    ``graceful_timeout`` (in-flight work at shutdown)."""
+
+    header_timeout: float = 10.0
+    keep_alive: float = 5.0
+    graceful_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "keep_alive", "graceful_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+
+
+def _timeout_response() -> bytes:
+    body = json.dumps({"error": "the request headers did not arrive in time", "type": "header_timeout",
+                       "error_type": "validation", "detail": "the request headers did not arrive in time"}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def protocol_with_header_timeout(header_timeout: float) -> type:
+    """uvicorn's ``H11Protocol`` with a deadline for each request's headers (see the module docstring)."""
+    h11_impl = require("uvicorn.protocols.http.h11_impl", "serve")
+
+    class H11WithHeaderTimeout(h11_impl.H11Protocol):  # type: ignore[misc, name-defined]
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _waiting_for_headers(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(header_timeout, self._header_deadline)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.transport.is_closing():
+                self._disarm()
+            elif self._waiting_for_headers():
+                self._arm()
+            else:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # idle keep-alive connections are uvicorn's keep-alive timer's; the header clock restarts on data
+            self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _header_deadline(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or not self._waiting_for_headers():
+                return
+            if self.cycle is not None and self.timeout_keep_alive_task is not None:
+                return  # an idle keep-alive connection (no bytes of a new request yet): uvicorn's timer
+            self.transport.write(_timeout_response())
+            self.transport.close()
+
+    return H11WithHeaderTimeout
+
+
+def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 8000, timeouts: ServerTimeouts | None = None,
+                   log_level: str = "info", **options: Any) -> Any:
+    """A ``uvicorn.Config`` for ``app`` with the service's timeouts (``options`` go to uvicorn)."""
+    uvicorn = require("uvicorn", "serve", purpose="running the service")
+    t = timeouts if timeouts is not None else ServerTimeouts()
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on",
+        http=protocol_with_header_timeout(t.header_timeout),
+        timeout_keep_alive=t.keep_alive, timeout_graceful_shutdown=t.graceful_timeout, **options,
+    )
+
+
+def run_server(app: Any, **kwargs: Any) -> None:
+    """Serve ``app`` until SIGTERM / SIGINT (arguments of :func:`uvicorn_config`)."""
+    uvicorn = require("uvicorn", "serve", purpose="running the service")
+    uvicorn.Server(uvicorn_config(app, **kwargs)).run()
