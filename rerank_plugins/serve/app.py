@@ -355,10 +355,11 @@ def create_app(
 
     async def score_jobs(request: Any, groups: list[tuple[Query, list[Candidate]]]) -> list[RankedList]:
         futures = [batcher.enqueue(q, c) for q, c in groups]
-        combined = asyncio.gather(*futures)
-        watcher = asyncio.ensure_future(_disconnected(request.receive))
+        combined: asyncio.Future[list[RankedList]] = asyncio.gather(*futures)
+        watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(request.receive))
         try:
-            await asyncio.wait({combined, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {combined, watcher}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             combined.cancel()
             raise

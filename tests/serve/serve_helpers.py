@@ -57,7 +57,7 @@ def read_until_closed(sock: socket.socket, deadline: float) -> bytes:
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             data = sock.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         except ConnectionResetError:
             break

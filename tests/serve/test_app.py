@@ -257,3 +257,29 @@ def test_serve_command_is_registered():
     app.command("noop")(lambda: None)
     out = CliRunner().invoke(app, ["serve", "--help"])
     assert out.exit_code == 0 and "--model" in out.output and "127.0.0.1" in out.output
+
+
+def test_serve_flags_name_and_default_every_create_app_limit():
+    import inspect
+
+    import typer
+    from typer.testing import CliRunner
+
+    from rerank_plugins.commands import serve
+
+    command = inspect.signature(serve.serve_command).parameters
+    app_params = inspect.signature(create_app).parameters
+    limits = ["max_documents", "max_chars_per_document", "max_query_chars", "max_total_chars", "max_body_bytes",
+              "max_batch", "batch_wait_ms", "max_batch_documents", "max_queue", "body_timeout", "metrics_open"]
+    for name in limits:
+        assert name in command, f"no --{name.replace('_', '-')} flag"
+        assert command[name].default == app_params[name].default, name
+    app = typer.Typer()
+    serve.register(app)
+    app.command("noop")(lambda: None)
+    out = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    for flag in [*(n.replace("_", "-") for n in limits), "header-timeout", "graceful-timeout", "api-key",
+                 "cors-origin", "score-activation"]:
+        assert f"--{flag}" in out.output, flag
+    assert "[default: 1024]" in out.output and "[default: 4096]" in out.output and "[default: 30.0]" in out.output

@@ -6,6 +6,7 @@ Every wait below is a loop with a deadline; the bounds are stated where they are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -133,10 +134,8 @@ def test_a_trickled_body_is_cut_off_by_the_body_timeout():
             except OSError:
                 break
             s.settimeout(0.05)
-            try:
+            with contextlib.suppress(TimeoutError, OSError):
                 answer += s.recv(65536)
-            except (TimeoutError, OSError):
-                pass
             if answer:
                 break
         answer += read_until_closed(s, time.monotonic() + 3)
@@ -160,10 +159,8 @@ def test_trickled_headers_are_cut_off_by_the_header_timeout():
             except OSError:
                 break
             s.settimeout(0.05)
-            try:
+            with contextlib.suppress(TimeoutError, OSError):
                 answer += s.recv(65536)
-            except (TimeoutError, OSError):
-                pass
             if answer:
                 break
         answer += read_until_closed(s, time.monotonic() + 3)
@@ -231,7 +228,7 @@ def test_sigterm_with_a_stalled_client_exits_in_bound_and_answers_in_flight_requ
             proc.kill()
             proc.wait(timeout=10)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
-    head, _, payload = answer.partition(b"\r\n\r\n")
+    _head, _, payload = answer.partition(b"\r\n\r\n")
     assert len(json.loads(payload)["results"]) == 3
     # Bound: graceful_timeout (3 s, the stalled body holds it that long) + 2 s for the loop ticks and lifespan.
     assert elapsed < 5.0, elapsed

@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from rerank_plugins.errors import ConfigError  # noqa: E402
-from rerank_plugins.serve import create_app  # noqa: E402
-from rerank_plugins.serve.security import API_KEYS_ENV, APIKeyASGI  # noqa: E402
-from rerank_plugins.testing.rerankers import KeywordReranker  # noqa: E402
+from rerank_plugins.errors import ConfigError
+from rerank_plugins.serve import create_app
+from rerank_plugins.serve.security import API_KEYS_ENV, APIKeyASGI
+from rerank_plugins.testing.rerankers import KeywordReranker
 
 BODY = {"query": "shock waves", "documents": ["shock waves", "pasta"]}
 ERROR_KEYS = {"error", "type", "error_type", "detail"}
@@ -95,7 +95,8 @@ def test_cors_is_opt_in_and_preflight_needs_no_key():
         assert pre.headers["access-control-allow-origin"] == "https://app.example"
         assert "POST" in pre.headers["access-control-allow-methods"]
         assert "authorization" in pre.headers["access-control-allow-headers"].lower()
-        other = c.options("/rerank", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        other = c.options("/rerank", headers={"Origin": "https://evil.example",
+                                              "Access-Control-Request-Method": "POST"})
         assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
         real = c.post("/rerank", json=BODY, headers={"Origin": "https://app.example", **bearer("k-one")})
         assert real.status_code == 200 and real.headers["access-control-allow-origin"] == "https://app.example"
