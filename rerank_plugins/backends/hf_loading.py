@@ -14,9 +14,12 @@ refuses ("The model is quantized with gguf and is not serializable"): the fields
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,64 @@ from ..errors import ModelNotFoundError
 from ..models import ModelRef
 from .files import atomic_dir, cache_dir, fingerprint
 
-__all__ = ["clear_quantizer_state", "convert_gguf", "converted_gguf_folder", "load_causal_lm"]
+__all__ = ["clear_quantizer_state", "convert_gguf", "converted_gguf_folder", "load_causal_lm", "quiet_load"]
 
 logger = logging.getLogger(__name__)
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_bar_was_enabled = False
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_load(*, progress: bool = False, report: bool = True) -> Iterator[None]:
+    """Load weights without transformers' noise on stderr: no "Loading weights" progress bar unless ``progress``
+    (the ``progress=`` option of the rankers and backends), and, with ``report=False``, no "LOAD REPORT" table
+    (for callers that read ``output_loading_info`` themselves and raise their own error).
+
+    transformers 5 draws that bar from ``core_model_loading`` through ``transformers.utils.logging.tqdm``, whose
+    only switch is the process-wide ``disable_progress_bar()``; the table is a warning of the
+    ``transformers.modeling_utils`` logger (``utils/loading_report.py: log_state_dict_report``). Both are turned
+    off for the duration of the block only and restored after (nested and concurrent blocks share one switch: the
+    bar comes back when the last block ends, and only if it was on before the first). A user's own
+    ``transformers.logging.disable_progress_bar()`` is respected.
+    """
+    global _quiet_depth, _bar_was_enabled
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is what we are loading with
+        yield
+        return
+    if progress and report:
+        yield
+        return
+    hide_bar = not progress
+    if hide_bar:
+        with _QUIET_LOCK:
+            if _quiet_depth == 0:
+                _bar_was_enabled = hf_logging.is_progress_bar_enabled()
+                hf_logging.disable_progress_bar()
+            _quiet_depth += 1
+    # A filter, not a higher level: transformers runs an extra tensor-parallel check (and warns from another
+    # logger) when this logger's level is WARNING or above (modeling_utils.py, before verify_tp_plan).
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    if not report:
+        report_logger.addFilter(_drop_load_report)
+    try:
+        yield
+    finally:
+        if not report:
+            report_logger.removeFilter(_drop_load_report)
+        if hide_bar:
+            with _QUIET_LOCK:
+                _quiet_depth -= 1
+                if _quiet_depth == 0 and _bar_was_enabled:
+                    hf_logging.enable_progress_bar()
 
 
 def converted_gguf_folder(gguf_path: str | os.PathLike[str]) -> Path:
@@ -53,7 +109,9 @@ def clear_quantizer_state(model: Any) -> None:
         model.is_quantized = False
 
 
-def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trust_remote_code: bool) -> Any:
+def _load_from_gguf(
+    folder: str, gguf_file: str, tokenizer_src: str | None, trust_remote_code: bool, progress: bool = False
+) -> Any:
     transformers = require("transformers", "hf", purpose="loading causal language models")
     require("gguf", "hf", purpose="reading GGUF files")
     torch = require("torch", "hf")
@@ -62,7 +120,8 @@ def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trus
     if gguf_config is not None:
         kwargs["quantization_config"] = gguf_config(gguf_file=gguf_file, dequantize=True)
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        with quiet_load(progress=progress):
+            model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         if tokenizer_src is not None:
             tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_src, trust_remote_code=trust_remote_code)
         else:
@@ -73,7 +132,7 @@ def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trus
     return model, tokenizer
 
 
-def convert_gguf(ref: ModelRef, *, trust_remote_code: bool = False) -> Path:
+def convert_gguf(ref: ModelRef, *, trust_remote_code: bool = False, progress: bool = False) -> Path:
     """Dequantise the local GGUF file of ``ref`` once into the cache (model and tokenizer); return the folder.
 
     Raises ``OSError`` when the cache cannot be written."""
@@ -85,7 +144,7 @@ def convert_gguf(ref: ModelRef, *, trust_remote_code: bool = False) -> Path:
     folder = converted_gguf_folder(gguf_path)
     if not _is_complete(folder):
         logger.info("dequantising %s once into %s", gguf_path, folder)
-        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
+        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code, progress)
         with atomic_dir(folder) as tmp:
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
@@ -99,16 +158,18 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     cache_conversion: bool = True,
     model_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> tuple[Any, Any, str]:
     """Return ``(model, tokenizer, source)`` on the CPU in ``dtype``; ``source`` says where weights came from
-    (the hub id / folder, the GGUF file, or the converted cache folder)."""
+    (the hub id / folder, the GGUF file, or the converted cache folder). ``progress`` shows transformers'
+    "Loading weights" bar (off by default, see :func:`quiet_load`)."""
     transformers = require("transformers", "hf", purpose="loading causal language models")
     extra = dict(model_kwargs or {})
     if ref.gguf_file is not None:
         gguf_path = Path(ref.name_or_path) / ref.gguf_file
         if cache_conversion and gguf_path.is_file():
             try:
-                folder = convert_gguf(ref, trust_remote_code=trust_remote_code)
+                folder = convert_gguf(ref, trust_remote_code=trust_remote_code, progress=progress)
             except OSError as exc:
                 warnings.warn(
                     f"could not cache the dequantised copy of {gguf_path} ({exc}); every load will dequantise again",
@@ -116,22 +177,24 @@ def load_causal_lm(
                 )
             else:
                 try:
-                    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
+                    with quiet_load(progress=progress):
+                        model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
                     tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder))
                 except OSError as exc:
                     raise ModelNotFoundError(
                         f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
                     ) from exc
                 return model, tokenizer, str(folder)
-        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
+        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code, progress)
         return model.to(dtype), tokenizer, str(gguf_path)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code
         )
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            ref.name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
-        )
+        with quiet_load(progress=progress):
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                ref.name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
+            )
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load causal LM {ref.name_or_path!r}: {exc}") from exc
     return model, tokenizer, ref.name_or_path

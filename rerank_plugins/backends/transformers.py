@@ -176,7 +176,7 @@ class TransformersLLMBackend(LLMBackend):
 
         loaded, tok, self.source = load_causal_lm(
             ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
-            model_kwargs=model_kwargs,
+            model_kwargs=model_kwargs, progress=progress,
         )
         if model_kwargs and model_kwargs.get("device_map") is not None:
             # accelerate placed the layers (e.g. over several GPUs): inputs go where the embeddings are

@@ -89,7 +89,8 @@ class CrossEncoderReranker(Reranker):
         long_documents: ``"warn"``, ``"truncate"``, ``"chunk-max"`` or ``"chunk-mean"``.
         chunk_overlap: tokens shared by neighbouring windows in chunk modes (at most half a window).
         cache: ``True``, a shared :class:`~rerank_plugins.engine.cache.ScoreCache`, or ``None``.
-        progress: show a progress bar over batches.
+        progress: show a progress bar over batches, and transformers' "Loading weights" bar (both off by
+            default).
         quantize: ``None``, ``"int8"`` (torch dynamic quantisation), ``"onnx"`` or ``"onnx-int8"`` (ONNX Runtime,
             extra ``fast``).
         tokenizer: tokenizer path or object (default: the model's own).
@@ -134,7 +135,7 @@ class CrossEncoderReranker(Reranker):
         self._torch = require("torch", "hf", purpose="the cross-encoder")
         transformers = require("transformers", "hf", purpose="the cross-encoder")
 
-        self.model_ref, hf_model, tok = self._load(model, tokenizer, trust_remote_code, transformers)
+        self.model_ref, hf_model, tok = self._load(model, tokenizer, trust_remote_code, transformers, bool(progress))
         self.tokenizer = tok
         built = self.model_ref is None
         # A model handed in keeps its device and dtype unless others are asked for.
@@ -197,7 +198,7 @@ class CrossEncoderReranker(Reranker):
 
     # ------------------------------------------------------------------ construction helpers
     def _load(
-        self, model: Any, tokenizer: Any, trust_remote_code: bool, transformers: Any
+        self, model: Any, tokenizer: Any, trust_remote_code: bool, transformers: Any, progress: bool = False
     ) -> tuple[ModelRef | None, Any, Any]:
         if hasattr(model, "predict") and hasattr(model, "tokenizer") and hasattr(model, "model"):
             # sentence-transformers CrossEncoder: reuse its model and tokenizer.
@@ -219,10 +220,14 @@ class CrossEncoderReranker(Reranker):
         local = Path(ref.name_or_path)
         if local.is_dir() and not (local / "config.json").is_file():
             raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
+        from ..backends.hf_loading import quiet_load
+
         try:
-            hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-                ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True
-            )
+            # no LOAD REPORT table: the loading info is checked below and a missing head is our own clear error
+            with quiet_load(progress=progress, report=False):
+                hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                    ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True
+                )
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load the cross-encoder {ref.name_or_path!r}: {exc}") from exc
         except ValueError as exc:

@@ -48,7 +48,8 @@ class EmbeddingReranker(Reranker):
         normalize: L2-normalise embeddings, so scores are cosines in [-1, 1]; ``False`` gives raw dot products.
         query_prompt / document_prompt: text prepended to queries / documents (e.g. ``"query: "`` for E5).
         cache: ``True``, a shared :class:`~rerank_plugins.engine.cache.ScoreCache`, or ``None`` (no cache).
-        progress: show a progress bar while embedding.
+        progress: show a progress bar while embedding, and transformers' "Loading weights" bar (both off by
+            default).
         trust_remote_code: allow custom model code from the model folder / hub repository.
     """
 
@@ -94,10 +95,13 @@ class EmbeddingReranker(Reranker):
             self.model_ref = ref
             self._model_id = ref.bundled_name or ref.name_or_path
             dev = resolve_device(device)
+            from ..backends.hf_loading import quiet_load
+
             try:
-                self.model = st.SentenceTransformer(
-                    ref.name_or_path, device=str(dev), trust_remote_code=trust_remote_code
-                )
+                with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
+                    self.model = st.SentenceTransformer(
+                        ref.name_or_path, device=str(dev), trust_remote_code=trust_remote_code
+                    )
             except OSError as exc:
                 raise ModelNotFoundError(
                     f"cannot load the sentence-transformers model {ref.name_or_path!r}: {exc}"
