@@ -6,7 +6,8 @@ documents. Everything that is not host-specific lives here, so the adapters hold
 three behave the same:
 
 * :func:`build_reranker` - a reranker from a name, path or hub id (through :func:`~rerank_plugins.load_reranker`)
-  or an already-built :class:`~rerank_plugins.base.Reranker`, used as is;
+  or an already-built :class:`~rerank_plugins.base.Reranker`, used as is (re-exported from
+  :mod:`rerank_plugins.models`, the one implementation the service, the Ray job and the composed rankers use too);
 * :func:`candidate_ids` - the host's document ids when every document has one and they are unique, else the
   positions ``"0", "1", ...`` (so duplicates in a host list are reranked, never rejected or merged);
 * :func:`result_metadata` - for each result, the plain (JSON-serialisable) metadata an adapter adds to the
@@ -16,13 +17,10 @@ three behave the same:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import Reranker
-from .errors import ConfigError
-from .models import ModelRef, load_reranker
+from .models import build_reranker
 from .types import RankedList, WindowTrace
 
 __all__ = [
@@ -42,33 +40,6 @@ DETAILS_KEY = "rerank_details"
 WINDOWS_KEY = "rerank_windows"
 #: Every metadata key :func:`result_metadata` may set.
 RESULT_KEYS = (RANK_KEY, REASONING_KEY, DETAILS_KEY, WINDOWS_KEY)
-
-
-def build_reranker(
-    model: str | os.PathLike[str] | ModelRef | Reranker,
-    kind: str | None = None,
-    options: Mapping[str, Any] | None = None,
-) -> Reranker:
-    """Return ``model`` itself when it is a built :class:`Reranker`, else ``load_reranker(model, kind, **options)``.
-
-    ``kind`` and ``options`` configure a reranker built by name; giving them with a built reranker is an error
-    (they would be silently ignored).
-    """
-    if isinstance(model, Reranker):
-        if kind is not None or (options is not None and len(options) > 0):
-            raise ConfigError(
-                f"kind/options configure a reranker loaded by name; got an already-built {type(model).__name__} "
-                "as well: configure that object instead"
-            )
-        return model
-    if not isinstance(model, (str, os.PathLike, ModelRef)):
-        raise ConfigError(
-            f"model must be a model or strategy name, a path, a ModelRef or a rerank_plugins Reranker, "
-            f"got {type(model).__name__}"
-        )
-    if options is not None and not isinstance(options, Mapping):
-        raise ConfigError(f"options must be a mapping of keyword arguments, got {type(options).__name__}")
-    return load_reranker(model, kind, **(dict(options) if options is not None else {}))  # type: ignore[no-any-return]
 
 
 def candidate_ids(host_ids: Sequence[Any]) -> list[str]:

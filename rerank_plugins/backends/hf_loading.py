@@ -4,7 +4,7 @@ GGUF files are dequantised by transformers at load time, which is slow (about 20
 CPU cores). The first load of a *local* GGUF file therefore saves the dequantised model (float32
 safetensors) and the tokenizer read from the GGUF into ``<cache>/converted/<stem>-<fingerprint>/``; later
 loads read that folder in about a second. The fingerprint is the file's size plus a hash of its first and
-last 4 MiB (:func:`~rerank_plugins.backends.files.fingerprint`), so a changed file gets a new folder.
+last 4 MiB (:func:`~rerank_plugins.file_cache.fingerprint`), so a changed file gets a new folder.
 
 Saving a model loaded from GGUF needs the GGUF quantizer state removed first, else ``save_pretrained``
 refuses ("The model is quantized with gguf and is not serializable"): the fields are ``model.hf_quantizer``,
@@ -25,8 +25,8 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ModelNotFoundError
-from ..models import ModelRef
-from .files import atomic_dir, cache_dir, fingerprint
+from ..file_cache import atomic_dir, cache_dir, fingerprint
+from ..refs import ModelRef
 
 __all__ = ["clear_quantizer_state", "convert_gguf", "converted_gguf_folder", "load_causal_lm", "quiet_load"]
 

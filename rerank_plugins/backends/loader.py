@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from .base import LLMBackend
 
 __all__ = ["BACKENDS", "cached_llm_backends", "clear_llm_backend_cache", "load_llm_backend"]

@@ -58,7 +58,7 @@ from typing import Any, Literal
 from .._optional import require
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm

@@ -52,7 +52,7 @@ from typing import Any
 from .._optional import require
 from ..errors import ConfigError, ModelNotFoundError
 from ..images import ImageLimits, is_pil_image, load_image
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from .base import ChatPrompt, Generation
 from .device import resolve_device, resolve_dtype
 from .tokens import LabelTokens

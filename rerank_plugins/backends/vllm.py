@@ -33,7 +33,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import BackendError, ConfigError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .tokens import LabelTokens
 from .transformers import BackendStats

@@ -65,10 +65,10 @@ class BatchReport:
 
 def _build(reranker: RerankerSpec, kind: str | None, options: Mapping[str, Any] | None) -> Reranker:
     if isinstance(reranker, str):
-        from ..models import load_reranker
+        from ..models import build_reranker
 
-        built = load_reranker(reranker, kind=kind, **dict(options or {}))
-    elif callable(reranker):
+        return build_reranker(reranker, kind, options, what="reranker")
+    if callable(reranker):
         if kind is not None or options:
             raise ConfigError("kind and options apply only when the reranker is given by name")
         built = reranker()

@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..base import Reranker
-from ..errors import ConfigError, InvalidInputError, ModelOutputError
+from ..errors import InvalidInputError, ModelOutputError
 from ..types import Candidate, RankedList
 
 __all__ = ["as_reranker", "candidate_texts", "ranking_pairs", "scores_in_input_order"]
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
-    """A :class:`Reranker` from what a composite reranker was given.
+    """A :class:`Reranker` from what a composite reranker was given (:func:`rerank_plugins.models.build_reranker`).
 
     * a :class:`Reranker`: used as is;
-    * a name, path or :class:`~rerank_plugins.models.ModelRef`: loaded with :func:`~rerank_plugins.load_reranker`;
+    * a name, path or :class:`~rerank_plugins.refs.ModelRef`: loaded with :func:`~rerank_plugins.load_reranker`;
     * a mapping ``{"name": ..., "kind": ..., "options": {...}}`` (``kind`` and ``options`` optional): loaded with
       ``load_reranker(name, kind=kind, **options)``, so nested pipelines can be written as JSON (CLI ``-o``).
     """
     if isinstance(value, Reranker):
         return value
-    from ..models import ModelRef, load_reranker
+    from ..models import build_reranker
 
-    if isinstance(value, (str, ModelRef)):
-        loaded = load_reranker(value)
-    elif isinstance(value, Mapping):
-        unknown = set(value) - {"name", "kind", "options"}
-        if unknown or "name" not in value:
-            raise ConfigError(
-                f"{what}: a reranker spec is {{'name': ..., 'kind': ..., 'options': {{...}}}}, got {dict(value)!r}"
-            )
-        options = value.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"{what}: 'options' must be a mapping, got {type(options).__name__}")
-        loaded = load_reranker(value["name"], kind=value.get("kind"), **dict(options))
-    else:
-        raise ConfigError(
-            f"{what} must be a Reranker, a model/strategy name or a {{'name', 'kind', 'options'}} spec, "
-            f"got {type(value).__name__}"
-        )
-    if not isinstance(loaded, Reranker):
-        raise ConfigError(f"{what}: {value!r} did not load a Reranker (got {type(loaded).__name__})")
-    return loaded
+    return build_reranker(value, what=what)
 
 
 def scores_in_input_order(result: RankedList, candidates: Sequence[Candidate], who: str) -> list[float]:

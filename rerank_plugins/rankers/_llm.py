@@ -9,8 +9,8 @@ from typing import Any
 
 from ..backends.base import LLMBackend
 from ..errors import ConfigError, InvalidInputError
-from ..models import ModelRef
 from ..prompts import clean_passage
+from ..refs import ModelRef
 from ..types import Candidate
 
 __all__ = ["check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "warn_truncated"]

@@ -10,8 +10,8 @@ from typing import Any
 from ..backends.base import LLMBackend
 from ..errors import ConfigError, InvalidInputError
 from ..images import ImageLimits, load_candidate_images
-from ..models import ModelRef
 from ..prompts import clean_passage
+from ..refs import ModelRef
 from ..types import Candidate, Query
 
 __all__ = ["Page", "check_image_limits", "modality", "pages_of", "reject_query_image", "resolve_vision_backend"]

@@ -32,7 +32,7 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..images import ImageLimits, load_candidate_images, load_query_image
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ._vision import check_image_limits, modality
 

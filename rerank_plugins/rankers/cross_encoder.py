@@ -37,7 +37,7 @@ from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
 from ._pair_encoding import LONG_DOCUMENT_MODES, encode_pairs

@@ -21,7 +21,7 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.cache import ScoreCache, make_cache
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 
 __all__ = ["EmbeddingReranker"]

@@ -31,7 +31,7 @@ from ..backends.base import LLMBackend
 from ..base import Scores
 from ..engine.fusion import normalize_scores
 from ..errors import ConfigError, InvalidInputError
-from ..models import ModelRef
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._llm import check_choice, check_int
 from .listwise import ListwiseReranker

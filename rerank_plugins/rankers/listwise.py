@@ -41,8 +41,8 @@ from ..engine.logits import choose_id_scheme, first_order
 from ..engine.permutation import format_permutation, parse_permutation
 from ..engine.windows import Window, WindowPlan, apply_window, plan_windows
 from ..errors import BackendError, ConfigError, ModelOutputError
-from ..models import ModelRef
 from ..prompts import PromptTemplate, get_prompt
+from ..refs import ModelRef
 from ..types import Candidate, Query, WindowTrace
 from ._llm import check_choice, check_int, passage_texts, release_backend, resolve_backend, warn_truncated
 

@@ -44,8 +44,8 @@ from ..engine.pairwise import (
     sliding_top_k,
 )
 from ..errors import BackendError, ConfigError, ModelOutputError
-from ..models import ModelRef
 from ..prompts import PromptTemplate, get_prompt
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._llm import check_choice, check_int, passage_texts, release_backend, resolve_backend, warn_truncated
 from .pointwise_llm import GradedLLMReranker

@@ -35,8 +35,8 @@ from ..engine.logits import (
     yes_probability,
 )
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelOutputError
-from ..models import ModelRef
 from ..prompts import PromptTemplate, clean_passage, get_prompt
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._llm import check_choice, check_int, release_backend, resolve_backend, warn_truncated
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from .._optional import require
 from ..base import Reranker, Scores
 from ..errors import ConfigError
-from ..models import ModelRef
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._compose import candidate_texts
 

@@ -25,8 +25,8 @@ from ..backends.base import ChatPrompt, Generation, LLMBackend
 from ..engine.permutation import parse_permutation
 from ..engine.reasoning import split_reasoning
 from ..errors import ConfigError, ModelOutputError
-from ..models import ModelRef
 from ..prompts import PromptTemplate
+from ..refs import ModelRef
 from .listwise import ListwiseReranker, _Outcome
 
 __all__ = ["ReasoningReranker"]

@@ -30,8 +30,8 @@ from ..backends.base import ChatPrompt, LLMBackend
 from ..engine.identifiers import get_scheme
 from ..errors import ConfigError
 from ..images import ImageLimits
-from ..models import ModelRef
 from ..prompts import PromptTemplate
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._vision import Page, check_image_limits, pages_of, reject_query_image, resolve_vision_backend
 from .reasoning import ReasoningReranker

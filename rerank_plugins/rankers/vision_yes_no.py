@@ -38,8 +38,8 @@ from ..base import Reranker, Scores
 from ..engine.logits import BinaryLabels, choose_yes_no_labels, yes_probability
 from ..errors import BackendError, ConfigError, ModelOutputError
 from ..images import ImageLimits
-from ..models import ModelRef
 from ..prompts import PromptTemplate, get_prompt
+from ..refs import ModelRef
 from ..types import Candidate, Query
 from ._llm import check_int, warn_truncated
 from ._vision import Page, check_image_limits, pages_of, reject_query_image, resolve_vision_backend

@@ -228,17 +228,12 @@ def create_app(
                                      or not body_timeout > 0):
         raise ConfigError(f"body_timeout must be a number > 0 or None, got {body_timeout!r}")
     keys = normalise_keys(api_keys) + (normalise_keys(keys_from_env()) if api_keys_from_env else [])
-    owns = isinstance(reranker, str)
-    if isinstance(reranker, str):
-        from ..models import load_reranker
-
-        engine: Reranker = load_reranker(reranker, kind=kind, **dict(reranker_options or {}))
-    elif isinstance(reranker, Reranker):
-        if kind is not None or reranker_options:
-            raise ConfigError("kind and reranker_options apply only when the reranker is given by name")
-        engine = reranker
-    else:
+    if not isinstance(reranker, (str, Reranker)):
         raise ConfigError(f"reranker must be a Reranker or a name, got {type(reranker).__name__}")
+    owns = isinstance(reranker, str)
+    from ..models import build_reranker
+
+    engine = build_reranker(reranker, kind, reranker_options, what="reranker")
     mapper = ScoreMapper(engine, score_activation)
     tokens = TokenTools(engine)
     if tokens.tokenizer is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._optional import require
-from ..models import resolve_model
+from ..refs import resolve_model
 
 __all__ = ["TINY_LLM", "ZEPHYR_CHAT_TEMPLATE", "build_tiny_causal_lm", "save_bos_tokenizer", "save_smollm2_tokenizer"]
 

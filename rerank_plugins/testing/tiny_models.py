@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._optional import require
-from ..models import resolve_model
+from ..refs import resolve_model
 
 __all__ = ["TINY_BERT", "build_tiny_cross_encoder", "build_tiny_sentence_transformer", "minilm_folder"]
 

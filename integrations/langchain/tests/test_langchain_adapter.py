@@ -16,7 +16,6 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_host import LangChainHost, to_document
 from langchain_rerank_plugins import RELEVANCE_SCORE_KEY, RerankPluginsCompressor
 
-import rerank_plugins.integration as integration
 import rerank_plugins.models as models
 from rerank_plugins import Candidate, ConfigError, InvalidInputError
 from rerank_plugins.models import StrategySpec
@@ -91,8 +90,8 @@ def test_parity_with_bare_engine(asynchronous: bool, top_n: int | None, threshol
 
 def test_configured_by_name_with_options_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    real = integration.load_reranker
-    monkeypatch.setattr(integration, "load_reranker", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = models.load_reranker  # the one loader behind integration.build_reranker
+    monkeypatch.setattr(models, "load_reranker", lambda *a, **k: calls.append(a) or real(*a, **k))
     compressor = RerankPluginsCompressor(model="keyword", options={"reasoning": False}, top_n=2)
     for _ in range(3):
         out = compressor.compress_documents(_docs(), QUERY)

@@ -21,7 +21,6 @@ from llama_index.core.schema import ImageDocument, ImageNode, MetadataMode, Node
 from llama_index.postprocessor.rerank_plugins import RETRIEVAL_SCORE_KEY, RerankPluginsRerank
 from llamaindex_host import LlamaIndexHost, to_node
 
-import rerank_plugins.integration as integration
 import rerank_plugins.models as models
 from rerank_plugins import ConfigError
 from rerank_plugins.models import StrategySpec
@@ -98,13 +97,13 @@ def test_parity_with_bare_engine(asynchronous: bool, top_n: int | None, threshol
 
 def test_configured_by_name_with_options_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
-    real = integration.load_reranker
+    real = models.load_reranker  # the one loader behind integration.build_reranker
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(integration, "load_reranker", counting)
+    monkeypatch.setattr(models, "load_reranker", counting)
     post = RerankPluginsRerank(model="keyword", options={"reasoning": False}, top_n=2)
     for _ in range(3):
         out = post.postprocess_nodes(_plain_nodes(), query_str=QUERY)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rerank_plugins.backends.files import atomic_dir, cache_dir, fingerprint, join_parts
 from rerank_plugins.errors import ModelNotFoundError
+from rerank_plugins.file_cache import atomic_dir, cache_dir, fingerprint, join_parts
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelNotFoundError
+from .errors import ModelNotFoundError
 
 __all__ = ["atomic_dir", "cache_dir", "fingerprint", "join_parts", "sha256_file"]
 
