@@ -39,6 +39,11 @@ $(VENV)/.full: $(VENV)/.core
 	$(PIP) -e "integrations/llamaindex[examples]" -e integrations/haystack -e integrations/langchain
 	$(PIP) "llama-cpp-python[server]"
 	$(PIP) --no-deps rank-llm   # reference prompts/windows for the listwise recipe tests; its deps pull vLLM + pyserini
+	# PyLate (the ColBERT reference of tests/rankers/test_late_interaction.py) pins sentence-transformers 5.3 and
+	# transformers 5.3: it goes to its own --target folder, put on PYTHONPATH of a child process only.
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps --upgrade --target $(VENV)/pylate-ref \
+	  pylate==1.6.0 sentence-transformers==5.3.0 transformers==5.3.0 tokenizers==0.22.2 huggingface-hub==1.33.0 \
+	  ujson==5.12.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
 	touch $@
 
 clean:

@@ -105,6 +105,22 @@ register_strategy(
     "rerank_plugins.rankers.embedding:EmbeddingReranker",
     "bi-encoder cosine similarity (sentence-transformers)",
 )
+# encoder families (issue 15): seq2seq (monoT5 / duoT5) and late interaction (ColBERT)
+register_strategy(
+    "monot5",
+    "rerank_plugins.rankers.seq2seq:MonoT5Reranker",
+    "monoT5 pointwise seq2seq: P(true) of the first decoder step after 'Query: .. Document: .. Relevant:'",
+)
+register_strategy(
+    "duot5",
+    "rerank_plugins.rankers.seq2seq:DuoT5Reranker",
+    "duoT5 pairwise seq2seq: P(Document0 beats Document1) over all ordered pairs, sym-sum aggregated",
+)
+register_strategy(
+    "colbert",
+    "rerank_plugins.rankers.late_interaction:ColBERTReranker",
+    "ColBERT late interaction (MaxSim over token embeddings) of PyLate / Stanford ColBERT models",
+)
 # composed methods (issue 7): fusion, cascade, PRF, E2Rank-style pseudo queries
 register_strategy(
     "fusion",

@@ -7,8 +7,12 @@ Each (query, document) pair is read jointly by the model; its logits become one 
 * two-logit head: the softmax probability of label 1 (``"auto"`` / ``"softmax"`` / ``"sigmoid"``), or the
   log-odds ``z1 - z0`` (``"raw"``, the logit whose sigmoid is that probability).
 
-With ``activation="auto"`` a model saved by sentence-transformers with an explicit ``torch.nn.Identity``
-activation scores raw, as ``CrossEncoder.predict`` does.
+With ``activation="auto"`` the activation sentence-transformers 6.2.0 ``CrossEncoder`` applies is read from the
+model's ``config.json`` (``sentence_transformers.activation_fn``, or the older
+``sbert_ce_default_activation_function``):
+``torch.nn.Identity`` scores raw and ``Sigmoid`` sigmoid, as ``CrossEncoder.predict`` does; any other saved activation
+is a :class:`~rerank_plugins.errors.ConfigError` asking for an explicit ``activation``. ``query_prefix`` /
+``document_prefix`` are prepended to the texts (``query_prefix`` is ``CrossEncoder.predict(prompt=...)``).
 
 Speed: every pair is tokenised once, sorted by token count (not characters), and run in batches bounded by
 ``batch_size`` and a padded-token budget ``max_tokens`` (dynamic padding, order restored, batch halved on
@@ -95,6 +99,9 @@ class CrossEncoderReranker(Reranker):
             extra ``fast``).
         tokenizer: tokenizer path or object (default: the model's own).
         trust_remote_code: allow custom model code.
+        query_prefix / document_prefix: text prepended to every query / document before tokenisation
+            (``query_prefix`` is sentence-transformers' ``CrossEncoder.predict(prompt=...)``, which prepends the
+            prompt to the first text of each pair).
     """
 
     name = "cross-encoder"
@@ -118,7 +125,14 @@ class CrossEncoderReranker(Reranker):
         quantize: str | None = None,
         tokenizer: str | Any | None = None,
         trust_remote_code: bool = False,
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
     ) -> None:
+        for label, prefix in (("query_prefix", query_prefix), ("document_prefix", document_prefix)):
+            if prefix is not None and not isinstance(prefix, str):
+                raise ConfigError(f"{label} must be a str or None, got {type(prefix).__name__}")
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
         _positive_int(max_length, "max_length")
         _positive_int(query_max_length, "query_max_length", optional=True)
         _positive_int(doc_max_length, "doc_max_length", optional=True)
@@ -192,6 +206,7 @@ class CrossEncoderReranker(Reranker):
         self._cache_key = (
             f"cross-encoder|{self.model_id}|{self.dtype}|{self.activation}|{self.max_length}|{query_max_length}"
             f"|{doc_max_length}|{long_documents}|{chunk_overlap}|{quantize}"
+            f"|qp={query_prefix!r}|dp={document_prefix!r}"
         )
         #: statistics of the last scoring call (pairs, rows, padded-token share, truncations)
         self.last_stats: dict[str, Any] = {}
@@ -260,8 +275,15 @@ class CrossEncoderReranker(Reranker):
         if isinstance(st_config, dict):
             saved = st_config.get("activation_fn")
         saved = saved or getattr(config, "sbert_ce_default_activation_function", None)
-        if self.num_labels == 1 and isinstance(saved, str) and saved.endswith("Identity"):
-            return "raw"
+        if self.num_labels == 1 and isinstance(saved, str):
+            # sentence-transformers 6.2.0 CrossEncoder.get_default_activation_fn applies the saved torch.* activation.
+            if saved.endswith("Identity"):
+                return "raw"
+            if not saved.endswith("Sigmoid"):
+                raise ConfigError(
+                    f"{self.model_id} saves the activation {saved!r}, which activation='auto' does not reproduce; "
+                    "pass activation='sigmoid' or 'raw'"
+                )
         return "sigmoid" if self.num_labels == 1 else "softmax"
 
     @staticmethod
@@ -311,10 +333,11 @@ class CrossEncoderReranker(Reranker):
         return [float(v) for v in cached if v is not None], stats
 
     def _compute(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
+        qp, dp = self.query_prefix or "", self.document_prefix or ""
         enc = encode_pairs(
             self.tokenizer,
-            [q for q, _ in pairs],
-            [d for _, d in pairs],
+            [qp + q for q, _ in pairs],
+            [dp + d for _, d in pairs],
             max_length=self.max_length,
             long_documents=self.long_documents,
             query_max_length=self.query_max_length,

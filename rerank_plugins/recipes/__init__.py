@@ -37,6 +37,11 @@ __all__ = ["FAMILY_MODULES", "Recipe", "find_recipe", "get_recipe", "recipes", "
 
 #: Family modules that register recipes (imported lazily, in this order, by :func:`recipes`).
 FAMILY_MODULES: list[str] = []
+FAMILY_MODULES += [
+    "rerank_plugins.recipes.cross_encoders",
+    "rerank_plugins.recipes.seq2seq",
+    "rerank_plugins.recipes.late_interaction",
+]
 
 
 @dataclass(frozen=True)

@@ -302,3 +302,122 @@ def test_cuda(tiny_ce_dir: Path) -> None:
     assert ranker.device.type == "cuda" and ranker.dtype in (torch.float16, torch.bfloat16)
     cpu = CrossEncoderReranker(str(tiny_ce_dir), device="cpu")
     assert _by_position(ranker.rerank(QUERY, DOCS)) == pytest.approx(_by_position(cpu.rerank(QUERY, DOCS)), abs=2e-2)
+
+
+# ------------------------------------------------------------------------------------ architectures (issue 15)
+@pytest.fixture(scope="module")
+def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_encoders import build_tiny_xlmr_cross_encoder
+
+    return build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-xlmr"))
+
+
+@pytest.fixture(scope="module")
+def tiny_modernbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_encoders import build_tiny_modernbert_cross_encoder
+
+    return build_tiny_modernbert_cross_encoder(tmp_path_factory.mktemp("tiny-modernbert"))
+
+
+def _st_token_ids(ce: Any, pairs: list[tuple[str, str]]) -> list[list[int]]:
+    """The token ids sentence-transformers' CrossEncoder feeds its model (its own preprocess, unpadded)."""
+    features = ce.preprocess(pairs)
+    return [[t for t, m in zip(row, mask) if m] for row, mask in
+            zip(features["input_ids"].tolist(), features["attention_mask"].tolist())]
+
+
+@pytest.mark.parametrize("arch", ["xlmr", "modernbert"])
+@pytest.mark.parametrize("max_length", [512, 20])
+def test_parity_xlmr_and_modernbert(request: pytest.FixtureRequest, arch: str, max_length: int) -> None:
+    """XLM-RoBERTa (bge-reranker-base/large/v2-m3 class) and ModernBERT (gte-reranker-modernbert class): the same
+    token ids as sentence-transformers' CrossEncoder and its predict() scores to 1e-5."""
+    from sentence_transformers import CrossEncoder
+
+    folder = request.getfixturevalue(f"tiny_{arch}_dir")
+    pairs = [(QUERY, d) for d in DOCS]
+    st = CrossEncoder(str(folder), max_length=max_length)
+    ours = CrossEncoderReranker(str(folder), max_length=max_length, long_documents="truncate")
+    enc = encode_pairs(ours.tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=max_length,
+                       long_documents="truncate")
+    assert enc.input_ids == _st_token_ids(st, pairs)
+    assert enc.token_type_ids is None  # neither class takes token type ids
+    if max_length == 20:
+        assert enc.truncated
+    expected = st.predict(pairs)
+    assert _by_position(ours.rerank(QUERY, DOCS)) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_query_prefix_is_sentence_transformers_prompt(tiny_xlmr_dir: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    st = CrossEncoder(str(tiny_xlmr_dir))
+    pairs = [(QUERY, d) for d in DOCS]
+    expected = st.predict(pairs, prompt="query: ")
+    assert not np.allclose(expected, st.predict(pairs), atol=1e-4)  # the prompt changes the scores
+    ours = CrossEncoderReranker(str(tiny_xlmr_dir), query_prefix="query: ")
+    assert _by_position(ours.rerank(QUERY, DOCS)) == pytest.approx(expected.tolist(), abs=1e-5)
+    with_doc = CrossEncoderReranker(str(tiny_xlmr_dir), query_prefix="query: ", document_prefix="passage: ")
+    doc_expected = st.predict([("query: " + QUERY, "passage: " + d) for d in DOCS])
+    assert _by_position(with_doc.rerank(QUERY, DOCS)) == pytest.approx(doc_expected.tolist(), abs=1e-5)
+    with pytest.raises(ConfigError, match="query_prefix"):
+        CrossEncoderReranker(str(tiny_xlmr_dir), query_prefix=3)
+
+
+@pytest.mark.parametrize(("saved", "expected_kind"), [
+    ({"sentence_transformers": {"activation_fn": "torch.nn.modules.linear.Identity"}}, "raw"),
+    ({"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"}, "raw"),
+    ({"sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"}}, "sigmoid"),
+    ({}, "sigmoid"),
+])
+def test_saved_activation_as_sentence_transformers(tmp_path: Path, tiny_ce_dir: Path, saved: dict[str, Any],
+                                                   expected_kind: str) -> None:
+    """activation='auto' applies what CrossEncoder.get_default_activation_fn applies (config key, else Sigmoid)."""
+    import json
+    import shutil
+
+    from sentence_transformers import CrossEncoder
+
+    folder = tmp_path / "saved"
+    shutil.copytree(tiny_ce_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(saved)
+    (folder / "config.json").write_text(json.dumps(config))
+    ours = CrossEncoderReranker(str(folder))
+    assert ours.activation == expected_kind
+    expected = CrossEncoder(str(folder)).predict([(QUERY, d) for d in DOCS])
+    assert _by_position(ours.rerank(QUERY, DOCS)) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_unsupported_saved_activation_is_a_config_error(tmp_path: Path, tiny_ce_dir: Path) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "tanh"
+    shutil.copytree(tiny_ce_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Tanh"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="Tanh"):
+        CrossEncoderReranker(str(folder))
+    assert CrossEncoderReranker(str(folder), activation="raw").activation == "raw"
+
+
+def test_recipes_load_without_kind(tmp_path: Path, tiny_xlmr_dir: Path, tiny_modernbert_dir: Path) -> None:
+    """load_reranker(hub id) with no kind: a local copy in the hub cache layout is found by its recipe."""
+    import shutil
+
+    from rerank_plugins.recipes import find_recipe
+
+    for hub_id, source in (("BAAI/bge-reranker-v2-m3", tiny_xlmr_dir),
+                           ("Alibaba-NLP/gte-reranker-modernbert-base", tiny_modernbert_dir)):
+        org, name = hub_id.split("/")
+        snap = tmp_path / f"models--{org}--{name}" / "snapshots" / "abc123"
+        shutil.copytree(source, snap)
+        recipe = find_recipe(snap)
+        assert recipe is not None and recipe.kind == "cross-encoder"
+        ranker = load_reranker(str(snap))
+        assert isinstance(ranker, CrossEncoderReranker)
+        assert ranker.max_length == min(recipe.options["max_length"], 512)
+        scores = ranker.rerank(QUERY, DOCS).scores
+        assert all(type(s) is float and 0.0 <= s <= 1.0 for s in scores)
+    assert find_recipe("jinaai/jina-reranker-v1-turbo-en").options["trust_remote_code"] is True

@@ -1,0 +1,403 @@
+"""Sequence-to-sequence rerankers on ``AutoModelForSeq2SeqLM``: monoT5 (pointwise) and duoT5 (pairwise).
+
+monoT5 (Nogueira et al. 2020) reads ``Query: {query} Document: {document} Relevant:`` and scores the first decoder
+step's logits of the label tokens ``▁true`` / ``▁false``: the score is ``P(true)``, the softmax over those two
+logits, as rerankers 0.10.0 ``T5Ranker._get_scores`` (``rerankers/models/t5ranker.py``) computes it;
+``score="log-probability"`` gives ``log P(true)`` as castorini/pygaggle's ``MonoT5.rescore``
+(``pygaggle/rerank/transformer.py``), and ``"logit"`` the raw ``true`` logit (rerankers' ``return_logits``).
+
+duoT5 (Pradeep et al. 2021) reads ``Query: {query} Document0: {d_i} Document1: {d_j} Relevant:`` for every ordered
+pair ``(i, j)`` of candidates and takes ``p_ij = P(true)`` as the probability that ``d_i`` is more relevant than
+``d_j``. Scores aggregate both orders as pygaggle's ``DuoT5.rescore`` does: ``s_i = sum_j p_ij + sum_j (1 - p_ji)``
+("sym-sum"). That is ``n (n - 1)`` forward passes for ``n`` candidates: use duoT5 on a short head of the list
+(the paper reranks monoT5's top 50), e.g. in a cascade.
+
+Both tokenise each rendered prompt once and run length-sorted, token-budgeted batches (encoder plus one decoder
+step, under ``torch.inference_mode``). A prompt that fits ``max_length`` is encoded exactly as the references
+encode it. Truncation is token-level and never silent: the references cut the end of the rendered string (and with
+it ``Relevant:``); here the document (duoT5: the longer of the two) is cut at a token boundary so the template's
+tail survives, with one warning per call (``long_documents="truncate"`` silences it; counts are in
+``RankedList.details``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._optional import require
+from ..backends.device import resolve_device, resolve_dtype
+from ..base import Reranker, Scores
+from ..engine.batching import run_batched
+from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..models import ModelRef, resolve_model
+from ..types import Candidate, Query
+from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning, _caller_stacklevel
+
+__all__ = ["DuoT5Reranker", "MonoT5Reranker", "Seq2SeqScorer"]
+
+MONO_TEMPLATE = "Query: {query} Document: {document} Relevant:"
+DUO_TEMPLATE = "Query: {query} Document0: {document0} Document1: {document1} Relevant:"
+SCORES = ("probability", "log-probability", "logit")
+LONG_DOCUMENTS = ("warn", "truncate")
+
+
+def _positive_int(value: Any, name: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
+
+
+class Seq2SeqScorer:
+    """Load a seq2seq model once and score rendered prompts by the label logits of the first decoder step."""
+
+    def __init__(
+        self,
+        model: str | ModelRef | os.PathLike[str] | Any,
+        *,
+        token_true: str,
+        token_false: str,
+        max_length: int,
+        batch_size: int,
+        max_tokens: int | None,
+        device: str | None,
+        dtype: str | None,
+        tokenizer: str | Any | None,
+        trust_remote_code: bool,
+    ) -> None:
+        self._torch = require("torch", "hf", purpose="seq2seq reranking")
+        transformers = require("transformers", "hf", purpose="seq2seq reranking")
+        if isinstance(model, transformers.PreTrainedModel):
+            if tokenizer is None:
+                raise ConfigError("pass tokenizer= (a path or tokenizer) with an already-built transformers model")
+            self.model_id = getattr(model, "name_or_path", None) or f"{type(model).__name__}@{id(model):x}"
+            hf_model = model
+            tok_source: Any = tokenizer
+        else:
+            ref = resolve_model(model)
+            if ref.gguf_file is not None:
+                raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
+            self.model_id = ref.bundled_name or ref.name_or_path
+            try:
+                hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
+                    ref.name_or_path, trust_remote_code=trust_remote_code
+                )
+            except OSError as exc:
+                raise ModelNotFoundError(f"cannot load the seq2seq model {ref.name_or_path!r}: {exc}") from exc
+            except ValueError as exc:
+                raise ConfigError(f"{ref.name_or_path!r} is not a sequence-to-sequence model: {exc}") from exc
+            tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
+        if isinstance(tok_source, str):
+            try:
+                tok_source = transformers.AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code)
+            except (OSError, ValueError) as exc:
+                raise ModelNotFoundError(f"cannot load the tokenizer of {tok_source!r}: {exc}") from exc
+        self.tokenizer = tok_source
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(
+                f"seq2seq reranking needs a fast (Rust) tokenizer; {type(self.tokenizer).__name__} is not one"
+            )
+        self.label_ids = [self._single_token(token_false, "token_false"), self._single_token(token_true, "token_true")]
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = hf_model.to(device=self.device, dtype=self.dtype).eval()
+        start = self.model.config.decoder_start_token_id
+        if start is None:
+            raise ConfigError(f"{self.model_id} has no decoder_start_token_id in its config")
+        self.decoder_start = int(start)
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        self.max_length = min(max_length, limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else max_length
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens if max_tokens is not None else (
+            CPU_TOKEN_BUDGET if self.device.type == "cpu" else None
+        )
+        self.closed = False
+
+    def _single_token(self, token: str, label: str) -> int:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or (token_id == self.tokenizer.unk_token_id and token != self.tokenizer.unk_token):
+            raise ConfigError(
+                f"{label} {token!r} is not a single token of {self.model_id}'s tokenizer; pass the piece the model "
+                "was trained to emit (monoT5: '\u2581true' / '\u2581false')"
+            )
+        return int(token_id)
+
+    # ------------------------------------------------------------------ prompts
+    def encode_all(self, render: Callable[[list[str]], str], parts: Sequence[list[str]]) -> tuple[list[list[int]], int]:
+        """Token ids of ``render(p)`` for each ``p`` in ``parts`` (one tokenizer call; overlong ones :meth:`fit`)."""
+        if not parts:
+            return [], 0
+        rows = [list(r) for r in self.tokenizer([render(p) for p in parts], verbose=False)["input_ids"]]
+        cut = 0
+        for k, row in enumerate(rows):
+            if len(row) > self.max_length:
+                rows[k], _ = self.fit(render, parts[k])
+                cut += 1
+        return rows, cut
+
+    def fit(self, render: Callable[[list[str]], str], parts: list[str]) -> tuple[list[int], bool]:
+        """Token ids of ``render(parts)``, cutting the longest part at token boundaries until it fits."""
+        ids = self.tokenizer(render(parts), verbose=False)["input_ids"]
+        if len(ids) <= self.max_length:
+            return list(ids), False
+        parts = list(parts)
+        for _ in range(64):
+            excess = len(ids) - self.max_length
+            if excess <= 0:
+                return list(ids), True
+            k = max(range(len(parts)), key=lambda i: len(parts[i]))
+            offsets = self.tokenizer(parts[k], add_special_tokens=False, return_offsets_mapping=True,
+                                     verbose=False)["offset_mapping"]
+            keep = len(offsets) - excess
+            if keep <= 0:
+                if all(not p for p in parts):
+                    raise ConfigError(f"max_length={self.max_length} leaves no room for documents after the template "
+                                      "and query; raise max_length or shorten the query")
+                parts[k] = ""
+            else:
+                parts[k] = parts[k][: offsets[keep - 1][1]]
+            ids = self.tokenizer(render(parts), verbose=False)["input_ids"]
+        raise ConfigError("could not fit the prompt into max_length")  # pragma: no cover - 64 rounds always suffice
+
+    # ------------------------------------------------------------------ model
+    def label_logits(self, rows: Sequence[list[int]]) -> list[tuple[float, float]]:
+        """``(false, true)`` logits of the first decoder step for each token row (batched, order kept)."""
+        return run_batched(
+            [len(r) for r in rows],
+            lambda idx: self._forward([rows[i] for i in idx]),
+            max_batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            desc="seq2seq",
+        )
+
+    def _forward(self, rows: list[list[int]]) -> list[tuple[float, float]]:
+        if self.closed:
+            raise BackendError(f"the seq2seq model {self.model_id} is closed")
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, row in enumerate(rows):
+            ids[k, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[k, : len(row)] = 1
+        start = torch.full((len(rows), 1), self.decoder_start, dtype=torch.long)
+        with torch.inference_mode():
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                             decoder_input_ids=start.to(self.device), use_cache=False)
+            logits = out.logits[:, -1, :][:, self.label_ids].float().cpu()
+        return [(float(a), float(b)) for a, b in logits.tolist()]
+
+    def close(self) -> None:
+        self.model = None
+        self.closed = True
+
+
+def _score_of(pair: tuple[float, float], mode: str) -> float:
+    import math
+
+    false, true = pair
+    if mode == "logit":
+        return true
+    top = max(false, true)
+    log_z = top + math.log(math.exp(false - top) + math.exp(true - top))
+    return true - log_z if mode == "log-probability" else math.exp(true - log_z)
+
+
+class _Seq2SeqReranker(Reranker):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        template: str,
+        token_true: str,
+        token_false: str,
+        max_length: int,
+        batch_size: int,
+        max_tokens: int | None,
+        long_documents: str,
+        device: str | None,
+        dtype: str | None,
+        tokenizer: Any,
+        trust_remote_code: bool,
+    ) -> None:
+        _positive_int(max_length, "max_length")
+        _positive_int(batch_size, "batch_size")
+        _positive_int(max_tokens, "max_tokens", optional=True)
+        if not isinstance(template, str):
+            raise ConfigError(f"template must be a str, got {type(template).__name__}")
+        if long_documents not in LONG_DOCUMENTS:
+            raise ConfigError(f"long_documents must be one of {LONG_DOCUMENTS}, got {long_documents!r}")
+        for label, token in (("token_true", token_true), ("token_false", token_false)):
+            if not isinstance(token, str) or not token:
+                raise ConfigError(f"{label} must be a non-empty str, got {token!r}")
+        self.template = template
+        self.long_documents = long_documents
+        self.scorer = Seq2SeqScorer(
+            model, token_true=token_true, token_false=token_false, max_length=max_length, batch_size=batch_size,
+            max_tokens=max_tokens, device=device, dtype=dtype, tokenizer=tokenizer,
+            trust_remote_code=trust_remote_code,
+        )
+        self.tokenizer = self.scorer.tokenizer
+        self.max_length = self.scorer.max_length
+        short = os.path.basename(self.scorer.model_id.rstrip("/\\")) or self.scorer.model_id
+        self.name = f"{self.name}:{short}"
+
+    @staticmethod
+    def _texts(candidates: Sequence[Candidate], name: str) -> list[str]:
+        out = []
+        for c in candidates:
+            if c.text is None:
+                raise InvalidInputError(f"{name} scores text; candidate {c.id!r} has an image but no text")
+            out.append(c.text)
+        return out
+
+    def _warn(self, truncated: int, total: int) -> None:
+        if truncated and self.long_documents == "warn":
+            warnings.warn(
+                f"{self.name}: {truncated} of {total} prompts exceeded max_length={self.max_length} tokens; their "
+                "documents were cut at a token boundary (pass long_documents='truncate' to silence this warning)",
+                TruncationWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+
+    def close(self) -> None:
+        """Drop the model. Idempotent."""
+        self.scorer.close()
+
+
+class MonoT5Reranker(_Seq2SeqReranker):
+    """monoT5 pointwise reranking: ``P(true)`` after ``Query: … Document: … Relevant:`` (see the module docstring).
+
+    Args:
+        model: a local folder, a hub id, a :class:`~rerank_plugins.models.ModelRef`, or a built transformers
+            seq2seq model (then pass ``tokenizer``).
+        template: the prompt, with ``{query}`` and ``{document}``.
+        token_true / token_false: the label pieces (each one token of the model's tokenizer).
+        score: ``"probability"`` (rerankers' ``T5Ranker``), ``"log-probability"`` (pygaggle) or ``"logit"``.
+        max_length: tokens per prompt (EOS included).
+        batch_size / max_tokens: prompts / padded tokens per forward pass (``max_tokens`` ``None``: 4096 on CPU).
+        long_documents: ``"warn"`` or ``"truncate"`` (documents are cut at a token boundary either way).
+        device / dtype / tokenizer / trust_remote_code: as for the cross-encoder.
+    """
+
+    name = "monot5"
+
+    def __init__(
+        self,
+        model: str | ModelRef | os.PathLike[str] | Any,
+        *,
+        template: str = MONO_TEMPLATE,
+        token_true: str = "\u2581true",
+        token_false: str = "\u2581false",
+        score: str = "probability",
+        max_length: int = 512,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        long_documents: str = "warn",
+        device: str | None = None,
+        dtype: str | None = None,
+        tokenizer: str | Any | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if score not in SCORES:
+            raise ConfigError(f"score must be one of {SCORES}, got {score!r}")
+        if not isinstance(template, str) or "{query}" not in template or "{document}" not in template:
+            raise ConfigError("template must contain {query} and {document}")
+        self.score = score
+        super().__init__(
+            model, template=template, token_true=token_true, token_false=token_false, max_length=max_length,
+            batch_size=batch_size, max_tokens=max_tokens, long_documents=long_documents, device=device,
+            dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
+        )
+
+    def encode(self, query: str, documents: Sequence[str]) -> tuple[list[list[int]], int]:
+        """Token ids of each ``(query, document)`` prompt and how many were cut to fit ``max_length``."""
+        return self.scorer.encode_all(lambda p: self.template.format(query=query, document=p[0]),
+                                      [[d] for d in documents])
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+        return self._score_many([query], [candidates])[0]
+
+    def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
+        rows: list[list[int]] = []
+        cut = 0
+        for q, cands in zip(queries, lists):
+            r, c = self.encode(q.text, self._texts(cands, self.name))
+            rows.extend(r)
+            cut += c
+        logits = self.scorer.label_logits(rows)
+        self._warn(cut, len(rows))
+        out, start = [], 0
+        for cands in lists:
+            values = [_score_of(p, self.score) for p in logits[start : start + len(cands)]]
+            start += len(cands)
+            out.append(Scores(values, extra={"prompts": len(rows), "truncated": cut}))
+        return out
+
+
+class DuoT5Reranker(_Seq2SeqReranker):
+    """duoT5 pairwise reranking: every ordered pair, ``P(true)`` that Document0 beats Document1, sym-sum aggregated.
+
+    Args: as :class:`MonoT5Reranker` (``template`` has ``{query}``, ``{document0}`` and ``{document1}``; no
+    ``score`` option: the aggregate is a sum of probabilities in ``[0, 2 (n - 1)]``).
+    """
+
+    name = "duot5"
+
+    def __init__(
+        self,
+        model: str | ModelRef | os.PathLike[str] | Any,
+        *,
+        template: str = DUO_TEMPLATE,
+        token_true: str = "\u2581true",
+        token_false: str = "\u2581false",
+        max_length: int = 512,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        long_documents: str = "warn",
+        device: str | None = None,
+        dtype: str | None = None,
+        tokenizer: str | Any | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if not isinstance(template, str) or not all(k in template for k in ("{query}", "{document0}", "{document1}")):
+            raise ConfigError("template must contain {query}, {document0} and {document1}")
+        super().__init__(
+            model, template=template, token_true=token_true, token_false=token_false, max_length=max_length,
+            batch_size=batch_size, max_tokens=max_tokens, long_documents=long_documents, device=device,
+            dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
+        )
+
+    def encode_pair(self, query: str, document0: str, document1: str) -> tuple[list[int], bool]:
+        """Token ids of one duoT5 prompt and whether it was cut to fit ``max_length``."""
+        return self.scorer.fit(
+            lambda p: self.template.format(query=query, document0=p[0], document1=p[1]), [document0, document1]
+        )
+
+    def pair_probabilities(self, query: str, documents: Sequence[str]) -> dict[tuple[int, int], float]:
+        """``P(document i more relevant than document j)`` for every ordered pair ``(i, j)``, ``i != j``."""
+        return self._pair_probabilities(query, documents)[0]
+
+    def _pair_probabilities(self, query: str, documents: Sequence[str]) -> tuple[dict[tuple[int, int], float], int]:
+        pairs = list(itertools.permutations(range(len(documents)), 2))
+        rows, cut = self.scorer.encode_all(
+            lambda p: self.template.format(query=query, document0=p[0], document1=p[1]),
+            [[documents[i], documents[j]] for i, j in pairs],
+        )
+        logits = self.scorer.label_logits(rows)
+        return {pair: _score_of(lg, "probability") for pair, lg in zip(pairs, logits)}, cut
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+        docs = self._texts(candidates, self.name)
+        probs, cut = self._pair_probabilities(query.text, docs)
+        scores = [0.0] * len(docs)
+        for (i, j), p in probs.items():
+            scores[i] += p
+            scores[j] += 1.0 - p
+        self._warn(cut, len(probs))
+        return Scores(scores, extra={"pairs": len(probs), "truncated": cut})

@@ -1,0 +1,136 @@
+"""Run PyLate itself (``pylate.models.ColBERT`` + ``pylate.rank.rerank``) on a model folder, in a child process.
+
+PyLate 1.6.0 pins ``sentence-transformers==5.3.0`` and ``transformers<=5.3.0``, older than the project's stack
+(PyLate 1.0.0, the last release with loose pins, no longer imports under sentence-transformers 6). So the
+reference lives in its own ``--target`` folder (``.venv/pylate-ref``, installed by the Makefile's ``.full``
+target with ``--no-deps``: pylate 1.6.0, sentence-transformers 5.3.0, transformers 5.3.0, tokenizers 0.22.2,
+huggingface-hub 1.33.0, ujson 5.12.0) that is put first on ``PYTHONPATH`` of a child interpreter; torch, numpy and
+the rest come from the project's environment. :func:`run_pylate` returns what PyLate produced, as JSON-able data.
+
+Run as a script (``python -m rerank_plugins.testing.pylate_reference REQUEST.json``) it reads a request
+``{"model": path, "queries": [...], "documents": [[...], ...], "batch_size": 32, "repeat": 1, "model_kwargs": {}}``
+and prints ``{"query_ids", "document_ids", "rankings", "seconds"}``; ``seconds`` is the best of ``repeat`` timed
+encode+rerank runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PYLATE_VERSION", "pylate_overlay", "run_pylate"]
+
+PYLATE_VERSION = "1.6.0"
+
+
+def pylate_overlay() -> Path | None:
+    """The folder holding PyLate and its pinned stack (``$RERANK_PLUGINS_PYLATE_REF`` or ``<venv>/pylate-ref``)."""
+    env = os.environ.get("RERANK_PLUGINS_PYLATE_REF")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(sys.prefix) / "pylate-ref")
+    for folder in candidates:
+        if (folder / "pylate" / "__init__.py").is_file():
+            return folder
+    return None
+
+
+def run_pylate(request: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
+    """Run the request (see the module docstring) in a child interpreter with the PyLate overlay first on the path."""
+    overlay = pylate_overlay()
+    if overlay is None:
+        raise FileNotFoundError("PyLate reference folder not found (make .venv/.full installs .venv/pylate-ref)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(overlay), os.environ.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(request)],
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"PyLate reference failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# The child: only PyLate's public API (models.ColBERT, ColBERT.tokenize/encode, rank.rerank).
+_CHILD = r"""
+import json, logging, sys, time, warnings
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+import torch
+req = json.loads(sys.argv[1])
+threads = req.get("threads")
+if threads:
+    torch.set_num_threads(int(threads))
+from pylate import models, rank
+import pylate
+assert pylate.__version__ == req.get("expect_version", pylate.__version__), pylate.__version__
+model = models.ColBERT(req["model"], device="cpu", **req.get("model_kwargs", {}))
+queries, documents = req["queries"], req["documents"]
+batch_size = int(req.get("batch_size", 32))
+
+def ids(texts, is_query):
+    out = []
+    for t in texts:
+        enc = model.tokenize([t], is_query=is_query)
+        row = enc["input_ids"][0].tolist()
+        mask = enc["attention_mask"][0].tolist()
+        out.append({"input_ids": row, "attention_mask": mask})
+    return out
+
+def once():
+    q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
+    flat = [d for docs in documents for d in docs]
+    d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
+    grouped, start = [], 0
+    for docs in documents:
+        grouped.append(d[start:start + len(docs)])
+        start += len(docs)
+    doc_ids = [list(range(len(docs))) for docs in documents]
+    return rank.rerank(documents_ids=doc_ids, queries_embeddings=q, documents_embeddings=grouped), q, d
+
+best = None
+for _ in range(int(req.get("repeat", 1))):
+    t0 = time.perf_counter()
+    rankings, q_emb, d_emb = once()
+    elapsed = time.perf_counter() - t0
+    best = elapsed if best is None else min(best, elapsed)
+result = {
+    "version": pylate.__version__,
+    "seconds": best,
+    "rankings": [[{"id": int(r["id"]), "score": float(r["score"])} for r in ranked] for ranked in rankings],
+    "query_tokens": [int(x.shape[0]) for x in q_emb],
+    "document_tokens": [int(x.shape[0]) for x in d_emb],
+}
+if req.get("with_ids", True):
+    result["query_ids"] = ids(queries, True)
+    result["document_ids"] = ids([d for docs in documents for d in docs], False)
+if req.get("single_document_scores", False):
+    single = []
+    for qi, docs in enumerate(documents):
+        qe = model.encode([queries[qi]], is_query=True, show_progress_bar=False)
+        row = []
+        for doc in docs:
+            de = model.encode([doc], is_query=False, show_progress_bar=False)
+            row.append(float(rank.rerank(documents_ids=[[0]], queries_embeddings=qe,
+                                         documents_embeddings=[de])[0][0]["score"]))
+        single.append(row)
+    result["single_document_scores"] = single
+print(json.dumps(result))
+"""
+
+
+def _main(argv: list[str]) -> int:  # pragma: no cover - a thin command-line wrapper
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    out = run_pylate(request)
+    out["wall"] = time.perf_counter() - t0
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main(sys.argv[1:]))
