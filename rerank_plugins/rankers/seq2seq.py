@@ -33,7 +33,7 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
-from ..models import ModelRef, resolve_model
+from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning, _caller_stacklevel
 
