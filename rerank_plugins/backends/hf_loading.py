@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..errors import ModelNotFoundError
 from ..file_cache import atomic_dir, cache_dir, fingerprint
 from ..refs import ModelRef
@@ -173,7 +174,7 @@ def load_causal_lm(
             except OSError as exc:
                 warnings.warn(
                     f"could not cache the dequantised copy of {gguf_path} ({exc}); every load will dequantise again",
-                    stacklevel=3,
+                    stacklevel=caller_stacklevel(),
                 )
             else:
                 try:

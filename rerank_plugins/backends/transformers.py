@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
@@ -294,7 +295,7 @@ class TransformersLLMBackend(LLMBackend):
             warnings.warn(
                 f"{self.model_id}: the prompt text already starts with the BOS token and add_special_tokens=True "
                 "adds another, so the model reads two; set add_special_tokens=False for this template",
-                UserWarning, stacklevel=4,
+                UserWarning, stacklevel=caller_stacklevel(),
             )
         return ids
 

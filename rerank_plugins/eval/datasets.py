@@ -108,7 +108,7 @@ def _finish(ds: Dataset) -> Dataset:
     rep.counts["documents"] = len(ds.corpus)
     rep.counts["queries"] = len(ds.queries)
     rep.counts["judged_queries"] = len(ds.judged_query_ids)
-    rep.emit(stacklevel=4)
+    rep.emit()
     return ds
 
 

@@ -6,6 +6,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .._warnings import caller_stacklevel
 from ..errors import InvalidInputError
 
 __all__ = ["DataFormatError", "DataWarning", "LoadReport"]
@@ -59,10 +60,12 @@ class LoadReport:
         self.problems.update(other.problems)
         self.warnings.extend(f"[{other.source}] {w}" for w in other.warnings)
 
-    def emit(self, stacklevel: int = 3) -> None:
-        """Issue one :class:`DataWarning` summarising the problems (no-op when there are none)."""
+    def emit(self, stacklevel: int | None = None) -> None:
+        """Issue one :class:`DataWarning` summarising the problems (no-op when there are none), attributed to the
+        caller's line outside this package unless ``stacklevel`` is given."""
         if self.problems:
-            warnings.warn(self.summary(), DataWarning, stacklevel=stacklevel)
+            level = caller_stacklevel() if stacklevel is None else stacklevel
+            warnings.warn(self.summary(), DataWarning, stacklevel=level)
 
     def summary(self) -> str:
         if not self.problems:

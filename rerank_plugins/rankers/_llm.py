@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._warnings import caller_stacklevel
 from ..backends.base import LLMBackend
 from ..errors import ConfigError, InvalidInputError
 from ..prompts import clean_passage
@@ -85,5 +86,5 @@ def warn_truncated(count: int, max_words: int | None, who: str) -> None:
             f"{who}: {count} passage(s) longer than max_passage_words={max_words} were cut to fit the prompt; "
             "raise max_passage_words (or pass None) to keep them whole",
             UserWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
@@ -118,7 +119,7 @@ class ClipReranker(Reranker):
                 f"{self.name}: {cut} text(s) longer than the text encoder's {limit} tokens were cut; dual encoders "
                 "read only the start of a text (put long documents through a cross-encoder or a page image)",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=caller_stacklevel(),
             )
 
     def _encode(self, items: Sequence[Any]) -> Any:

@@ -29,13 +29,13 @@ windows that fit (``chunk_overlap`` tokens shared between neighbours) and keep t
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
@@ -54,16 +54,6 @@ ACTIVATIONS = ("auto", "sigmoid", "softmax", "raw")
 #: AVX-512, quiet machine), budgets of 1024-4096 tokens ran 42 pairs/s, 8192 ran 39 and 16384 ran 32-36 (batch 32).
 #: A long-context model still goes a few pairs at a time (8k-token pairs one by one).
 CPU_TOKEN_BUDGET = 4096
-
-
-def _caller_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside this package (the user's call)."""
-    frame = sys._getframe(1)  # the function that calls warnings.warn (stacklevel 1)
-    level = 1
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("rerank_plugins."):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
 
 
 class TruncationWarning(UserWarning):
@@ -381,14 +371,14 @@ class CrossEncoderReranker(Reranker):
                 f"{self.max_length} tokens and were truncated; pass long_documents='chunk-max' or 'chunk-mean' "
                 "to score every part of long documents, or 'truncate' to silence this warning",
                 TruncationWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=caller_stacklevel(),
             )
         elif self.long_documents.startswith("chunk") and enc.query_cut:
             warnings.warn(
                 f"{self.name}: {len(enc.query_cut)} of {n} queries were too long to leave room for document "
                 f"windows within max_length={self.max_length} and were truncated; set query_max_length",
                 TruncationWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=caller_stacklevel(),
             )
 
     def _forward(self, rows: list[list[int]], type_rows: list[list[int]] | None) -> list[float]:

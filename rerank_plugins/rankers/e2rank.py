@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..base import Reranker, Scores
 from ..errors import ConfigError
 from ..refs import ModelRef
@@ -142,7 +143,7 @@ class E2RankReranker(Reranker):
                 f"{self.name}: pseudo queries of up to {longest} tokens exceed the model's max_seq_length {limit}; "
                 f"{where}. Lower num_input_docs or max_doc_chars, or use layout='query_first'.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=caller_stacklevel(),
             )
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:

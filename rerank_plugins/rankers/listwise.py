@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._warnings import caller_stacklevel
 from ..backends.base import ChatPrompt, Generation, LLMBackend
 from ..base import Reranker, Scores, scores_from_order
 from ..engine.identifiers import IdScheme, get_scheme
@@ -149,7 +150,7 @@ class ListwiseReranker(Reranker):
                     f"num_passes={num_passes} settles only the top {num_passes * per_pass}, fewer "
                     f"than top_k_settle={top_k_settle} (which needs {needed} passes)",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=caller_stacklevel(),
                 )
         self.max_new_tokens = max_new_tokens
         self.max_passage_words = max_passage_words
