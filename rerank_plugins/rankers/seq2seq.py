@@ -29,13 +29,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
-from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning, _caller_stacklevel
+from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning
 
 __all__ = ["DuoT5Reranker", "MonoT5Reranker", "Seq2SeqScorer"]
 
@@ -262,7 +263,7 @@ class _Seq2SeqReranker(Reranker):
                 f"{self.name}: {truncated} of {total} prompts exceeded max_length={self.max_length} tokens; their "
                 "documents were cut at a token boundary (pass long_documents='truncate' to silence this warning)",
                 TruncationWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=caller_stacklevel(),
             )
 
     def close(self) -> None:
