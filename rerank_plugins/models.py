@@ -236,6 +236,11 @@ def detect_kind(ref: ModelRef) -> str:
             modules = json.loads((local / "modules.json").read_text())
             if any("Pooling" in m.get("type", "") for m in modules):
                 return "embedding"
+            st_config = local / "config_sentence_transformers.json"
+            if any(m.get("type", "").startswith("pylate.") for m in modules) or (
+                st_config.exists() and json.loads(st_config.read_text()).get("model_type") == "ColBERT"
+            ):
+                return "colbert"  # a PyLate ColBERT folder: Transformer + Dense, MaxSim
         if (local / "config.json").exists():
             config = json.loads((local / "config.json").read_text())
     if config is None:
@@ -252,6 +257,11 @@ def detect_kind(ref: ModelRef) -> str:
     archs = config.get("architectures") or []
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "cross-encoder"
+    if "HF_ColBERT" in archs:
+        return "colbert"  # a Stanford ColBERT checkpoint
+    if config.get("is_encoder_decoder") and any(a.endswith("ForConditionalGeneration") for a in archs):
+        seq2seq = sorted(k for k in ("monot5", "duot5") if k in _STRATEGIES)
+        raise ConfigError(f"{ref} is a sequence-to-sequence model: pass kind= one of {seq2seq}")
     if any(a.endswith("ForCausalLM") or a.endswith("ForConditionalGeneration") for a in archs):
         llm_kinds = sorted(k for k in LLM_KINDS if k in _STRATEGIES)
         raise ConfigError(f"{ref} is a generative model: pass kind= one of {llm_kinds}")

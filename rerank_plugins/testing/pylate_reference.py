@@ -47,7 +47,7 @@ def run_pylate(request: dict[str, Any], *, timeout: float = 600) -> dict[str, An
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(overlay), os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(request)],
+        [sys.executable, "-c", _CHILD], input=json.dumps(request),
         capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
     if proc.returncode != 0:
@@ -61,7 +61,7 @@ import json, logging, sys, time, warnings
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 import torch
-req = json.loads(sys.argv[1])
+req = json.loads(sys.stdin.read())
 threads = req.get("threads")
 if threads:
     torch.set_num_threads(int(threads))

@@ -173,3 +173,13 @@ def test_close(folders: dict[str, Path]) -> None:
     ranker.close()
     with pytest.raises(Exception, match="closed"):
         ranker.rerank(QUERIES[0], DOCS[0])
+
+
+def test_kind_read_from_the_folder(folders: dict[str, Path]) -> None:
+    """A ColBERT folder in no recipe still loads without kind=: its format says what it is (never its name)."""
+    from rerank_plugins.models import detect_kind
+    from rerank_plugins.refs import ModelRef
+
+    for fmt in ("bert", "stanford"):
+        assert detect_kind(ModelRef(str(folders[fmt]))) == "colbert"
+        assert isinstance(load_reranker(str(folders[fmt])), ColBERTReranker)

@@ -213,3 +213,8 @@ def test_close(t5_dir: Path) -> None:
     ranker.close()
     with pytest.raises(Exception, match="closed"):
         ranker.rerank(QUERY, DOCS)
+
+
+def test_a_t5_folder_outside_the_recipes_asks_for_the_kind(t5_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="monot5"):
+        load_reranker(str(t5_dir))
