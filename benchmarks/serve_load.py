@@ -12,11 +12,18 @@ Systems, same requests, same run:
 
 * ``in-process``: ``reranker.rerank`` called in a loop, no HTTP (the serial ceiling of one engine);
 * ``service, batching``: micro-batching on (``max_batch`` 32, 5 ms wait);
-* ``service, no batching``: ``max_batch`` 1 (one engine call per request).
+* ``service, no batching``: ``max_batch`` 1 (one engine call per request);
+* ``service, batching, +N impatient``: the batching service again, while ``--impatient`` more clients send
+  ``--impatient-docs``-document requests with a ``--impatient-timeout`` timeout, hang up and retry after
+  ``--impatient-backoff`` (as retrying SDKs do). The service cancels their queued work when they hang up; the
+  figure to compare is the *other* clients' throughput against the plain batching run.
 
-Rerankers: ``keyword`` (dependency-free; shows the service's own cost) and the bundled ``minilm``.
+Rerankers: ``keyword`` (dependency-free; shows the service's own cost), ``sleepy`` (keyword scores after a sleep of
+``--ms-per-doc`` per document: a model-bound engine that leaves the CPU to the HTTP side, as a GPU model does)
+and the bundled ``minilm``.
 
-    python benchmarks/serve_load.py [--rerankers keyword,minilm] [--clients 8] [--requests 200] [--seconds 60]
+    python benchmarks/serve_load.py [--rerankers keyword,sleepy,minilm] [--clients 8] [--requests 200]
+        [--seconds 60] [--impatient 4] [--impatient-docs 1000] [--impatient-timeout 0.3]
 """
 
 from __future__ import annotations
@@ -40,14 +47,38 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build_reranker(name: str) -> Any:
+def build_reranker(name: str, ms_per_doc: float = 0.5) -> Any:
     if name == "keyword":
         from rerank_plugins.testing.rerankers import KeywordReranker
 
         return KeywordReranker(reasoning=False, traces=False)
+    if name == "sleepy":
+        return _sleepy(ms_per_doc)
     from rerank_plugins import load_reranker
 
     return load_reranker(name)
+
+
+def _sleepy(ms_per_doc: float) -> Any:
+    from rerank_plugins.base import Reranker
+    from rerank_plugins.testing.rerankers import KeywordReranker
+
+    class Sleepy(Reranker):
+        """Keyword scores after ``ms_per_doc`` ms of sleep per document (one engine call sleeps for all)."""
+
+        name = "sleepy"
+
+        def __init__(self) -> None:
+            self.inner = KeywordReranker(reasoning=False, traces=False)
+
+        def _score(self, query: Any, candidates: Any) -> Any:
+            return self._score_many([query], [candidates])[0]
+
+        def _score_many(self, queries: Any, lists: Any) -> Any:
+            time.sleep(ms_per_doc / 1000.0 * sum(len(c) for c in lists))
+            return [self.inner._compute(q, c) for q, c in zip(queries, lists)]
+
+    return Sleepy()
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -56,8 +87,8 @@ def serve(args: argparse.Namespace) -> None:
 
     from rerank_plugins.serve import create_app
 
-    app = create_app(build_reranker(args.serve), model_name=args.serve, max_batch=args.max_batch,
-                     batch_wait_ms=args.batch_wait_ms)
+    app = create_app(build_reranker(args.serve, args.ms_per_doc), model_name=args.serve, max_batch=args.max_batch,
+                     batch_wait_ms=args.batch_wait_ms, split_documents=args.split_documents)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
@@ -73,12 +104,22 @@ def cranfield_bodies(candidates: int) -> list[dict[str, Any]]:
     ]
 
 
-def start_service(name: str, max_batch: int, wait_ms: float, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+def impatient_body(candidates: int) -> dict[str, Any]:
+    from rerank_plugins.eval.datasets import load_cranfield
+
+    ds = load_cranfield()
+    query = next(iter(ds.queries.values()))
+    doc_ids = list(ds.corpus)[:candidates]
+    return {"query": query, "documents": [ds.document_text(d) for d in doc_ids], "top_n": 10}
+
+
+def start_service(name: str, max_batch: int, wait_ms: float, ms_per_doc: float = 0.5, split: int = 32,
+                  timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
     from rerank_plugins.testing.llama_server import free_port
 
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", name, "--port", str(port), "--max-batch", str(max_batch),
-           "--batch-wait-ms", str(wait_ms)]
+           "--batch-wait-ms", str(wait_ms), "--ms-per-doc", str(ms_per_doc), "--split-documents", str(split)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -104,8 +145,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=15)
 
 
-def in_process(name: str, bodies: list[dict[str, Any]], max_requests: int, max_seconds: float) -> dict[str, Any]:
-    reranker = build_reranker(name)
+def in_process(name: str, bodies: list[dict[str, Any]], max_requests: int, max_seconds: float,
+               ms_per_doc: float = 0.5) -> dict[str, Any]:
+    reranker = build_reranker(name, ms_per_doc)
     reranker.rerank(bodies[0]["query"], bodies[0]["documents"])  # warm-up, as the service has loaded its model
     latencies = []
     start = time.perf_counter()
@@ -123,14 +165,28 @@ def in_process(name: str, bodies: list[dict[str, Any]], max_requests: int, max_s
             "p99": percentile(latencies, 99), "errors": 0, "bad_rejected": 0, "bad_mishandled": 0, "cut": 0}
 
 
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rerankers", default="keyword,minilm")
+    ap.add_argument("--rerankers", default="keyword,sleepy,minilm")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--bad-every", type=int, default=10)
+    ap.add_argument("--impatient", type=int, default=4, help="clients that time out and retry (0: no such run)")
+    ap.add_argument("--impatient-docs", type=int, default=1000)
+    ap.add_argument("--impatient-timeout", type=float, default=0.3)
+    ap.add_argument("--impatient-backoff", type=float, default=0.1)
+    ap.add_argument("--ms-per-doc", type=float, default=0.5, help="the sleepy reranker's cost per document")
+    ap.add_argument("--split-documents", type=int, default=32,
+                    help="create_app(split_documents=...) of every service run (0: off)")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "serve_load.json"))
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -144,35 +200,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rerank_plugins.serve.loadtest import run_load
 
     bodies = cranfield_bodies(args.candidates)
+    heavy = impatient_body(args.impatient_docs) if args.impatient else None
     print(f"{len(bodies)} Cranfield queries x BM25 top-{args.candidates}; {args.clients} clients, at most "
           f"{args.requests} requests / {args.seconds:.0f}s per system; every {args.bad_every}th request malformed\n")
     header = (f"{'reranker':<8} {'system':<22} {'ok':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
               f"{'cut':>4} {'4xx ok':>6} {'bad!':>5} {'vs in-proc':>10}")
     print(header)
     rows = []
+    systems = [("service, batching", 32, 5.0, 0), ("service, no batching", 1, 0.0, 0)]
+    if args.impatient:
+        systems.append((f"service, batching, +{args.impatient} impatient", 32, 5.0, args.impatient))
     for name in args.rerankers.split(","):
-        results = {"in-process (serial)": in_process(name, bodies, args.requests, args.seconds)}
-        for label, max_batch, wait in (("service, batching", 32, 5.0), ("service, no batching", 1, 0.0)):
-            proc, url = start_service(name, max_batch, wait)
+        results = {"in-process (serial)": in_process(name, bodies, args.requests, args.seconds, args.ms_per_doc)}
+        for label, max_batch, wait, impatient in systems:
+            proc, url = start_service(name, max_batch, wait, args.ms_per_doc, args.split_documents)
             try:
                 rep = asyncio.run(run_load(url + "/rerank", bodies, concurrency=args.clients,
                                            max_requests=args.requests, max_seconds=args.seconds,
-                                           bad_every=args.bad_every))
+                                           bad_every=args.bad_every, impatient=impatient, impatient_body=heavy,
+                                           impatient_timeout=args.impatient_timeout,
+                                           impatient_backoff=args.impatient_backoff))
+                metrics = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
             finally:
                 stop(proc)
             results[label] = {"ok": rep.ok, "sent": rep.sent, "seconds": rep.seconds, "throughput": rep.throughput,
                               "p50": rep.p50, "p99": rep.p99, "errors": rep.errors, "bad_rejected": rep.bad_rejected,
                               "bad_mishandled": rep.bad_mishandled, "cut": rep.cut,
-                              "error_samples": rep.error_samples}
+                              "error_samples": rep.error_samples, "impatient_sent": rep.impatient_sent,
+                              "impatient_ok": rep.impatient_ok, "impatient_timeouts": rep.impatient_timeouts,
+                              "cancelled_unscored": _metric(metrics, "rerank_cancelled_requests_total"),
+                              "documents_scored": _metric(metrics, "rerank_documents_total")}
         base = results["in-process (serial)"]["throughput"]
         for label, r in results.items():
             rows.append({"reranker": name, "system": label, **r})
             print(f"{name:<8} {label:<22} {r['ok']:>5} {r['throughput']:8.1f} {r['p50'] * 1e3:8.1f} "
                   f"{r['p99'] * 1e3:8.1f} {r['errors']:>6} {r['cut']:>4} {r['bad_rejected']:>6} "
                   f"{r['bad_mishandled']:>5} {r['throughput'] / base:10.2f}x")
+        impatient_label = next((s[0] for s in systems if s[3]), None)
+        if impatient_label is not None:
+            r, plain = results[impatient_label], results["service, batching"]
+            print(f"  impatient clients: {r['impatient_sent']} sent, {r['impatient_ok']} answered in time, "
+                  f"{r['impatient_timeouts']} gave up; {r['cancelled_unscored']:.0f} queued requests cancelled "
+                  f"unscored; documents scored {r['documents_scored']:.0f} (plain run {plain['documents_scored']:.0f})"
+                  f"; the other clients' throughput {r['throughput'] / plain['throughput']:.2f}x the plain run")
         print()
     meta = {"clients": args.clients, "requests": args.requests, "seconds": args.seconds,
-            "candidates": args.candidates, "python": platform.python_version(), "machine": platform.machine(),
+            "candidates": args.candidates, "impatient": args.impatient, "impatient_docs": args.impatient_docs,
+            "impatient_timeout": args.impatient_timeout, "impatient_backoff": args.impatient_backoff,
+            "ms_per_doc": args.ms_per_doc, "split_documents": args.split_documents,
+            "python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "load_average": os.getloadavg()}
     save_results(args.output, {"meta": meta, "results": rows})
     return 0

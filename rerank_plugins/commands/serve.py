@@ -54,6 +54,11 @@ def serve_command(
     max_queue: Annotated[
         int, typer.Option(min=1, help="requests waiting for the engine; more get 503", rich_help_panel=_BATCH)
     ] = 1024,
+    split_documents: Annotated[
+        int | None, typer.Option(min=0, help="score larger requests in slices of this many documents, sharing the "
+                                             "engine and stopping when the client leaves; pointwise rerankers only "
+                                             "(default: 64 for cross-encoders and embeddings, off otherwise; 0: off)",
+                                 rich_help_panel=_BATCH)] = None,
     body_timeout: Annotated[
         float, typer.Option(min=0.0, help="seconds for a request body to arrive, 408 after (0: no limit)",
                             rich_help_panel=_TIMEOUTS)] = 30.0,
@@ -104,6 +109,7 @@ def serve_command(
             batch_wait_ms=batch_wait_ms,
             max_batch_documents=None if max_batch_documents == 0 else max_batch_documents,
             max_queue=max_queue,
+            split_documents=split_documents,
             body_timeout=None if body_timeout == 0 else body_timeout,
             api_keys=api_key or None,
             metrics_open=metrics_open,

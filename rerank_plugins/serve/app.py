@@ -71,6 +71,8 @@ RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
 SCORE_PATHS = ("/score", "/v1/score")
 _KNOWN_PATHS = {*RERANK_PATHS, *SCORE_PATHS, "/health", "/metrics", "/v1/models"}
 _MOST_NEGATIVE = -sys.float_info.max
+#: documents per slice of a large request for pointwise models (``split_documents=None``)
+DEFAULT_SPLIT_DOCUMENTS = 64
 
 
 def _path_label(path: str) -> str:
@@ -191,6 +193,7 @@ def create_app(
     batch_wait_ms: float = 5.0,
     max_batch_documents: int | None = 4096,
     max_queue: int = 1024,
+    split_documents: int | None = None,
     body_timeout: float | None = 30.0,
     api_keys: str | Sequence[str] | None = None,
     api_keys_from_env: bool = True,
@@ -208,6 +211,9 @@ def create_app(
         model_name: the ``model`` reported in answers (default: the reranker's name).
         max_documents, max_chars_per_document, max_query_chars, max_total_chars, max_body_bytes: limits (413).
         max_batch, batch_wait_ms, max_batch_documents, max_queue: micro-batching (see :mod:`.batcher`).
+        split_documents: score requests with more documents in slices of this many, sharing the engine with
+            other requests and stopping when the client leaves (see :mod:`.batcher`; pointwise rerankers only).
+            ``None``: 64 for cross-encoders and embedding rerankers, off for the others; ``0``: off.
         body_timeout: seconds for the whole request body to arrive (408 after that); ``None``: no limit.
         api_keys: one key or several; requests then need ``Authorization: Bearer <key>`` (see :mod:`.security`).
         api_keys_from_env: also accept the keys in ``RERANK_PLUGINS_API_KEYS`` (comma-separated).
@@ -235,6 +241,12 @@ def create_app(
 
     engine = build_reranker(reranker, kind, reranker_options, what="reranker")
     mapper = ScoreMapper(engine, score_activation)
+    if split_documents is None:
+        split = DEFAULT_SPLIT_DOCUMENTS if mapper.model_kind != "unknown" else None
+    elif isinstance(split_documents, bool) or not isinstance(split_documents, int) or split_documents < 0:
+        raise ConfigError(f"split_documents must be an int >= 0 or None, got {split_documents!r}")
+    else:
+        split = split_documents or None
     tokens = TokenTools(engine)
     if tokens.tokenizer is not None:
         # the engine's tokenizer changes its truncation state per call: the service uses its own copy, one
@@ -245,9 +257,11 @@ def create_app(
     name = model_name if model_name is not None else (reranker if isinstance(reranker, str) else engine.name)
     metrics = Metrics()
     batcher = MicroBatcher(engine, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
-                           max_batch_documents=max_batch_documents, max_queue=max_queue, on_batch=metrics.batch)
+                           max_batch_documents=max_batch_documents, max_queue=max_queue, split_documents=split,
+                           on_batch=metrics.batch)
     metrics.queued = lambda: batcher.queued
     metrics.cancelled = lambda: batcher.cancelled
+    metrics.cancelled_documents = lambda: batcher.cancelled_documents
     started = time.time()
 
     @contextlib.asynccontextmanager

@@ -15,6 +15,17 @@ its answer for that request is discarded.
 Failures stay with their request: when a batch call raises, each request of the batch is run alone, so a
 request that breaks the model gets its own error and the others their results. A full queue raises
 :class:`Overloaded` at once (the service answers 503).
+
+Large requests (``split_documents``): a request with more documents is scored in slices, one slice per engine
+call, so it shares the engine with the requests that arrive meanwhile instead of holding it: a slice of
+``split_documents`` documents per call, whether other requests share the batch or not (so a client that
+leaves wastes at most one slice); large requests take turns. While other requests are waiting, slices of large
+requests get at most ``split_share`` (0.2) of the documents the other requests get (counted over the last ~20
+batches), so a flood of large requests slows the others down by at most about that much; alone, a large request
+gets every batch. A client that leaves stops its request at the next slice
+(:attr:`MicroBatcher.cancelled_documents`). The slices are merged into one ranked list, so this is only right for
+rerankers that score each document on its own (pointwise: cross-encoders, embeddings, yes/no LLM scoring), never
+for listwise strategies, which compare documents with each other.
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..base import Reranker
@@ -31,6 +43,8 @@ from ..errors import ConfigError, RerankError
 from ..types import Candidate, Query, RankedList
 
 __all__ = ["MicroBatcher", "Overloaded"]
+
+_DECAY = 0.95  # per batch: the share of large requests is judged over the last ~20 batches
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +59,16 @@ class _Job:
     candidates: list[Candidate]
     future: asyncio.Future[RankedList]
     started: bool = False
+    #: split requests: candidates handed out so far, and the ranked parts back
+    offset: int = 0
+    partials: list[tuple[int, RankedList]] = field(default_factory=list)
+
+
+@dataclass
+class _Part:
+    job: _Job
+    candidates: list[Candidate]
+    offset: int
 
 
 class MicroBatcher:
@@ -58,6 +82,8 @@ class MicroBatcher:
         batch_wait_ms: float = 5.0,
         max_batch_documents: int | None = None,
         max_queue: int = 1024,
+        split_documents: int | None = None,
+        split_share: float = 0.2,
         on_batch: Any = None,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
@@ -70,6 +96,20 @@ class MicroBatcher:
             raise ConfigError(f"max_batch_documents must be an int >= 1 or None, got {max_batch_documents!r}")
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ConfigError(f"max_queue must be an int >= 1, got {max_queue!r}")
+        if split_documents is not None and (
+            isinstance(split_documents, bool) or not isinstance(split_documents, int) or split_documents < 1
+        ):
+            raise ConfigError(f"split_documents must be an int >= 1 or None, got {split_documents!r}")
+        self.split_documents = split_documents
+        if isinstance(split_share, bool) or not isinstance(split_share, (int, float)) or not split_share > 0:
+            raise ConfigError(f"split_share must be a number > 0, got {split_share!r}")
+        self.split_share = float(split_share)
+        self._small_docs = 0.0  # documents of whole requests / of large-request slices, decayed per batch
+        self._large_docs = 0.0
+        #: slice size when a large request has the engine alone (set to split_documents: slices never grow, so a
+        #: client that leaves wastes at most one slice, even on an idle service)
+        self.idle_slice = split_documents or 0
+        self._large: deque[_Job] = deque()
         self.reranker = reranker
         self.max_batch = max_batch
         self.batch_wait = float(batch_wait_ms) / 1000.0
@@ -81,8 +121,9 @@ class MicroBatcher:
         self._held: _Job | None = None  # a job that did not fit in the previous batch
         self.batches = 0
         self.batched_requests = 0
-        #: requests cancelled while queued (the reranker never saw them)
+        #: requests cancelled while queued (the reranker never saw them), and the documents left unscored
         self.cancelled = 0
+        self.cancelled_documents = 0
         self._jobs: dict[int, _Job] = {}  # id(future) -> job, for started()
 
     # ------------------------------------------------------------------ lifecycle
@@ -110,6 +151,8 @@ class MicroBatcher:
                 await task
         pending = [self._held] if self._held is not None else []
         self._held = None
+        pending.extend(self._large)
+        self._large.clear()
         while self._queue is not None and not self._queue.empty():
             pending.append(self._queue.get_nowait())
         for job in pending:
@@ -151,28 +194,76 @@ class MicroBatcher:
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            first = self._held if self._held is not None else await self._queue.get()
-            self._held = None
-            batch = [first]
+            self._large = deque(j for j in self._large if not self._drop_if_cancelled(j))
+            batch: list[_Job] = []
+            if self._held is not None:
+                batch.append(self._held)
+                self._held = None
+            elif not self._large:
+                self._admit(await self._queue.get(), batch)
             self._drain(batch)
             if len(batch) < self.max_batch and self._held is None and self.batch_wait > 0:
                 await asyncio.sleep(self.batch_wait)
                 self._drain(batch)
             live = [job for job in batch if not job.future.done()]  # skip requests whose client went away
             self.cancelled += len(batch) - len(live)
-            if live:
-                try:
-                    await self._execute(live)
-                except asyncio.CancelledError:
-                    for job in live:
-                        if not job.future.done():
-                            job.future.set_exception(Overloaded("the service is shutting down"))
-                    raise
-                except Exception as exc:  # never let the loop die; the jobs get the error
-                    logger.exception("micro-batcher failure")
-                    for job in live:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
+            self.cancelled_documents += sum(len(j.candidates) for j in batch if j.future.done())
+            items = [_Part(job, job.candidates, 0) for job in live]
+            part = self._next_part(busy=bool(items))
+            self._small_docs = self._small_docs * _DECAY + sum(len(i.candidates) for i in items)
+            self._large_docs *= _DECAY
+            if part is not None:
+                items.append(part)
+                self._large_docs += len(part.candidates)
+            if not items:
+                continue
+            try:
+                await self._execute(items)
+            except asyncio.CancelledError:
+                for item in items:
+                    if not item.job.future.done():
+                        item.job.future.set_exception(Overloaded("the service is shutting down"))
+                raise
+            except Exception as exc:  # never let the loop die; the jobs get the error
+                logger.exception("micro-batcher failure")
+                for item in items:
+                    if not item.job.future.done():
+                        item.job.future.set_exception(exc)
+
+    def _drop_if_cancelled(self, job: _Job) -> bool:
+        if not job.future.done():
+            return False
+        if job.offset == 0:
+            self.cancelled += 1
+        self.cancelled_documents += len(job.candidates) - job.offset
+        return True
+
+    def _admit(self, job: _Job, batch: list[_Job]) -> None:
+        if self.split_documents is not None and len(job.candidates) > self.split_documents:
+            self._large.append(job)
+        else:
+            batch.append(job)
+
+    def _next_part(self, *, busy: bool) -> _Part | None:
+        """The next slice of the oldest large request (``split_documents`` documents; see the module docstring)."""
+        if busy and self._large_docs > self.split_share * self._small_docs:
+            return None  # large requests have had their share of the engine lately; the others go first
+        while self._large:
+            job = self._large[0]
+            if self._drop_if_cancelled(job):
+                self._large.popleft()
+                continue
+            assert self.split_documents is not None
+            # alone, a slice may be as large as the documents other requests would take in the batch
+            size = self.split_documents if busy else max(self.split_documents, self.idle_slice)
+            start = job.offset
+            job.offset = min(len(job.candidates), start + size)
+            if job.offset >= len(job.candidates):
+                self._large.popleft()
+            else:
+                self._large.rotate(-1)  # round-robin between large requests
+            return _Part(job, job.candidates[start:job.offset], start)
+        return None
 
     def _drain(self, batch: list[_Job]) -> None:
         assert self._queue is not None
@@ -181,6 +272,10 @@ class MicroBatcher:
             job = self._queue.get_nowait()
             if job.future.done():  # cancelled while queued: never sent to the reranker
                 self.cancelled += 1
+                self.cancelled_documents += len(job.candidates)
+                continue
+            if self.split_documents is not None and len(job.candidates) > self.split_documents:
+                self._large.append(job)
                 continue
             if self.max_batch_documents is not None and docs + len(job.candidates) > self.max_batch_documents:
                 self._held = job
@@ -188,38 +283,57 @@ class MicroBatcher:
             batch.append(job)
             docs += len(job.candidates)
 
-    async def _execute(self, jobs: list[_Job]) -> None:
+    def _deliver(self, item: _Part, result: RankedList) -> None:
+        job = item.job
+        if job.future.done():
+            return
+        if item.offset == 0 and len(item.candidates) == len(job.candidates):
+            job.future.set_result(result)
+            return
+        job.partials.append((item.offset, result))
+        if sum(len(r.results) for _, r in job.partials) == len(job.candidates):
+            job.future.set_result(_merge(job))
+
+    async def _execute(self, items: list[_Part]) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for job in jobs:
-            job.started = True
+        for item in items:
+            item.job.started = True
         try:
             results = await asyncio.to_thread(
-                self.reranker.rerank_batch, [j.query for j in jobs], [j.candidates for j in jobs]
+                self.reranker.rerank_batch, [i.job.query for i in items], [i.candidates for i in items]
             )
         except Exception as exc:
-            if len(jobs) > 1:
-                await self._one_by_one(jobs)
-            elif not jobs[0].future.done():
-                jobs[0].future.set_exception(exc)
+            if len(items) > 1:
+                await self._one_by_one(items)
+            elif not items[0].job.future.done():
+                items[0].job.future.set_exception(exc)
         else:
-            for job, result in zip(jobs, results):
-                if not job.future.done():
-                    job.future.set_result(result)
+            for item, result in zip(items, results):
+                self._deliver(item, result)
         self.batches += 1
-        self.batched_requests += len(jobs)
+        self.batched_requests += len(items)
         if self.on_batch is not None:
-            self.on_batch(len(jobs), sum(len(j.candidates) for j in jobs), loop.time() - start)
+            self.on_batch(len(items), sum(len(i.candidates) for i in items), loop.time() - start)
 
-    async def _one_by_one(self, jobs: list[_Job]) -> None:
-        for job in jobs:
-            if job.future.done():
+    async def _one_by_one(self, items: list[_Part]) -> None:
+        for item in items:
+            if item.job.future.done():
                 continue
             try:
-                result = await asyncio.to_thread(self.reranker.rerank, job.query, job.candidates)
+                result = await asyncio.to_thread(self.reranker.rerank, item.job.query, item.candidates)
             except Exception as exc:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+                if not item.job.future.done():
+                    item.job.future.set_exception(exc)
             else:
-                if not job.future.done():
-                    job.future.set_result(result)
+                self._deliver(item, result)
+
+
+def _merge(job: _Job) -> RankedList:
+    """One ranked list from the parts of a split request (positions of the whole request, stable by score)."""
+    merged = [replace(r, original_position=offset + r.original_position)
+              for offset, ranked in job.partials for r in ranked.results]
+    merged.sort(key=lambda r: (-r.score, r.original_position))
+    first = job.partials[0][1]
+    return RankedList(query=job.query, results=tuple(replace(r, rank=k) for k, r in enumerate(merged, start=1)),
+                      reranker=first.reranker, details=first.details)

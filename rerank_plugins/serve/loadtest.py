@@ -5,6 +5,11 @@
 cycles through ``bodies``; every ``bad_every``-th request (when given) is replaced by a malformed one from
 :data:`BAD_REQUESTS` (invalid JSON, wrong types, too many documents), whose answer must be a 4xx with a JSON
 error message. :class:`LoadReport` has throughput, latency percentiles of the good requests, and the counts.
+
+``impatient`` more clients (their own connections) send ``impatient_body`` with a ``impatient_timeout``-second
+timeout, hang up when it passes and retry after ``impatient_backoff`` seconds, as retrying SDKs do against a slow
+service, until the time bound; they count in ``impatient_sent`` / ``impatient_ok`` / ``impatient_timeouts`` and
+not in the throughput, which is the other clients' alone.
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ class LoadReport:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
+    #: requests of the impatient clients, answered in time, and given up (client timeout, then retried)
+    impatient_sent: int = 0
+    impatient_ok: int = 0
+    impatient_timeouts: int = 0
 
     @property
     def throughput(self) -> float:
@@ -82,6 +91,8 @@ class LoadReport:
             f"{self.throughput:.1f} req/s, p50 {self.p50 * 1000:.1f} ms, p99 {self.p99 * 1000:.1f} ms, "
             f"errors {self.errors}, cut at the time bound {self.cut}, malformed rejected {self.bad_rejected}, "
             f"mishandled {self.bad_mishandled}"
+            + (f"; impatient clients: {self.impatient_sent} sent, {self.impatient_ok} answered in time, "
+               f"{self.impatient_timeouts} gave up" if self.impatient_sent else "")
         )
 
 
@@ -96,6 +107,10 @@ async def run_load(
     max_documents: int = 1000,
     timeout: float = 60.0,
     grace: float = 5.0,
+    impatient: int = 0,
+    impatient_body: Mapping[str, Any] | None = None,
+    impatient_timeout: float = 0.3,
+    impatient_backoff: float = 0.1,
 ) -> LoadReport:
     """Send the load (see the module docstring) and return the report; never more than the two bounds."""
     httpx = require("httpx", "serve", purpose="the load generator")
@@ -151,10 +166,36 @@ async def run_load(
                 if len(report.error_samples) < 5:
                     report.error_samples.append(f"HTTP {response.status_code}: {response.text[:200]}")
 
+    heavy = json.dumps(dict(impatient_body if impatient_body is not None else bodies[0])).encode("utf-8")
+
+    finished = False  # the other clients are done: the impatient ones stop too
+
+    async def impatient_client(http: Any) -> None:
+        while time.perf_counter() < deadline and not finished:
+            report.impatient_sent += 1
+            try:
+                response = await http.post(url, content=heavy, headers={"content-type": "application/json"},
+                                           timeout=impatient_timeout)
+            except httpx.TimeoutException:
+                report.impatient_timeouts += 1
+                await asyncio.sleep(impatient_backoff)
+                continue
+            except httpx.HTTPError:
+                await asyncio.sleep(impatient_backoff)
+                continue
+            report.impatient_ok += response.status_code == 200
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as http:
-        await asyncio.gather(*(client(i, http) for i in range(concurrency)))
-    report.seconds = time.perf_counter() - start
+    async with httpx.AsyncClient(limits=limits) as http, httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=max(1, impatient))
+    ) as impatient_http:
+        async def others() -> None:
+            nonlocal finished
+            await asyncio.gather(*(client(i, http) for i in range(concurrency)))
+            report.seconds = time.perf_counter() - start  # throughput: the other clients' time alone
+            finished = True
+
+        await asyncio.gather(others(), *(impatient_client(impatient_http) for _ in range(impatient)))
     return report
 
 

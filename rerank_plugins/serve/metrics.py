@@ -9,7 +9,8 @@ Exposed series (all prefixed ``rerank_``):
 * ``client_disconnects_total{path,stage}`` counter: clients that hung up before their answer (``stage``: ``body``
   while sending the body, ``queued`` while waiting for the engine, ``running`` while their batch ran); these are
   not errors (not in ``errors_total``) and their requests count with status 499 in ``requests_total``;
-* ``cancelled_requests_total`` counter: queued requests dropped because their client went away (never scored);
+* ``cancelled_requests_total`` counter: queued requests dropped because their client went away (never scored),
+  and ``cancelled_documents_total``: the documents left unscored (with the unscored slices of split requests);
 * ``documents_total`` counter (documents reranked);
 * ``batch_size_requests`` histogram (requests per engine call) and ``batch_duration_seconds`` histogram;
 * ``in_flight_requests`` and ``queued_requests`` gauges.
@@ -98,6 +99,7 @@ class Metrics:
         self.in_flight = 0
         self.queued: Callable[[], int] = lambda: 0
         self.cancelled: Callable[[], int] = lambda: 0
+        self.cancelled_documents: Callable[[], int] = lambda: 0
         self.disconnects: dict[tuple[str, str], int] = defaultdict(int)
 
     def request_started(self) -> None:
@@ -154,6 +156,9 @@ class Metrics:
                 f"# HELP {p}_cancelled_requests_total Queued requests dropped unscored because their client left.",
                 f"# TYPE {p}_cancelled_requests_total counter",
                 f"{p}_cancelled_requests_total {self.cancelled()}",
+                f"# HELP {p}_cancelled_documents_total Documents left unscored because their client left.",
+                f"# TYPE {p}_cancelled_documents_total counter",
+                f"{p}_cancelled_documents_total {self.cancelled_documents()}",
                 f"# HELP {p}_documents_total Documents reranked.",
                 f"# TYPE {p}_documents_total counter",
                 f"{p}_documents_total {self.documents}",

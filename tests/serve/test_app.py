@@ -270,7 +270,8 @@ def test_serve_flags_name_and_default_every_create_app_limit():
     command = inspect.signature(serve.serve_command).parameters
     app_params = inspect.signature(create_app).parameters
     limits = ["max_documents", "max_chars_per_document", "max_query_chars", "max_total_chars", "max_body_bytes",
-              "max_batch", "batch_wait_ms", "max_batch_documents", "max_queue", "body_timeout", "metrics_open"]
+              "max_batch", "batch_wait_ms", "max_batch_documents", "max_queue", "split_documents", "body_timeout",
+              "metrics_open"]
     for name in limits:
         assert name in command, f"no --{name.replace('_', '-')} flag"
         assert command[name].default == app_params[name].default, name
@@ -283,3 +284,55 @@ def test_serve_flags_name_and_default_every_create_app_limit():
                  "cors-origin", "score-activation"]:
         assert f"--{flag}" in out.output, flag
     assert "[default: 1024]" in out.output and "[default: 4096]" in out.output and "[default: 30.0]" in out.output
+
+
+# ----------------------------------------------------------------------------------------------- large requests
+async def test_a_split_request_equals_the_whole_and_shares_the_engine():
+    rec = Recording()
+    docs = [f"{DOCS[i % 4]} number {i}" for i in range(50)]
+    app = create_app(rec, split_documents=8, batch_wait_ms=1)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        big, small = await asyncio.gather(c.post("/rerank", json={"query": QUERY, "documents": docs}),
+                                          c.post("/rerank", json={"query": "pasta", "documents": DOCS}))
+    await app.state.batcher.stop()
+    want = KeywordReranker(traces=False).rerank(QUERY, docs)
+    got = big.json()["results"]
+    assert [x["index"] for x in got] == [r.original_position for r in want]  # the whole ranking, every doc once
+    assert [x["relevance_score"] for x in got] == pytest.approx([r.score for r in want])
+    assert small.status_code == 200
+    assert len(rec.batch_sizes) >= 2  # the big one went in slices, not one call
+
+
+async def test_a_split_request_stops_at_the_next_slice_when_cancelled():
+    from rerank_plugins.serve.batcher import MicroBatcher
+    from rerank_plugins.types import as_candidates, as_query
+
+    rec = Recording(delay=0.05)
+    batcher = MicroBatcher(rec, split_documents=10, batch_wait_ms=0, max_batch_documents=10)
+    batcher.start()
+    future = batcher.enqueue(as_query(QUERY), as_candidates([f"doc {i}" for i in range(100)]))
+    await asyncio.sleep(0.12)  # two or three slices of ten
+    future.cancel()
+    await asyncio.sleep(0.15)
+    calls = len(rec.batch_sizes)
+    await batcher.stop()
+    assert 1 <= calls <= 5
+    assert batcher.cancelled_documents >= 100 - 10 * calls
+
+
+async def test_large_requests_get_a_bounded_share_while_others_wait():
+    from rerank_plugins.serve.batcher import MicroBatcher
+    from rerank_plugins.types import as_candidates, as_query
+
+    rec = Recording()
+    batcher = MicroBatcher(rec, max_batch=2, split_documents=4, batch_wait_ms=0, split_share=0.25)
+    batcher.start()
+    big = batcher.enqueue(as_query(QUERY), as_candidates([f"doc {i}" for i in range(400)]))
+    small = [batcher.enqueue(as_query("pasta"), as_candidates(DOCS)) for _ in range(40)]  # all waiting
+    await asyncio.gather(*small)
+    big_scored = batcher._jobs[id(big)].offset
+    big.cancel()
+    await batcher.stop()
+    # while the small requests waited, the large one got slices, but about a quarter of their documents at most
+    assert 0 < big_scored <= 0.25 * 40 * len(DOCS) + 4

@@ -65,3 +65,24 @@ def test_percentile():
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([1.0, 2.0], 50) == 1.5
     assert percentile([5.0], 99) == 5.0
+
+
+async def test_impatient_clients_give_up_and_the_others_are_served():
+    import time
+
+    from rerank_plugins.base import Reranker, Scores
+
+    class Slow(Reranker):
+        name = "slow"
+
+        def _score(self, query, candidates):
+            time.sleep(0.0005 * len(candidates))
+            return Scores([0.0] * len(candidates))
+
+    heavy = {"query": "q", "documents": ["d"] * 190}
+    with LiveServer(create_app(Slow(), max_documents=200, split_documents=10)) as server:
+        report = await run_load(server.url + "/rerank", BODIES, concurrency=4, max_requests=80, max_seconds=30,
+                                impatient=2, impatient_body=heavy, impatient_timeout=0.02, impatient_backoff=0.01)
+    assert report.errors == 0 and report.ok == 80
+    assert report.impatient_sent > 0 and report.impatient_timeouts > 0
+    assert "impatient clients" in report.summary()
