@@ -42,12 +42,20 @@ class ChatPrompt:
     BOS ``<s>``), ``False`` with none, ``None`` leaves it to the backend's ``add_special_tokens`` option and,
     when that is ``None`` too, to the default: none for a chat prompt (its template writes what it needs),
     the tokenizer's for a raw prompt.
+
+    With ``token_ids`` set, the prompt is pre-tokenised (built piece by piece the way a reference reranker builds
+    its inputs, see :mod:`rerank_plugins.engine.token_prompt`): a backend that runs the model itself feeds those
+    ids as they are (no template, no special tokens added, ``assistant_prefix`` must be empty), and a label is
+    the token it tokenises to on its own. ``raw`` then holds the same prompt as text, for servers that take text;
+    ``add_special_tokens`` says whether that text needs the tokenizer's special tokens (BOS) added to equal
+    ``token_ids`` (never applied to ``token_ids`` themselves).
     """
 
     messages: tuple[Message, ...] = ()
     assistant_prefix: str = ""
     raw: str | None = None
     add_special_tokens: bool | None = None
+    token_ids: tuple[int, ...] | None = None
 
     @classmethod
     def of(
@@ -123,8 +131,34 @@ class LLMBackend(ABC):
     def single_token(self, label: str) -> bool:
         """True when ``label`` is exactly one token where the answer starts (after the generation prompt)."""
 
+    def tokenize_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added (token-level prompt formats need this)."""
+        raise ConfigError(
+            f"{type(self).__name__} has no tokenizer; token-level prompt formats (model recipes) need a backend "
+            "that can tokenise text (transformers, vLLM, or an OpenAI-compatible server with a tokenize endpoint)"
+        )
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens spelled out (used to send a token-level prompt as text)."""
+        raise ConfigError(f"{type(self).__name__} cannot turn token ids back into text")
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The tokenizer's beginning-of-sequence token, when it has one distinct from its padding token."""
+        return None
+
+    def label_logits(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        """Like :meth:`label_logprobs` but the raw last-position logits (before any softmax) of each label's
+        token; for score formulas defined on raw logits (FlagEmbedding's ``FlagLLMReranker``)."""
+        raise ConfigError(
+            f"{type(self).__name__} returns log-probabilities only; a score on raw logits (score='logit' or "
+            "'sigmoid') needs a backend that runs the model itself (transformers)"
+        )
+
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         """Approximate token count of a prompt, used for batching and context checks."""
+        if not isinstance(prompt, str) and prompt.token_ids is not None:
+            return len(prompt.token_ids)
         text = prompt if isinstance(prompt, str) else (
             prompt.raw or " ".join(str(m["content"]) for m in prompt.messages)
         )

@@ -187,6 +187,7 @@ class TransformersLLMBackend(LLMBackend):
             self.model = loaded.to(self.device).eval()
         self.tokenizer = tok
         tok.padding_side = "left"
+        self._tokenizer_pad_id = tok.pad_token_id  # before the EOS fallback below: what the tokenizer itself has
         if tok.pad_token_id is None:
             if tok.eos_token is None:
                 raise ModelNotFoundError(f"the tokenizer of {ref} has neither a pad nor an EOS token")
@@ -262,6 +263,8 @@ class TransformersLLMBackend(LLMBackend):
     # ------------------------------------------------------------------------------------------ text
     def render(self, prompt: ChatPrompt) -> str:
         """The exact prompt text the model reads (chat template applied, assistant prefix appended)."""
+        if prompt.token_ids is not None:
+            return self.detokenize(prompt.token_ids)
         if prompt.raw is not None:
             return prompt.raw + prompt.assistant_prefix
         if not prompt.messages:
@@ -305,8 +308,13 @@ class TransformersLLMBackend(LLMBackend):
         for n, p in enumerate(prompts):
             if not isinstance(p, ChatPrompt):
                 raise ConfigError(f"prompt {n} is a {type(p).__name__}, expected a ChatPrompt")
-            text = self.render(p)
-            enc = self._encode_prompt(text, p)
+            if p.token_ids is not None:
+                if p.assistant_prefix:
+                    raise ConfigError(f"prompt {n} is pre-tokenised (token_ids) and cannot take an assistant_prefix")
+                text, enc = "", [int(t) for t in p.token_ids]
+            else:
+                text = self.render(p)
+                enc = self._encode_prompt(text, p)
             if not enc:
                 raise ConfigError(f"prompt {n} is empty after tokenisation")
             limit = self._context_length
@@ -324,6 +332,8 @@ class TransformersLLMBackend(LLMBackend):
         """Exact token count of a prompt (rendered) or of a plain text fragment."""
         if isinstance(prompt, str):
             return len(self._encode(prompt))
+        if prompt.token_ids is not None:
+            return len(prompt.token_ids)
         return len(self._encode_prompt(self.render(prompt), prompt))
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
@@ -334,6 +344,22 @@ class TransformersLLMBackend(LLMBackend):
         if len(ids) <= max_tokens:
             return text
         return str(self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)).rstrip("\ufffd")
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Token ids of ``text``, no special tokens added."""
+        return self._encode(text)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` with special tokens spelled out (``<|im_end|>``, ``<bos>``)."""
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The tokenizer's BOS id when it has one distinct from the padding id (FlagEmbedding's test)."""
+        bos = self.tokenizer.bos_token_id
+        if bos is None or bos == self._tokenizer_pad_id:
+            return None
+        return int(bos)
 
     # ------------------------------------------------------------------------------------------ label tokens
     def label_token_id(self, context: str, label: str) -> int | None:
@@ -364,6 +390,10 @@ class TransformersLLMBackend(LLMBackend):
 
     def last_logprobs(self, batch: Sequence[Sequence[int]]) -> Any:
         """One forward pass over left-padded token id lists; float32 log-softmax of the last position, [B, V]."""
+        return self._torch.log_softmax(self.last_logits(batch), dim=-1)
+
+    def last_logits(self, batch: Sequence[Sequence[int]]) -> Any:
+        """One forward pass over left-padded token id lists; float32 raw logits of the last position, [B, V]."""
         torch = self._torch
         input_ids, mask = self._pad(batch)
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "use_cache": False}
@@ -376,27 +406,45 @@ class TransformersLLMBackend(LLMBackend):
         self.stats.forward_calls += 1
         self.stats.forward_prompts += len(batch)
         self.stats.prompt_tokens += sum(len(ids) for ids in batch)
-        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        return out.logits[:, -1, :].float()
 
     def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        return self._label_values(prompts, labels, self.last_logprobs, "label logprobs")
+
+    def label_logits(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
+        """Raw last-position logits of each label's token (same token rule as :meth:`label_logprobs`)."""
+        return self._label_values(prompts, labels, self.last_logits, "label logits")
+
+    def _label_values(
+        self, prompts: Sequence[ChatPrompt], labels: Sequence[str], forward: Callable[[Any], Any], desc: str
+    ) -> list[list[float]]:
         if not labels:
             raise ConfigError("label_logprobs needs at least one label")
         if not prompts:
             return []
         with self._lock:
             texts, ids = self._encode_prompts(prompts, reserve=0)
+            pretokenised = [p.token_ids is not None for p in prompts]
             return self._label_rows(
-                [len(x) for x in ids], self._label_ids(texts, labels),
-                lambda idx: self.last_logprobs([ids[i] for i in idx]), desc="label logprobs",
+                [len(x) for x in ids], self._label_ids(texts, labels, pretokenised),
+                lambda idx: forward([ids[i] for i in idx]), desc=desc,
             )
 
-    def _label_ids(self, texts: Sequence[str], labels: Sequence[str]) -> list[list[int]]:
-        """Per rendered prompt, the token id of each label at its answer position (ConfigError if not one token)."""
+    def _alone_token(self, label: str) -> int | None:
+        ids = self._encode(label)
+        return int(ids[0]) if len(ids) == 1 else None
+
+    def _label_ids(
+        self, texts: Sequence[str], labels: Sequence[str], pretokenised: Sequence[bool] | None = None
+    ) -> list[list[int]]:
+        """Per rendered prompt, the token id of each label at its answer position (ConfigError if not one token);
+        for a pre-tokenised prompt, the token the label tokenises to alone."""
         label_ids: list[list[int]] = []
-        for text in texts:
+        for n, text in enumerate(texts):
             row: list[int] = []
+            alone = pretokenised is not None and pretokenised[n]
             for label in labels:
-                tid = self.label_token_id(text, label)
+                tid = self._alone_token(label) if alone else self.label_token_id(text, label)
                 if tid is None:
                     raise ConfigError(
                         f"label {label!r} is not a single token of {self.model_id} at the answer position; "
