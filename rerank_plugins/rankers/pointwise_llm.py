@@ -16,11 +16,34 @@ labels as the first generated token (:meth:`~rerank_plugins.backends.base.LLMBac
 Passages longer than ``max_passage_words`` are cut with a warning (``long_passages="truncate"``), or split into
 chunks of that many words whose best score is kept (``long_passages="chunk"``; ``details["chunks"]``).
 Prompts of all queries are scored together in batches of ``batch_size``.
+
+Model recipes (token-level prompts)
+    A public reranker (Qwen3-Reranker, bge-reranker-v2-gemma, mxbai-rerank v2; see
+    :mod:`rerank_plugins.recipes.pointwise`) is reproduced exactly with ``prompt_format=`` a
+    :class:`~rerank_plugins.engine.token_prompt.TokenPromptFormat`: the prompt ids are assembled piece by piece
+    the way the reference code assembles them (no chat template, no whitespace cleaning of the passage, cuts at
+    the token level to ``max_length``, BOS as the format says) and sent pre-tokenised
+    (:attr:`~rerank_plugins.backends.base.ChatPrompt.token_ids`, with the same prompt as text in ``raw`` for
+    servers that take text). ``instruction=`` fills ``{instruction}`` (default: the format's). ``labels`` are
+    then one yes and one no spelling, each of which must tokenise alone to a single token of the loaded
+    tokenizer (else :class:`~rerank_plugins.errors.ConfigError` naming them), and all prompts of a call go to
+    the backend at once (it sorts them by length and batches them under its token budget).
+
+Score formulas (``score=``, yes/no mode; ``lp`` a label's log-probability, ``z`` its raw logit)
+    ``"p_yes"`` (default) ``exp(lp_yes) / (exp(lp_yes) + exp(lp_no))``, the log-softmax over [no, yes] of
+    Qwen3-Reranker; ``"logit"`` ``z_yes`` (FlagEmbedding ``normalize=False``); ``"sigmoid"`` ``sigmoid(z_yes -
+    score_shift)`` (FlagEmbedding ``normalize=True``); ``"logit_diff"`` ``z_yes - z_no`` (mxbai-rerank v2, equal to
+    ``lp_yes - lp_no``); ``"sigmoid_diff"`` ``sigmoid(z_yes - z_no - score_shift)`` (mxbai-rerank ``normalize=True``
+    with ``score_shift = estimated_max / 2``). ``logit`` and ``sigmoid`` need raw logits
+    (:meth:`~rerank_plugins.backends.base.LLMBackend.label_logits`: the transformers backend); the others work
+    from log-probabilities on every backend. The logit formulas need exactly one yes and one no spelling.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +57,7 @@ from ..engine.logits import (
     graded_expectation,
     yes_probability,
 )
+from ..engine.token_prompt import TokenPromptFormat, build_token_prompt
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelOutputError
 from ..prompts import PromptTemplate, clean_passage, get_prompt
 from ..refs import ModelRef
@@ -44,6 +68,15 @@ __all__ = ["GradedLLMReranker", "PointwiseLLMReranker", "YesNoLLMReranker"]
 
 _MODES = ("yes_no", "graded")
 _LONG = ("truncate", "chunk")
+_SCORES = ("p_yes", "logit", "sigmoid", "logit_diff", "sigmoid_diff")
+_RAW_SCORES = ("logit", "sigmoid")
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 class PointwiseLLMReranker(Reranker):
@@ -59,6 +92,10 @@ class PointwiseLLMReranker(Reranker):
             spellings; only single-token ones are used.
         max_grade: top of the graded scale (default 10, ERank).
         max_passage_words / long_passages: see the module docstring (``None`` keeps passages whole).
+        prompt_format: a token-level prompt format (model recipes; module docstring), instead of ``prompt``.
+        instruction: the task instruction of ``prompt_format`` (``None``: the format's default).
+        max_length: token budget of ``prompt_format`` (``None``: the format's).
+        score / score_shift: the score formula of yes/no mode (module docstring).
         backend / backend_options: how to load ``model``.
     """
 
@@ -76,10 +113,32 @@ class PointwiseLLMReranker(Reranker):
         max_grade: int = 10,
         max_passage_words: int | None = 300,
         long_passages: str = "truncate",
+        prompt_format: TokenPromptFormat | Mapping[str, Any] | None = None,
+        instruction: str | None = None,
+        max_length: int | None = None,
+        score: str | None = None,
+        score_shift: float = 0.0,
         backend: str = "transformers",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
         self.mode = check_choice("mode", mode, _MODES)
+        self.prompt_format = TokenPromptFormat.from_options(prompt_format) if prompt_format is not None else None
+        if self.prompt_format is not None and (prompt is not None or prompt_version is not None):
+            raise ConfigError("pass either prompt_format (a token-level format) or prompt, not both")
+        if self.prompt_format is not None and self.mode != "yes_no":
+            raise ConfigError("prompt_format supports mode='yes_no' only")
+        if instruction is not None and (not isinstance(instruction, str) or self.prompt_format is None):
+            raise ConfigError("instruction must be a string and applies to a prompt_format (a model recipe) only")
+        self.instruction = instruction
+        self.max_length = check_int("max_length", max_length, 1, optional=True)
+        if max_length is not None and self.prompt_format is None:
+            raise ConfigError("max_length (a token budget) applies to a prompt_format only")
+        if score is not None and self.mode != "yes_no":
+            raise ConfigError("score applies to mode='yes_no' only")
+        self.score = check_choice("score", score if score is not None else "p_yes", _SCORES)
+        if isinstance(score_shift, bool) or not isinstance(score_shift, (int, float)) or not math.isfinite(score_shift):
+            raise ConfigError(f"score_shift must be a finite number, got {score_shift!r}")
+        self.score_shift = float(score_shift)
         check_int("batch_size", batch_size, 1)
         self.batch_size: int = batch_size
         self.max_passage_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
@@ -93,13 +152,32 @@ class PointwiseLLMReranker(Reranker):
         wanted = "yes_no" if self.mode == "yes_no" else "grade"
         if self.template.kind != "pointwise" or self.template.output_format != wanted:
             raise ConfigError(f"prompt {self.template.key} does not produce {wanted!r} answers for mode={mode!r}")
+        labels_given = _label_table(labels) if labels is not None else None
+        single_pair = self.score != "p_yes" or self.prompt_format is not None
+        if single_pair and labels_given is not None and (len(labels_given.yes) != 1 or len(labels_given.no) != 1):
+            raise ConfigError(
+                f"score={self.score!r} and prompt formats need exactly one yes and one no label, got "
+                f"{labels_given.yes} / {labels_given.no}"
+            )
         self.backend, self._owns_backend = resolve_backend(model, backend, backend_options)
         single = self.backend.single_token
-        if self.mode == "yes_no":
-            table = labels if labels is not None else KNOWN_YES_NO_LABELS.get(self.backend.model_id)
-            self.labels: BinaryLabels | None = choose_yes_no_labels(single, table)
+        self._static_ids: dict[str, list[int]] = {}
+        if self.prompt_format is not None:
+            chosen = labels_given if labels_given is not None else BinaryLabels(("yes",), ("no",))
+            self._check_alone_single(chosen)
+            self.labels: BinaryLabels | None = chosen
             self.max_grade: int | None = None
+            self._label_list = chosen.labels
+        elif self.mode == "yes_no":
+            table = labels_given if labels_given is not None else KNOWN_YES_NO_LABELS.get(self.backend.model_id)
+            self.labels = choose_yes_no_labels(single, table)
+            self.max_grade = None
             self._label_list = self.labels.labels
+            if self.score != "p_yes" and (len(self.labels.yes) != 1 or len(self.labels.no) != 1):
+                raise ConfigError(
+                    f"score={self.score!r} needs exactly one yes and one no label; pass labels={{'yes': [...], "
+                    f"'no': [...]}} (the single-token spellings here: {self.labels.yes} / {self.labels.no})"
+                )
         else:
             self.labels = None
             self.max_grade = choose_grade_scale(single, max_grade)
@@ -109,6 +187,18 @@ class PointwiseLLMReranker(Reranker):
     def _default_prompt(self) -> str:
         return "yes-no" if self.mode == "yes_no" else "graded"
 
+    def _check_alone_single(self, labels: BinaryLabels) -> None:
+        bad: list[str] = []
+        for label in labels.labels:
+            ids = self.backend.tokenize_text(label)
+            if len(ids) != 1:
+                bad.append(f"{label!r} -> {len(ids)} tokens {list(ids)}")
+        if bad:
+            raise ConfigError(
+                f"the labels of this prompt format must each be one token of {self.backend.model_id}'s tokenizer; "
+                f"not single tokens: {', '.join(bad)}"
+            )
+
     # ------------------------------------------------------------------ Reranker
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         return self._score_many([query], [candidates])[0]
@@ -117,23 +207,42 @@ class PointwiseLLMReranker(Reranker):
         prompts: list[ChatPrompt] = []
         owners: list[tuple[int, int]] = []  # (query index, candidate index) of each prompt
         truncated = 0
+        token_cut = 0
         cut_flags: list[list[bool]] = []
         for qi, (query, cands) in enumerate(zip(queries, lists)):
             flags = []
             for ci, cand in enumerate(cands):
                 chunks, was_cut = self._chunks(cand)
                 truncated += was_cut
-                flags.append(was_cut)
                 for chunk in chunks:
-                    prompts.append(self.template.render_pointwise(query.text, chunk, max_grade=self.max_grade))
+                    if self.prompt_format is not None:
+                        prompt, cut = self._token_prompt(query.text, chunk)
+                        token_cut += cut
+                        was_cut = was_cut or cut
+                    else:
+                        prompt = self.template.render_pointwise(query.text, chunk, max_grade=self.max_grade)
+                    prompts.append(prompt)
                     owners.append((qi, ci))
+                flags.append(was_cut)
             cut_flags.append(flags)
         warn_truncated(truncated, self.max_passage_words, type(self).__name__)
+        if token_cut:
+            warnings.warn(
+                f"{type(self).__name__}: {token_cut} prompt(s) longer than max_length="
+                f"{self._effective_max_length()} tokens were cut at the token level (as the model's reference "
+                "code does); pass a larger max_length, or long_passages='chunk' with max_passage_words, to keep "
+                "whole passages",
+                UserWarning,
+                stacklevel=4,
+            )
 
+        raw = self.score in _RAW_SCORES
+        call = self.backend.label_logits if raw else self.backend.label_logprobs
+        step = len(prompts) if self.prompt_format is not None else self.batch_size
         rows: list[list[float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            out = self.backend.label_logprobs(batch, self._label_list)
+        for start in range(0, len(prompts), max(1, step)):
+            batch = prompts[start : start + step]
+            out = call(batch, self._label_list)
             if len(out) != len(batch) or any(len(r) != len(self._label_list) for r in out):
                 raise BackendError(f"{self.backend.model_id}: label_logprobs returned a malformed result")
             rows.extend(out)
@@ -170,13 +279,51 @@ class PointwiseLLMReranker(Reranker):
             )
         return results
 
+    def build_prompts(self, query: str, passages: Sequence[str]) -> list[ChatPrompt]:
+        """The exact prompts this reranker sends for ``query`` and each passage (one per passage; with
+        ``long_passages="chunk"`` the first chunk's): for a ``prompt_format``, their ``token_ids`` are the ids
+        the model reads."""
+        out: list[ChatPrompt] = []
+        for n, text in enumerate(passages):
+            chunk = self._chunks(Candidate(id=str(n), text=text))[0][0]
+            if self.prompt_format is not None:
+                out.append(self._token_prompt(query, chunk)[0])
+            else:
+                out.append(self.template.render_pointwise(query, chunk, max_grade=self.max_grade))
+        return out
+
     def close(self) -> None:
         release_backend(self.backend, self._owns_backend)
 
     # ------------------------------------------------------------------ helpers
+    def _effective_max_length(self) -> int | None:
+        assert self.prompt_format is not None
+        return self.max_length if self.max_length is not None else self.prompt_format.max_length
+
+    def _token_prompt(self, query: str, text: str) -> tuple[ChatPrompt, bool]:
+        assert self.prompt_format is not None
+        built = build_token_prompt(
+            self.prompt_format, self.backend.tokenize_text, query, text, instruction=self.instruction,
+            max_length=self.max_length, bos_token_id=self.backend.bos_token_id,
+            context_length=self.backend.context_length, static_ids=self._static_ids,
+        )
+        ids = built.ids[1:] if built.bos_added else built.ids
+        raw = self.backend.detokenize(ids) if built.truncated else "".join(built.pieces)
+        prompt = ChatPrompt(raw=raw, token_ids=built.ids, add_special_tokens=built.bos_added)
+        return prompt, built.truncated
+
     def _chunks(self, cand: Candidate) -> tuple[list[str], bool]:
         if cand.text is None:
             raise InvalidInputError(f"{type(self).__name__} ranks text; candidate {cand.id!r} has no text")
+        if self.prompt_format is not None:
+            # the reference code reads the passage as it is: no whitespace collapsing, no [x] rewriting
+            words = cand.text.split()
+            size = self.max_passage_words
+            if size is None or len(words) <= size:
+                return [cand.text], False
+            if self.long_passages == "chunk":
+                return [" ".join(words[i : i + size]) for i in range(0, len(words), size)], False
+            return [" ".join(words[:size])], True
         if self.long_passages == "chunk":
             assert self.max_passage_words is not None
             words = cand.text.split()
@@ -187,9 +334,23 @@ class PointwiseLLMReranker(Reranker):
         return [text], cut
 
     def _read(self, row: list[float]) -> tuple[float, dict[str, Any]]:
+        if self.labels is not None and self.score in _RAW_SCORES:
+            z_yes, z_no = (float(v) for v in row)
+            if not (math.isfinite(z_yes) and math.isfinite(z_no)):
+                raise ModelOutputError(f"the model returned invalid logits for yes/no: {row}")
+            value = z_yes if self.score == "logit" else _sigmoid(z_yes - self.score_shift)
+            return value, {"logit_yes": z_yes, "logit_no": z_no, "labels": self._label_list}
         if self.labels is not None:
             p, lp_yes, lp_no = yes_probability(row, self.labels)
-            return p, {"p_yes": p, "logprob_yes": lp_yes, "logprob_no": lp_no, "labels": self._label_list}
+            details: dict[str, Any] = {"p_yes": p, "logprob_yes": lp_yes, "logprob_no": lp_no}
+            details["labels"] = self._label_list
+            if self.score == "p_yes":
+                return p, details
+            if not (math.isfinite(lp_yes) and math.isfinite(lp_no)):
+                raise ModelOutputError(f"score={self.score!r} needs both yes and no log-probabilities, got {row}")
+            diff = lp_yes - lp_no
+            details["logit_diff"] = diff
+            return (diff if self.score == "logit_diff" else _sigmoid(diff - self.score_shift)), details
         assert self.max_grade is not None
         expected, dist = graded_expectation(row)
         return expected / self.max_grade, {
@@ -197,6 +358,20 @@ class PointwiseLLMReranker(Reranker):
             "max_grade": self.max_grade,
             "distribution": tuple(dist),
         }
+
+
+def _label_table(labels: BinaryLabels | Mapping[str, Sequence[str]]) -> BinaryLabels:
+    if isinstance(labels, BinaryLabels):
+        return labels
+    if not isinstance(labels, Mapping):
+        raise ConfigError(f"labels must be a mapping {{'yes': [...], 'no': [...]}}, got {type(labels).__name__}")
+    try:
+        yes, no = labels["yes"], labels["no"]
+    except KeyError as exc:
+        raise ConfigError(f"yes/no labels must be a mapping with 'yes' and 'no' keys, missing {exc}") from None
+    if isinstance(yes, str) or isinstance(no, str):
+        raise ConfigError("labels['yes'] and labels['no'] must be lists of spellings, not strings")
+    return BinaryLabels(tuple(yes), tuple(no))
 
 
 class YesNoLLMReranker(PointwiseLLMReranker):

@@ -41,6 +41,7 @@ FAMILY_MODULES += [
     "rerank_plugins.recipes.cross_encoders",
     "rerank_plugins.recipes.seq2seq",
     "rerank_plugins.recipes.late_interaction",
+    "rerank_plugins.recipes.pointwise",
 ]
 
 

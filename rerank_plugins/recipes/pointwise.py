@@ -1,0 +1,185 @@
+"""Recipes of the pointwise LLM rerankers: Qwen3-Reranker, bge-reranker-v2-gemma, mxbai-rerank v2.
+
+Each one is the strategy ``yes-no`` (:class:`~rerank_plugins.rankers.pointwise_llm.YesNoLLMReranker`) with a
+token-level prompt format (:class:`~rerank_plugins.engine.token_prompt.TokenPromptFormat`) that assembles the
+input ids exactly as the reference code does, the label tokens and the score formula of that code. The proof
+is ``tests/recipes/test_pointwise_recipes.py``: the reference itself and this recipe on the same tiny random
+model of the real architecture class give identical prompt ids and scores equal to 1e-5.
+"""
+
+from __future__ import annotations
+
+from . import Recipe, register_recipe
+
+__all__ = [
+    "BGE_GEMMA_FORMAT",
+    "BGE_GEMMA_PROMPT",
+    "MXBAI_V2_FORMAT",
+    "QWEN3_FORMAT",
+    "QWEN3_INSTRUCTION",
+]
+
+# ---------------------------------------------------------------------------------------------- Qwen3-Reranker
+#: the model card's default task (``format_instruction``: "if instruction is None")
+QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+#: Qwen3-Reranker model card (huggingface.co/Qwen/Qwen3-Reranker-0.6B, "Transformers Usage"): prefix, the pair
+#: text ``format_instruction`` builds, suffix with the empty think block; the pair is tokenised with
+#: ``max_length = 8192 - len(prefix_tokens) - len(suffix_tokens)`` and ``truncation=True``.
+QWEN3_FORMAT = {
+    "joint": True,
+    "prefix": (
+        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n',
+    ),
+    "query": "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}",
+    "suffix": ("<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",),
+    "default_instruction": QWEN3_INSTRUCTION,
+    "max_length": 8192,
+    "source": "Qwen3-Reranker model card, Transformers usage",
+}
+
+register_recipe(
+    Recipe(
+        name="qwen3-reranker",
+        ids=("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
+        family="Qwen3-Reranker",
+        kind="yes-no",
+        reference="Qwen3-Reranker model card code (Transformers usage; transcribed in tests/recipes/qwen3_card.py)",
+        options={
+            "prompt_format": QWEN3_FORMAT,
+            "labels": {"yes": ["yes"], "no": ["no"]},
+            "score": "p_yes",
+            "max_passage_words": None,
+        },
+        description="P(yes) = exp(log_softmax([logit no, logit yes])[yes]) at the last position, left padding",
+        notes=(
+            "Prompt: system/user prefix, '<Instruct>: ...\\n<Query>: ...\\n<Document>: ...', suffix with the empty "
+            "think block; instruction= replaces the default task. The card tokenises the pair with the "
+            "tokenizer's default add_special_tokens=True, which adds nothing for Qwen's tokenizer; the recipe "
+            "adds none. The card pads left without position ids; we pass position ids from the mask (RoPE is "
+            "relative, the logits agree to float rounding). dtype: the card loads fp32 by default and suggests "
+            "fp16 + flash_attention_2 on GPU; pass backend_options={'dtype': 'bfloat16'} for that."
+        ),
+    )
+)
+
+# ---------------------------------------------------------------------------------------------- bge-reranker-v2-gemma
+#: FlagEmbedding 1.4.2 ``BaseLLMReranker.compute_score_single_gpu`` default ``prompt``
+BGE_GEMMA_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the query by "
+    "providing a prediction of either 'Yes' or 'No'."
+)
+
+#: FlagEmbedding 1.4.2, FlagEmbedding/inference/reranker/decoder_only/base.py (``FlagLLMReranker`` =
+#: ``BaseLLMReranker``): ``[bos] + tok("A: " + query)[:max_length*3//4]`` then ``tok("\n") +
+#: tok("B: " + passage)[:max_length]``, the pair cut ``only_second`` to ``max_length + len(sep) + len(prompt)``,
+#: then ``tok("\n") + tok(prompt)``; every piece tokenised with ``add_special_tokens=False``.
+BGE_GEMMA_FORMAT = {
+    "joint": False,
+    "bos": True,
+    "query": "A: {query}",
+    "separator": "\n",
+    "document": "B: {document}",
+    "suffix": ("\n", "{instruction}"),
+    "default_instruction": BGE_GEMMA_PROMPT,
+    "max_length": 512,
+    "query_fraction": (3, 4),
+    "pair_budget_adds_suffix": True,
+    "source": "FlagEmbedding 1.4.2 FlagLLMReranker",
+}
+
+register_recipe(
+    Recipe(
+        name="bge-reranker-v2-gemma",
+        ids=("BAAI/bge-reranker-v2-gemma",),
+        family="bge-reranker-v2 (LLM)",
+        kind="yes-no",
+        reference="FlagEmbedding==1.4.2 FlagLLMReranker (FlagEmbedding/inference/reranker/decoder_only/base.py)",
+        options={
+            "prompt_format": BGE_GEMMA_FORMAT,
+            "labels": {"yes": ["Yes"], "no": ["No"]},
+            "score": "sigmoid",
+            "max_passage_words": None,
+        },
+        description="sigmoid of the 'Yes' logit at the last position (FlagLLMReranker normalize=True)",
+        notes=(
+            "Raw text, no chat template, BOS first (when the tokenizer's BOS differs from its pad token, "
+            "FlagEmbedding's test), the 'Yes' token = tok('Yes')[0]. FlagEmbedding returns the raw 'Yes' logit "
+            "by default and sigmoid(logit) with normalize=True; the recipe gives the normalised [0, 1] form "
+            "(score='logit' gives the raw one). instruction= replaces FlagEmbedding's prompt. The raw logit "
+            "needs the in-process backend (an OpenAI-compatible server returns log-probabilities only). "
+            "dtype: FlagEmbedding uses fp32 unless use_fp16/use_bf16."
+        ),
+    )
+)
+
+# ---------------------------------------------------------------------------------------------- mxbai-rerank v2
+#: mxbai-rerank 0.1.6, mxbai_rerank/mxbai_rerank_v2.py (``MxbaiRerankV2``)
+MXBAI_V2_TASK = (
+    "You are a search relevance expert who evaluates how well documents match search queries. For each "
+    "query-document pair, carefully analyze the semantic relationship between them, then provide your binary "
+    "relevance judgment (0 for not relevant, 1 for relevant).\nRelevance:"
+)
+MXBAI_V2_FORMAT = {
+    "joint": False,
+    "prefix": (
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n",
+    ),
+    "query": "query: {query}",
+    "query_with_instruction": "instruction: {instruction}\nquery: {query}",
+    "separator": "\n",
+    "document": "document: {document}",
+    "suffix": ("\n", MXBAI_V2_TASK, "<|im_end|>\n<|im_start|>assistant\n"),
+    "max_length": 8192,
+    "query_fraction": (3, 4),
+    "source": "mxbai-rerank 0.1.6 MxbaiRerankV2",
+}
+
+_MXBAI_NOTES = (
+    "Chat-style text written out by the package (its own prefix/suffix strings, not the tokenizer's template), "
+    "'query: ...' (or 'instruction: ...\\nquery: ...' with instruction=), '\\n', 'document: ...', '\\n', the "
+    "task prompt, the assistant turn; labels '1' (yes) and '0' (no). The package's score is the raw logit "
+    "difference z('1') - z('0'); with normalize=True it is sigmoid(diff - estimated_max / 2). The recipe gives "
+    "the normalised [0, 1] form (score='logit_diff' gives the raw one). mxbai-rerank 0.1.6 calls "
+    "tokenizer.prepare_for_model, which transformers 5 removed; the proof test restores it with the legacy "
+    "only_second rule. dtype: the package loads torch_dtype='auto' (bf16 weights)."
+)
+
+register_recipe(
+    Recipe(
+        name="mxbai-rerank-base-v2",
+        ids=("mixedbread-ai/mxbai-rerank-base-v2",),
+        family="mxbai-rerank v2",
+        kind="yes-no",
+        reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
+        options={
+            "prompt_format": MXBAI_V2_FORMAT,
+            "labels": {"yes": ["1"], "no": ["0"]},
+            "score": "sigmoid_diff",
+            "score_shift": 9.0 / 2,  # estimated_max_cfg["mixedbread-ai/mxbai-rerank-base-v2"] / 2
+            "max_passage_words": None,
+        },
+        description="sigmoid(logit '1' - logit '0' - 4.5) at the last position (normalize=True)",
+        notes=_MXBAI_NOTES,
+    )
+)
+register_recipe(
+    Recipe(
+        name="mxbai-rerank-large-v2",
+        ids=("mixedbread-ai/mxbai-rerank-large-v2",),
+        family="mxbai-rerank v2",
+        kind="yes-no",
+        reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
+        options={
+            "prompt_format": MXBAI_V2_FORMAT,
+            "labels": {"yes": ["1"], "no": ["0"]},
+            "score": "sigmoid_diff",
+            "score_shift": 12.0 / 2,  # estimated_max_cfg["mixedbread-ai/mxbai-rerank-large-v2"] / 2
+            "max_passage_words": None,
+        },
+        description="sigmoid(logit '1' - logit '0' - 6.0) at the last position (normalize=True)",
+        notes=_MXBAI_NOTES,
+    )
+)
