@@ -104,6 +104,7 @@ COMMAND_MODULES = [
     "rerank_plugins.commands.bench",
     "rerank_plugins.commands.serve",
     "rerank_plugins.commands.batch",
+    "rerank_plugins.commands.models",
 ]
 
 _registered = False
