@@ -28,7 +28,7 @@ def test_lists_every_recipe_id_and_the_bundled_models() -> None:
 
 
 def test_json_and_family_filter() -> None:
-    result = _run("--format", "json", "--family", "mxbai")
+    result = _run("--format", "json", "--family", "mxbai-rerank v2")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {r["id"] for r in data["recipes"]} == {
