@@ -6,6 +6,6 @@ See :func:`rerank_dataset` and ``rerank-plugins batch --help``; file layout and 
 from __future__ import annotations
 
 from .io import done_query_ids, read_results
-from .ray_job import BatchReport, RerankActor, rerank_dataset
+from .ray_job import BatchReport, BatchRowsFailed, RerankActor, rerank_dataset
 
-__all__ = ["BatchReport", "RerankActor", "done_query_ids", "read_results", "rerank_dataset"]
+__all__ = ["BatchReport", "BatchRowsFailed", "RerankActor", "done_query_ids", "read_results", "rerank_dataset"]

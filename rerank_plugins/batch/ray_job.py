@@ -14,19 +14,34 @@ Ray runs locally by default (``ray.init`` with ``num_cpus`` when given); pass ``
 ``"ray://host:10001"`` for a cluster (then input and output must be paths every node sees: a shared mount or
 object storage). A Ray instance that is already running is used as is and left running; one started here is
 shut down at the end. Do not point two jobs at the same output directory at once.
+
+Failed rows: a row that cannot be parsed or reranked never stops the other rows of its batch. Every good row
+is written; the failed ones go to ``_errors/`` (query id and error). With ``on_error="record"`` the run then
+returns normally (``BatchReport.failed`` counts them); with ``on_error="raise"`` (the default) it raises
+:class:`BatchRowsFailed` naming them, after the good rows were written, so a rerun after fixing the input only
+processes the failed rows.
+
+Quiet by default: a Ray instance started here does not print its INFO lines nor the notice that token
+authentication is on (authentication itself stays on), and the actors are not restarted after a crash
+(``max_restarts=0``; a rerun resumes from the complete parts instead), which is also what keeps Ray's core
+worker from printing, on every run, that restarting actors whose arguments live in the object store may fail.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._optional import require
 from ..base import Reranker
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError, InvalidInputError
 from .io import (
     ERRORS_DIR,
     detect_format,
@@ -38,7 +53,10 @@ from .io import (
     write_part,
 )
 
-__all__ = ["BatchReport", "RerankActor", "rerank_dataset"]
+__all__ = ["BatchReport", "BatchRowsFailed", "RerankActor", "rerank_dataset"]
+
+#: failed rows whose messages come back to the driver per batch (all are in ``_errors/``)
+_MESSAGES_PER_BATCH = 5
 
 RerankerSpec = str | Callable[[], Reranker]
 
@@ -61,6 +79,22 @@ class BatchReport:
     @property
     def rows_per_second(self) -> float:
         return self.reranked / self.seconds if self.seconds > 0 else 0.0
+
+
+class BatchRowsFailed(InvalidInputError):
+    """Some rows failed with ``on_error="raise"``; every other row was written. ``report`` is the run's
+    :class:`BatchReport` and ``errors`` the first failures as ``{"query_id", "error"}``."""
+
+    def __init__(self, report: BatchReport, errors: list[dict[str, str]]) -> None:
+        self.report = report
+        self.errors = errors
+        first = "; ".join(f"{e['query_id']!r}: {e['error']}" for e in errors[:3])
+        more = f" (and {report.failed - 3} more)" if report.failed > 3 else ""
+        super().__init__(
+            f"{report.failed} row(s) failed: {first}{more}. The {report.reranked} other row(s) were written to "
+            f"{report.output} and every failure to {report.output}/{ERRORS_DIR}/; fix those rows and rerun (finished "
+            "rows are skipped), or pass on_error='record' to go on without them"
+        )
 
 
 def _build(reranker: RerankerSpec, kind: str | None, options: Mapping[str, Any] | None) -> Reranker:
@@ -93,8 +127,10 @@ class RerankActor:
         top_k: int | None,
         keep_query: bool,
         on_error: str,
+        done: list[str] | None = None,
     ) -> None:
         self.reranker = _build(reranker, kind, options)
+        self.done = list(done or ())
         self.fs, self.root = output_fs(output)
         self.output_format = output_format
         self.run_id = run_id
@@ -103,14 +139,16 @@ class RerankActor:
         self.on_error = on_error
 
     def __call__(self, batch: Any) -> dict[str, list[Any]]:
-        rows = batch.to_pylist()
+        # the finished rows are dropped here, in the one (actor) stage: a separate task stage would not fuse
+        # with it and could wait forever for a CPU that the actors hold
+        rows = _skip_done(batch, self.done).to_pylist()
         parsed, failures = [], []
+        # A failing row never takes the good rows of its batch down (whatever on_error says): they are written,
+        # the failures go to _errors/ and back to the driver, which raises for on_error="raise".
         for row in rows:
             try:
                 parsed.append(row_to_inputs(row))
             except Exception as exc:
-                if self.on_error == "raise":
-                    raise
                 failures.append({"query_id": str(row.get("query_id")), "error": f"{type(exc).__name__}: {exc}"})
         results = []
         if parsed:
@@ -118,8 +156,6 @@ class RerankActor:
                 ranked = self.reranker.rerank_batch([p[1] for p in parsed], [p[2] for p in parsed], top_k=self.top_k)
                 results = list(zip(parsed, ranked))
             except Exception:
-                if self.on_error == "raise":
-                    raise
                 for p in parsed:  # isolate the failing rows
                     try:
                         results.append((p, self.reranker.rerank(p[1], p[2], top_k=self.top_k)))
@@ -132,7 +168,8 @@ class RerankActor:
             files.append(write_part(self.fs, self.root, out, self.output_format, self.run_id))
         if failures:
             write_part(self.fs, self.root, failures, "jsonl", self.run_id, subdir=ERRORS_DIR)
-        return {"rows": [len(out)], "failed": [len(failures)], "files": [len(files)]}
+        messages = json.dumps(failures[:_MESSAGES_PER_BATCH], ensure_ascii=False)
+        return {"rows": [len(out)], "failed": [len(failures)], "files": [len(files)], "errors": [messages]}
 
 
 def _skip_done(batch: Any, done: list[str]) -> Any:
@@ -165,8 +202,13 @@ def rerank_dataset(
     keep_query: bool = False,
     on_error: Literal["raise", "record"] = "raise",
     progress: bool = False,
+    max_restarts: int = 0,
 ) -> BatchReport:
-    """Rerank every row of ``input`` not yet in ``output`` (see the module docstring)."""
+    """Rerank every row of ``input`` not yet in ``output`` (see the module docstring).
+
+    ``on_error="raise"`` raises :class:`BatchRowsFailed` after the run when rows failed (the good ones are
+    written either way). ``max_restarts`` is passed to the actors (Ray Data's default is -1, restart forever).
+    """
     if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
         raise ConfigError(f"actors must be an int >= 1, got {actors!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -182,14 +224,22 @@ def rerank_dataset(
     out_fmt = output_format if output_format is not None else in_fmt
     detect_format(output, out_fmt)  # validates the name only (the folder need not exist)
 
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < -1:
+        raise ConfigError(f"max_restarts must be an int >= -1, got {max_restarts!r}")
+
     started_here = False
     if not ray.is_initialized():
-        init = {"include_dashboard": False, "log_to_driver": False, **dict(ray_init or {})}
+        init = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                **dict(ray_init or {})}
         if address is not None:
             init["address"] = address
-        ray.init(**init)
+        with _no_token_auth_notice():
+            ray.init(**init)
         started_here = True
+    stack = contextlib.ExitStack()
     try:
+        if not progress:
+            stack.enter_context(_quiet_ray_data())
         start = time.perf_counter()
         data.DataContext.get_current().enable_progress_bars = bool(progress)
         open_output(output)
@@ -200,19 +250,25 @@ def rerank_dataset(
             ds = data.read_json(input, lines=True, num_cpus=read_num_cpus)
         else:
             ds = data.read_parquet(input, num_cpus=read_num_cpus)
-        ds = ds.map_batches(_skip_done, fn_kwargs={"done": done}, batch_format="pyarrow")
-        ds = ds.map_batches(
-            RerankActor,
-            fn_constructor_args=(reranker, kind, dict(options or {}), output, out_fmt, uuid.uuid4().hex[:8], top_k,
-                                 keep_query, on_error),
-            batch_size=batch_size,
-            batch_format="pyarrow",
-            compute=data.ActorPoolStrategy(size=actors),
-            num_cpus=num_cpus,
-            num_gpus=num_gpus if num_gpus else None,
-        )
-        summaries = ds.take_all()
-        return BatchReport(
+        with warnings.catch_warnings():
+            # Ray 2.5x-2.6x has no named max_restarts parameter; its **ray_remote_args still takes it (deprecated)
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            ds = ds.map_batches(
+                RerankActor,
+                fn_constructor_args=(reranker, kind, dict(options or {}), output, out_fmt, uuid.uuid4().hex[:8],
+                                     top_k, keep_query, on_error, done),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                compute=data.ActorPoolStrategy(size=actors),
+                num_cpus=num_cpus,
+                num_gpus=num_gpus if num_gpus else None,
+                max_restarts=max_restarts,
+            )
+        try:
+            summaries = ds.take_all()
+        except ray.exceptions.RayError as exc:  # e.g. the reranker cannot be built in an actor
+            raise BackendError(f"the batch job failed: {_root_cause(exc)}") from exc
+        report = BatchReport(
             reranked=sum(int(s["rows"]) for s in summaries),
             already_done=len(done),
             failed=sum(int(s["failed"]) for s in summaries),
@@ -220,6 +276,60 @@ def rerank_dataset(
             seconds=time.perf_counter() - start,
             output=output,
         )
+        if on_error == "raise" and report.failed:
+            errors = [e for s in summaries for e in json.loads(s.get("errors") or "[]")]
+            raise BatchRowsFailed(report, errors)
+        return report
     finally:
+        stack.close()
         if started_here:
             ray.shutdown()
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause of a Ray error, as one line (``Type: message``), not Ray's wrapped traceback."""
+    cause = getattr(exc, "cause", None) or exc.__cause__
+    seen = {id(exc)}
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        exc = cause
+        cause = getattr(exc, "cause", None) or exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def _drop_token_notice(record: logging.LogRecord) -> bool:
+    return "Token authentication is enabled" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_token_auth_notice() -> Iterator[None]:
+    """Hide Ray's notice that a new local cluster has token authentication on (Ray 2.5x, ``ray/_private/
+    authentication/authentication_token_setup.py: _warn_token_auth_enabled``); the warning that authentication
+    is *off* stays."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    log.addFilter(_drop_token_notice)
+    try:
+        yield
+    finally:
+        log.removeFilter(_drop_token_notice)
+
+
+def _drop_progress_notice(record: logging.LogRecord) -> bool:
+    return "Progress bars disabled" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_ray_data() -> Iterator[None]:
+    """Without ``progress``: no Ray Data INFO lines (execution plan, start, finish) and no notice that progress
+    bars are off; Ray Data's warnings and errors still show."""
+    data_log = logging.getLogger("ray.data")
+    progress_log = logging.getLogger("ray.data._internal.progress")
+    level = data_log.level
+    data_log.setLevel(logging.WARNING)
+    progress_log.addFilter(_drop_progress_notice)
+    try:
+        yield
+    finally:
+        progress_log.removeFilter(_drop_progress_notice)
+        data_log.setLevel(level)

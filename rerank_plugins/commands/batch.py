@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,10 @@ def batch_command(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     local_cpus: Annotated[int | None, typer.Option(min=1, help="CPUs of the local Ray (default: all)")] = None,
     keep_query: Annotated[bool, typer.Option("--keep-query", help="copy the query text into the results")] = False,
-    on_error: Annotated[str, typer.Option(help="raise, or record failed rows under _errors/ and go on")] = "raise",
+    on_error: Annotated[
+        str,
+        typer.Option(help="raise: write the good rows, then fail (exit 1) naming the bad ones; record: go on (exit 0)"),
+    ] = "raise",
     progress: Annotated[bool, typer.Option("--progress", help="show Ray Data progress bars")] = False,
 ) -> None:
     """Rerank every row not yet in OUTPUT with an actor pool; print what was done."""
@@ -38,6 +41,7 @@ def batch_command(
         from ..batch import rerank_dataset
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise fail(f"{exc}. Install: pip install 'rerank-plugins[ray]'") from exc
+    from ..batch import BatchRowsFailed
     from ..errors import RerankError
 
     ray_init = {"num_cpus": local_cpus} if local_cpus is not None and address is None else None
@@ -48,8 +52,15 @@ def batch_command(
             batch_size=batch_size, actors=actors, num_cpus=num_cpus, num_gpus=num_gpus, address=address,
             ray_init=ray_init, keep_query=keep_query, on_error=on_error, progress=progress,  # type: ignore[arg-type]
         )
+    except BatchRowsFailed as exc:
+        _summary(exc.report, actors)
+        raise fail(str(exc), code=1) from exc
     except RerankError as exc:
         raise fail(str(exc)) from exc
+    _summary(report, actors)
+
+
+def _summary(report: Any, actors: int) -> None:
     typer.echo(
         f"reranked {report.reranked} rows in {report.seconds:.1f}s ({report.rows_per_second:.1f} rows/s) with "
         f"{actors} actor(s); skipped {report.already_done} already done; {report.failed} failed; "

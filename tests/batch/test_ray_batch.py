@@ -15,7 +15,7 @@ pytest.importorskip("ray.data")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from rerank_plugins.batch import done_query_ids, read_results, rerank_dataset  # noqa: E402
+from rerank_plugins.batch import BatchRowsFailed, done_query_ids, read_results, rerank_dataset  # noqa: E402
 from rerank_plugins.batch.io import ERRORS_DIR, row_to_inputs, write_part  # noqa: E402
 from rerank_plugins.batch.io import output_fs as fs_of  # noqa: E402
 from rerank_plugins.errors import ConfigError, InvalidInputError  # noqa: E402
@@ -149,10 +149,61 @@ def test_failed_rows_are_recorded_and_retried(local_ray, tmp_path):
     assert (again.reranked, again.already_done) == (1, 1)
 
 
-def test_errors_raise_by_default(local_ray, tmp_path):
-    rows = [{"query_id": "bad", "query": "q", "candidates": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}]
-    with pytest.raises(Exception, match="duplicate candidate id 'a'"):
-        rerank_dataset(write_jsonl(tmp_path / "in.jsonl", rows), str(tmp_path / "out"), reranker=KEYWORD)
+def test_errors_raise_by_default_after_the_good_rows_are_written(local_ray, tmp_path):
+    rows = [
+        {"query_id": "ok1", "query": "shock", "candidates": [{"id": "a", "text": "shock"}]},
+        {"query_id": "bad", "query": "q", "candidates": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]},
+        {"query_id": "worse", "query": "q", "candidates": "not a list"},
+        {"query_id": "ok2", "query": "shock", "candidates": [{"id": "b", "text": "shock wave"}]},
+    ]
+    out = str(tmp_path / "out")
+    with pytest.raises(BatchRowsFailed, match="duplicate candidate id 'a'") as caught:
+        rerank_dataset(write_jsonl(tmp_path / "in.jsonl", rows), out, reranker=KEYWORD, batch_size=4)
+    assert (caught.value.report.reranked, caught.value.report.failed) == (2, 2)
+    assert "'worse'" in str(caught.value) and "ok1" not in str(caught.value)
+    assert set(read_results(out)) == {"ok1", "ok2"}  # the good rows of the same batch were written
+    assert {e["query_id"] for e in caught.value.errors} == {"bad", "worse"}
+
+
+def test_batch_command_reports_a_bad_row_without_a_traceback(local_ray, tmp_path):
+    from typer.testing import CliRunner
+
+    from rerank_plugins import cli
+
+    rows = [
+        {"query_id": "ok", "query": "shock", "candidates": [{"id": "a", "text": "shock"}]},
+        {"query_id": "bad", "query": "shock", "candidates": "oops"},
+    ]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = CliRunner().invoke(cli.build(), ["batch", src, str(tmp_path / "out"), "--model", "minilm"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: 1 row(s) failed: 'bad': InvalidInputError: row 'bad': 'candidates'")
+    assert "reranked 1 rows" in result.stdout and set(read_results(str(tmp_path / "out"))) == {"ok"}
+
+
+def test_a_local_ray_started_here_is_quiet(tmp_path):
+    """A fresh process (no Ray running): Ray's token-auth notice, its core-worker line about actor restarts and
+    its INFO lines do not reach stderr."""
+    import subprocess
+    import sys
+
+    row = {"query_id": "q", "query": "a", "candidates": [{"id": "1", "text": "a"}]}
+    src = write_jsonl(tmp_path / "in.jsonl", [row])
+    code = (
+        "import functools\n"
+        "from rerank_plugins.batch import rerank_dataset\n"
+        "from rerank_plugins.testing.rerankers import KeywordReranker\n"
+        f"r = rerank_dataset({src!r}, {str(tmp_path / 'out')!r}, reranker=functools.partial(KeywordReranker),"
+        " ray_init={'num_cpus': 1})\n"
+        "print(r.reranked)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "1"
+    for noise in ("Token authentication is enabled", "core_worker", "Started a local Ray", "streaming_executor",
+                  "Progress bars disabled"):
+        assert noise not in done.stderr, done.stderr
 
 
 # ----------------------------------------------------------------------------------------------- no Ray needed
