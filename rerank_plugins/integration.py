@@ -6,21 +6,33 @@ documents. Everything that is not host-specific lives here, so the adapters hold
 three behave the same:
 
 * :func:`build_reranker` - a reranker from a name, path or hub id (through :func:`~rerank_plugins.load_reranker`)
-  or an already-built :class:`~rerank_plugins.base.Reranker`, used as is (re-exported from
-  :mod:`rerank_plugins.models`, the one implementation the service, the Ray job and the composed rankers use too);
+  or an already-built :class:`~rerank_plugins.base.Reranker`, used as is (:func:`rerank_plugins.models.build_reranker`,
+  the one implementation the service, the Ray job and the composed rankers use too, plus the adapters'
+  ``instruction`` field);
 * :func:`candidate_ids` - the host's document ids when every document has one and they are unique, else the
   positions ``"0", "1", ...`` (so duplicates in a host list are reranked, never rejected or merged);
 * :func:`result_metadata` - for each result, the plain (JSON-serialisable) metadata an adapter adds to the
   document it returns: ``rerank_rank`` always; ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``
-  (the listwise windows the document took part in) when the strategy produced them.
+  (the listwise windows the document took part in) when the strategy produced them;
+* :func:`model_name` - the serialisable form of a ``model`` argument (``pathlib.Path`` -> ``str``);
+* :func:`affixed` and :func:`document_text` - the query and document texts a reranker sees, with the prefixes,
+  suffixes and embedded meta fields of Haystack's rankers (the same rule in every adapter);
+* :func:`check_limits` - an adapter's default ``top_k`` / ``score_threshold`` checked when it is built;
+* :func:`host_options` - Haystack-style loading conventions (``device``, ``batch_size``, ``model_kwargs``,
+  ``tokenizer_kwargs``, ``token``, ``scale_score``) turned into the options of the strategy that will be loaded.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .models import build_reranker
+from .base import Reranker
+from .errors import ConfigError
+from .models import build_reranker as _build_reranker
+from .refs import ModelRef
 from .types import RankedList, WindowTrace
 
 __all__ = [
@@ -29,8 +41,13 @@ __all__ = [
     "REASONING_KEY",
     "RESULT_KEYS",
     "WINDOWS_KEY",
+    "affixed",
     "build_reranker",
     "candidate_ids",
+    "check_limits",
+    "document_text",
+    "host_options",
+    "model_name",
     "result_metadata",
 ]
 
@@ -40,6 +57,33 @@ DETAILS_KEY = "rerank_details"
 WINDOWS_KEY = "rerank_windows"
 #: Every metadata key :func:`result_metadata` may set.
 RESULT_KEYS = (RANK_KEY, REASONING_KEY, DETAILS_KEY, WINDOWS_KEY)
+
+
+def build_reranker(
+    model: str | os.PathLike[str] | ModelRef | Reranker,
+    kind: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    instruction: str | None = None,
+) -> Reranker:
+    """:func:`rerank_plugins.models.build_reranker` plus ``instruction``: the ``instruction=`` option of the LLM
+    strategies and recipes, passed through as an adapter field (an error with a built reranker, where it would be
+    silently ignored, and when ``options`` holds another one)."""
+    if instruction is None:
+        return _build_reranker(model, kind, options)
+    if not isinstance(instruction, str):
+        raise ConfigError(f"instruction must be a str or None, got {type(instruction).__name__}")
+    if isinstance(model, Reranker):
+        raise ConfigError(
+            f"kind/options/instruction apply only when the model is given by name; got an already-built "
+            f"{type(model).__name__} as well: configure that object instead"
+        )
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"options must be a mapping of keyword arguments, got {type(options).__name__}")
+    given = dict(options or {})
+    if given.get("instruction", instruction) != instruction:
+        raise ConfigError("instruction is given twice, as a field and in options, with different values")
+    return _build_reranker(model, kind, {**given, "instruction": instruction})
 
 
 def candidate_ids(host_ids: Sequence[Any]) -> list[str]:
@@ -91,3 +135,159 @@ def result_metadata(ranked: RankedList) -> list[dict[str, Any]]:
             meta[WINDOWS_KEY] = [_window(ranked.traces[i]) for i in windows[item.id]]
         out.append(meta)
     return out
+
+
+def model_name(model: str | os.PathLike[str] | ModelRef | Reranker) -> str:
+    """What an adapter stores (and serialises) for its ``model`` argument: a path as ``str``, a reranker's name."""
+    if isinstance(model, Reranker):
+        return model.name
+    if isinstance(model, os.PathLike):
+        return os.fspath(model)
+    if isinstance(model, ModelRef):
+        return str(model)
+    if not isinstance(model, str):
+        raise ConfigError(
+            f"model must be a model or strategy name, a path, a ModelRef or a rerank_plugins Reranker, "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+def _check_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def affixed(text: str, prefix: str = "", suffix: str = "") -> str:
+    """``prefix + text + suffix`` (Haystack's ``query_prefix`` / ``query_suffix`` rule)."""
+    return _check_text("prefix", prefix) + text + _check_text("suffix", suffix)
+
+
+def document_text(
+    content: str | None,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    prefix: str = "",
+    suffix: str = "",
+    meta_fields: Sequence[str] | None = None,
+    separator: str = "\n",
+) -> str:
+    """The document text a reranker sees, exactly as Haystack's rankers build it::
+
+        prefix + separator.join([str(meta[k]) for k in meta_fields if meta.get(k) is not None] + [content or ""])
+               + suffix
+
+    (haystack ``SentenceTransformersSimilarityRanker.run``, sentence-transformers-haystack 2.0.0,
+    ``haystack_integrations/components/rankers/sentence_transformers/sentence_transformers_similarity.py``).
+    """
+    meta = meta or {}
+    values = [str(meta[k]) for k in (meta_fields or []) if k in meta and meta[k] is not None]
+    body = _check_text("embedding_separator", separator).join([*values, content or ""])
+    return affixed(body, prefix, suffix)
+
+
+#: Haystack loading conventions and the keyword each is passed to a strategy under.
+_HOST_OPTIONS = ("device", "batch_size", "model_kwargs", "tokenizer_kwargs")
+
+
+def _strategy_class(model: str | os.PathLike[str] | ModelRef, kind: str | None) -> type | None:
+    """The class :func:`~rerank_plugins.load_reranker` will build for ``model`` / ``kind`` (None: it will refuse)."""
+    from .models import bundled_models, detect_kind, resolve_model, strategies
+    from .recipes import find_recipe
+
+    known = strategies()
+    if kind is None and isinstance(model, str) and model in known:
+        kind = model
+    if kind is None and isinstance(model, str) and model in bundled_models():
+        kind = bundled_models()[model].default_kind
+    if kind is None and not isinstance(model, ModelRef):
+        recipe = find_recipe(model)
+        kind = recipe.kind if recipe is not None else None
+    if kind is None:
+        kind = detect_kind(resolve_model(model))
+    spec = known.get(kind)
+    return spec.load_class() if spec is not None else None
+
+
+def host_options(
+    model: str | os.PathLike[str] | ModelRef,
+    kind: str | None,
+    options: Mapping[str, Any] | None,
+    *,
+    device: str | None = None,
+    batch_size: int | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    tokenizer_kwargs: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    scale_score: bool | None = None,
+) -> dict[str, Any]:
+    """``options`` plus the host's loading conventions, under the keywords of the strategy that will be loaded.
+
+    ``None`` means "not given" for every convention. A strategy that takes the keyword itself (the cross-encoder's
+    and embedding model's ``device``, ``batch_size``, ``model_kwargs``, ``tokenizer_kwargs``) gets it there; an
+    LLM strategy gets it in ``backend_options`` (its backend's keywords). ``token`` (a resolved Hugging Face token)
+    goes into both ``model_kwargs`` and ``tokenizer_kwargs``. ``scale_score=False`` asks a cross-encoder for raw
+    logits (``activation="raw"``); ``True`` keeps its default, which maps logits to probabilities. A convention
+    the strategy cannot take, or one also given in ``options`` with another value, is a :class:`ConfigError`.
+    """
+    out = dict(options or {})
+    given: dict[str, Any] = {
+        "device": device, "batch_size": batch_size,
+        "model_kwargs": dict(model_kwargs) if model_kwargs is not None else None,
+        "tokenizer_kwargs": dict(tokenizer_kwargs) if tokenizer_kwargs is not None else None,
+    }
+    wanted = {k: v for k, v in given.items() if v is not None}
+    if not wanted and scale_score is None and token is None:
+        return out
+    cls = _strategy_class(model, kind)
+    if cls is None:
+        return out  # an unknown kind: load_reranker names the valid ones
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    name = getattr(cls, "kind", None) or getattr(cls, "name", cls.__name__)
+    in_process = "backend_options" in params and out.get("backend", "transformers") == "transformers"
+    if token is not None and ("model_kwargs" in params or in_process):
+        # an ambient credential (Haystack reads HF_TOKEN by default): passed where a Hugging Face model is
+        # loaded, skipped by strategies that load none (fusion, remote, an HTTP backend)
+        for key in ("model_kwargs", "tokenizer_kwargs"):
+            wanted[key] = {"token": token, **(wanted.get(key) or {})}
+    for key, value in wanted.items():
+        if key in params:
+            target, where = out, key
+        elif "backend_options" in params:
+            target = out["backend_options"] = dict(out.get("backend_options") or {})
+            where = f"backend_options[{key!r}]"
+        else:
+            raise ConfigError(f"{key} does not apply to the {name!r} strategy ({cls.__name__})")
+        if key in target and target[key] != value:
+            raise ConfigError(f"{key} is given twice, as a field and as {where} in options, with different values")
+        target[key] = value
+    if scale_score is not None:
+        if not isinstance(scale_score, bool):
+            raise ConfigError(f"scale_score must be a bool or None, got {type(scale_score).__name__}")
+        if "activation" in params:
+            if not scale_score:
+                if out.get("activation", "raw") != "raw":
+                    raise ConfigError("scale_score=False asks for raw scores, but options set activation")
+                out["activation"] = "raw"
+        elif not scale_score:
+            raise ConfigError(
+                f"scale_score=False (raw logits) applies to cross-encoders; the {name!r} strategy has no score scaling"
+            )
+    return out
+
+
+def check_limits(top_k: Any, score_threshold: Any) -> None:
+    """Refuse a ``top_k`` that is not ``None`` or an int ``>= 0`` and a ``score_threshold`` that is not ``None`` or a
+    number (NaN included) with a :class:`ConfigError`: adapters check their defaults when built, not at the first
+    run."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise ConfigError(f"top_k must be None or an int >= 0 (0 keeps none), got {top_k!r}")
+    if score_threshold is not None and (
+        isinstance(score_threshold, bool)
+        or not isinstance(score_threshold, (int, float))
+        or math.isnan(score_threshold)
+    ):
+        raise ConfigError(f"score_threshold must be None or a number, got {score_threshold!r}")

@@ -160,12 +160,14 @@ def load_causal_lm(
     cache_conversion: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    tokenizer_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
     """Return ``(model, tokenizer, source)`` on the CPU in ``dtype``; ``source`` says where weights came from
     (the hub id / folder, the GGUF file, or the converted cache folder). ``progress`` shows transformers'
     "Loading weights" bar (off by default, see :func:`quiet_load`)."""
     transformers = require("transformers", "hf", purpose="loading causal language models")
     extra = dict(model_kwargs or {})
+    tok_extra = dict(tokenizer_kwargs or {})
     if ref.gguf_file is not None:
         gguf_path = Path(ref.name_or_path) / ref.gguf_file
         if cache_conversion and gguf_path.is_file():
@@ -180,7 +182,7 @@ def load_causal_lm(
                 try:
                     with quiet_load(progress=progress):
                         model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder))
+                    tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder), **tok_extra)
                 except OSError as exc:
                     raise ModelNotFoundError(
                         f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
@@ -190,7 +192,7 @@ def load_causal_lm(
         return model.to(dtype), tokenizer, str(gguf_path)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
-            ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code
+            ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code, **tok_extra
         )
         with quiet_load(progress=progress):
             model = transformers.AutoModelForCausalLM.from_pretrained(

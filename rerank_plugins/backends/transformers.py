@@ -115,6 +115,7 @@ class TransformersLLMBackend(LLMBackend):
         generation_kwargs: extra ``GenerationConfig`` fields (e.g. ``top_p``) for sampled generation.
         model_kwargs: extra ``from_pretrained`` arguments (e.g. ``attn_implementation``, or ``device_map="auto"``
             to spread a large model over several GPUs, in which case ``device`` is where its inputs go).
+        tokenizer_kwargs: extra ``AutoTokenizer.from_pretrained`` arguments (e.g. ``token``, ``revision``).
         add_special_tokens: the special-token policy for prompts that leave theirs ``None`` (module docstring);
             ``None`` keeps the default (none for chat prompts, the tokenizer's for raw prompts).
     """
@@ -138,6 +139,7 @@ class TransformersLLMBackend(LLMBackend):
         cache_conversion: bool = True,
         generation_kwargs: dict[str, Any] | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
         progress: bool = False,
         add_special_tokens: bool | None = None,
     ) -> None:
@@ -161,7 +163,7 @@ class TransformersLLMBackend(LLMBackend):
             "device": device, "dtype": dtype, "batch_size": batch_size, "max_batch_tokens": max_batch_tokens,
             "context_length": context_length, "trust_remote_code": trust_remote_code,
             "cache_conversion": cache_conversion, "generation_kwargs": generation_kwargs,
-            "model_kwargs": model_kwargs, "progress": progress,
+            "model_kwargs": model_kwargs, "tokenizer_kwargs": tokenizer_kwargs, "progress": progress,
         }
         defaults = inspect.signature(TransformersLLMBackend.__init__).parameters
         self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
@@ -177,7 +179,7 @@ class TransformersLLMBackend(LLMBackend):
 
         loaded, tok, self.source = load_causal_lm(
             ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
-            model_kwargs=model_kwargs, progress=progress,
+            model_kwargs=model_kwargs, tokenizer_kwargs=tokenizer_kwargs, progress=progress,
         )
         if model_kwargs and model_kwargs.get("device_map") is not None:
             # accelerate placed the layers (e.g. over several GPUs): inputs go where the embeddings are

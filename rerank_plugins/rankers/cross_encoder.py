@@ -92,6 +92,8 @@ class CrossEncoderReranker(Reranker):
         query_prefix / document_prefix: text prepended to every query / document before tokenisation
             (``query_prefix`` is sentence-transformers' ``CrossEncoder.predict(prompt=...)``, which prepends the
             prompt to the first text of each pair).
+        model_kwargs / tokenizer_kwargs: extra ``from_pretrained`` arguments for the model / tokenizer loaded here
+            (e.g. ``{"token": ..., "revision": ...}``, ``{"attn_implementation": "sdpa"}``).
     """
 
     name = "cross-encoder"
@@ -117,12 +119,19 @@ class CrossEncoderReranker(Reranker):
         trust_remote_code: bool = False,
         query_prefix: str | None = None,
         document_prefix: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         for label, prefix in (("query_prefix", query_prefix), ("document_prefix", document_prefix)):
             if prefix is not None and not isinstance(prefix, str):
                 raise ConfigError(f"{label} must be a str or None, got {type(prefix).__name__}")
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
+        for label, kwargs in (("model_kwargs", model_kwargs), ("tokenizer_kwargs", tokenizer_kwargs)):
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise ConfigError(f"{label} must be a dict or None, got {type(kwargs).__name__}")
+        self._model_kwargs = dict(model_kwargs or {})
+        self._tokenizer_kwargs = dict(tokenizer_kwargs or {})
         _positive_int(max_length, "max_length")
         _positive_int(query_max_length, "query_max_length", optional=True)
         _positive_int(doc_max_length, "doc_max_length", optional=True)
@@ -201,6 +210,25 @@ class CrossEncoderReranker(Reranker):
         #: statistics of the last scoring call (pairs, rows, padded-token share, truncations)
         self.last_stats: dict[str, Any] = {}
 
+    # ------------------------------------------------------------------ copies
+    def __deepcopy__(self, memo: dict[int, Any]) -> CrossEncoderReranker:
+        """A new reranker sharing this one's loaded model, tokenizer and score cache (weights are never copied:
+        frameworks deep-copy components freely, and inference does not change them)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.last_stats = dict(self.last_stats)
+        memo[id(self)] = clone
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_torch", None)  # a module: imported again on unpickling
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._torch = require("torch", "hf", purpose="the cross-encoder")
+
     # ------------------------------------------------------------------ construction helpers
     def _load(
         self, model: Any, tokenizer: Any, trust_remote_code: bool, transformers: Any, progress: bool = False
@@ -214,7 +242,7 @@ class CrossEncoderReranker(Reranker):
             if tokenizer is None:
                 raise ConfigError("pass tokenizer= (a path or tokenizer) with an already-built transformers model")
             tok = tokenizer if not isinstance(tokenizer, str) else self._load_tokenizer(
-                tokenizer, trust_remote_code, transformers
+                tokenizer, trust_remote_code, transformers, self._tokenizer_kwargs
             )
             self.model_id = getattr(model, "name_or_path", None) or f"{type(model).__name__}@{id(model):x}"
             return None, model, tok
@@ -231,7 +259,8 @@ class CrossEncoderReranker(Reranker):
             # no LOAD REPORT table: the loading info is checked below and a missing head is our own clear error
             with quiet_load(progress=progress, report=False):
                 hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-                    ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True
+                    ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True,
+                    **self._model_kwargs,
                 )
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load the cross-encoder {ref.name_or_path!r}: {exc}") from exc
@@ -246,14 +275,18 @@ class CrossEncoderReranker(Reranker):
             )
         tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
         tok = tok_source if not isinstance(tok_source, str) else self._load_tokenizer(
-            tok_source, trust_remote_code, transformers
+            tok_source, trust_remote_code, transformers, self._tokenizer_kwargs
         )
         return ref, hf_model, tok
 
     @staticmethod
-    def _load_tokenizer(source: str, trust_remote_code: bool, transformers: Any) -> Any:
+    def _load_tokenizer(
+        source: str, trust_remote_code: bool, transformers: Any, kwargs: dict[str, Any] | None = None
+    ) -> Any:
         try:
-            return transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            return transformers.AutoTokenizer.from_pretrained(
+                source, trust_remote_code=trust_remote_code, **(kwargs or {})
+            )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
 

@@ -36,6 +36,28 @@ def _texts_of(candidates: Sequence[Candidate], ranker: str) -> list[str]:
     return texts
 
 
+def _st_load_kwargs(
+    cls: Any, model_kwargs: dict[str, Any] | None, tokenizer_kwargs: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``SentenceTransformer`` keyword arguments: a ``token`` goes to ``token=``; the tokenizer's under the name this
+    sentence-transformers version takes (``processor_kwargs`` since 5.4, ``tokenizer_kwargs`` before)."""
+    import inspect
+
+    model_kwargs, tokenizer_kwargs = dict(model_kwargs or {}), dict(tokenizer_kwargs or {})
+    model_token, tokenizer_token = model_kwargs.pop("token", None), tokenizer_kwargs.pop("token", None)
+    token = model_token if model_token is not None else tokenizer_token
+    out: dict[str, Any] = {}
+    if token is not None:
+        out["token"] = token
+    if model_kwargs:
+        out["model_kwargs"] = model_kwargs
+    if tokenizer_kwargs:
+        name = "processor_kwargs" if "processor_kwargs" in inspect.signature(cls.__init__).parameters \
+            else "tokenizer_kwargs"
+        out[name] = tokenizer_kwargs
+    return out
+
+
 class EmbeddingReranker(Reranker):
     """Rerank by cosine similarity of sentence-transformers embeddings.
 
@@ -51,6 +73,9 @@ class EmbeddingReranker(Reranker):
         progress: show a progress bar while embedding, and transformers' "Loading weights" bar (both off by
             default).
         trust_remote_code: allow custom model code from the model folder / hub repository.
+        model_kwargs / tokenizer_kwargs: extra arguments for the model / tokenizer loaded here (sentence-transformers'
+            ``model_kwargs`` and ``processor_kwargs``, formerly ``tokenizer_kwargs``); a ``"token"`` in them is
+            passed as its ``token=``.
     """
 
     name = "embedding"
@@ -68,7 +93,12 @@ class EmbeddingReranker(Reranker):
         cache: bool | ScoreCache | None = None,
         progress: bool = False,
         trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        for label, kwargs in (("model_kwargs", model_kwargs), ("tokenizer_kwargs", tokenizer_kwargs)):
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise ConfigError(f"{label} must be a dict or None, got {type(kwargs).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         for label, prompt in (("query_prompt", query_prompt), ("document_prompt", document_prompt)):
@@ -100,7 +130,8 @@ class EmbeddingReranker(Reranker):
             try:
                 with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
                     self.model = st.SentenceTransformer(
-                        ref.name_or_path, device=str(dev), trust_remote_code=trust_remote_code
+                        ref.name_or_path, device=str(dev), trust_remote_code=trust_remote_code,
+                        **_st_load_kwargs(st.SentenceTransformer, model_kwargs, tokenizer_kwargs),
                     )
             except OSError as exc:
                 raise ModelNotFoundError(
@@ -120,6 +151,15 @@ class EmbeddingReranker(Reranker):
             f"embedding|{self._model_id}|{torch_dtype}|norm={self.normalize}"
             f"|qp={self.query_prompt!r}|dp={self.document_prompt!r}"
         )
+
+    # ------------------------------------------------------------------ copies
+    def __deepcopy__(self, memo: dict[int, Any]) -> EmbeddingReranker:
+        """A new reranker sharing this one's loaded model and cache (frameworks deep-copy components freely;
+        copying the weights would double the memory for nothing, as inference does not change them)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        memo[id(self)] = clone
+        return clone
 
     # ------------------------------------------------------------------ public embedding API
     def embed_queries(self, texts: Sequence[str]) -> Any:

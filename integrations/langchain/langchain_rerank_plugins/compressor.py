@@ -7,6 +7,7 @@ only; use it inside langchain-classic's ``ContextualCompressionRetriever`` or in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rerank_plugins import Candidate, Query, RankedList, Reranker
-from rerank_plugins.integration import build_reranker, candidate_ids, result_metadata
+from rerank_plugins.integration import affixed, build_reranker, candidate_ids, model_name, result_metadata
 
 #: Metadata key of the rerank score (the key LangChain's rerank compressors use).
 RELEVANCE_SCORE_KEY = "relevance_score"
@@ -42,6 +43,12 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     score with the reranker's, PRF) read it from metadata when ``score_metadata_key`` names the key your retriever
     fills (for example ``"score"``, or ``"relevance_score"`` when an earlier compressor scored the documents); a
     document without the key has no first-stage score, and a non-numeric value is an error.
+
+    ``model`` may be a ``pathlib.Path`` (stored as ``str``). ``query_prefix`` / ``document_prefix`` are put before
+    the query / each ``page_content`` as the reranker reads them (e.g. ``"query: "`` for E5-style models);
+    ``instruction`` is passed to a reranker built by name as its ``instruction=`` option (the task instruction of
+    LLM rerankers and recipes). Copies (``copy.deepcopy``, ``model_copy(deep=True)``) share the loaded model;
+    ``pickle`` stores how to load it.
     """
 
     model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
@@ -55,14 +62,19 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     image_metadata_keys: list[str] = Field(
         default_factory=lambda: ["image", "image_path"], description="Metadata keys that may hold a document image."
     )
+    query_prefix: str = Field(default="", description="Text put before the query the reranker reads.")
+    document_prefix: str = Field(default="", description="Text put before each page_content the reranker reads.")
+    instruction: str | None = Field(
+        default=None, description="Task instruction passed to the reranker's instruction= option (LLM recipes)."
+    )
 
     model_config = ConfigDict(extra="forbid")
 
     _reranker: Reranker = PrivateAttr()
 
-    def __init__(self, model: str | Reranker = "minilm", **kwargs: Any) -> None:
-        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)  # type: ignore[call-arg]
-        self._reranker = build_reranker(model, self.kind, self.options)
+    def __init__(self, model: str | os.PathLike[str] | Reranker = "minilm", **kwargs: Any) -> None:
+        super().__init__(model=model_name(model), **kwargs)  # type: ignore[call-arg]
+        self._reranker = build_reranker(model, self.kind, self.options, instruction=self.instruction)
 
     @property
     def reranker(self) -> Reranker:
@@ -77,9 +89,14 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
         out = []
         for i, (cid, d) in enumerate(zip(ids, documents)):
             image = next((d.metadata[k] for k in self.image_metadata_keys if d.metadata.get(k) is not None), None)
-            text = None if image is not None and not d.page_content else d.page_content
+            text = None if image is not None and not d.page_content else affixed(d.page_content, self.document_prefix)
             out.append(Candidate(id=cid, text=text, metadata=d.metadata, image=image, score=self._first_stage(d, i)))
         return out
+
+    def _query(self, query: str) -> Query:
+        if not isinstance(query, str) or not query.strip():
+            return Query(text=query)  # the reranker refuses it with its usual message
+        return Query(text=affixed(query, self.query_prefix))
 
     def _first_stage(self, doc: Document, position: int) -> float | None:
         if self.score_metadata_key is None or doc.metadata.get(self.score_metadata_key) is None:
@@ -106,7 +123,7 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``, best first."""
         ranked = self._reranker.rerank(
-            Query(text=query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
+            self._query(query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
         )
         return self._documents(documents, ranked)
 
@@ -115,6 +132,6 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Async form of :meth:`compress_documents` (uses the reranker's native ``arerank``)."""
         ranked = await self._reranker.arerank(
-            Query(text=query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
+            self._query(query), self._candidates(documents), top_k=self.top_n, score_threshold=self.score_threshold
         )
         return self._documents(documents, ranked)

@@ -6,19 +6,20 @@ Only conversion lives here: nodes -> :class:`rerank_plugins.Candidate` and the r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, ImageNode, MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_plugins import Candidate, Query, RankedList, Reranker
-from rerank_plugins.integration import build_reranker, candidate_ids, result_metadata
+from rerank_plugins import Candidate, ConfigError, Query, RankedList, Reranker
+from rerank_plugins.integration import affixed, build_reranker, candidate_ids, model_name, result_metadata
 
 dispatcher = get_dispatcher(__name__)
 
@@ -50,7 +51,17 @@ class RerankPluginsRerank(BaseNodePostprocessor):
     first; their nodes are copies whose metadata gains ``rerank_rank``, ``retrieval_score`` (the score the node
     came in with) and, when the strategy produces them, ``rerank_reasoning``, ``rerank_details`` and
     ``rerank_windows``. These keys are excluded from the LLM and embedding views of the node.
+
+    ``model`` may be a ``pathlib.Path`` (stored as ``str``). ``query_prefix`` / ``document_prefix`` are put before
+    the query / each node's text (``metadata_mode`` view) as the reranker reads them (e.g. ``"query: "`` for
+    E5-style models); ``instruction`` is passed to a reranker built by name as its ``instruction=`` option (the
+    task instruction of LLM rerankers and recipes). Unknown fields are refused, like LlamaIndex's own rerankers
+    (``top_n``, not ``top_k``; ``options={"device": ...}``, not ``device=``). A postprocessor built from a
+    :class:`rerank_plugins.Reranker` object cannot be serialised (``to_dict`` raises ``ConfigError``): configure it
+    by ``model``, ``kind`` and ``options`` to save it.
     """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     model: str = Field(default="minilm", description="Model or strategy name, path or hub id, or a built reranker.")
     kind: str | None = Field(default=None, description="Strategy kind; None reads it from the model or registry.")
@@ -59,12 +70,37 @@ class RerankPluginsRerank(BaseNodePostprocessor):
     score_threshold: float | None = Field(default=None, description="Keep nodes scoring >= this; None keeps all.")
     keep_retrieval_score: bool = Field(default=True, description="Store the incoming score in metadata.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text seen by the reranker.")
+    query_prefix: str = Field(default="", description="Text put before the query the reranker reads.")
+    document_prefix: str = Field(default="", description="Text put before each node's text the reranker reads.")
+    instruction: str | None = Field(
+        default=None, description="Task instruction passed to the reranker's instruction= option (LLM recipes)."
+    )
 
     _reranker: Reranker = PrivateAttr()
+    _built: bool = PrivateAttr(default=False)
 
-    def __init__(self, model: str | Reranker = "minilm", **kwargs: Any) -> None:
-        super().__init__(model=model.name if isinstance(model, Reranker) else model, **kwargs)  # type: ignore[call-arg]
-        self._reranker = build_reranker(model, self.kind, self.options)
+    def __init__(self, model: str | os.PathLike[str] | Reranker = "minilm", **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(type(self).model_fields))
+        if unknown:
+            hints = {"top_k": "top_n", "device": "options={'device': ...}"}
+            said = "; ".join(f"{k}: use {hints[k]}" for k in unknown if k in hints)
+            raise ConfigError(
+                f"{type(self).__name__} has no field(s) {', '.join(unknown)}"
+                + (f" ({said})" if said else "")
+                + f"; fields: {', '.join(sorted(type(self).model_fields))}"
+            )
+        super().__init__(model=model_name(model), **kwargs)  # type: ignore[call-arg]
+        self._reranker = build_reranker(model, self.kind, self.options, instruction=self.instruction)
+        self._built = isinstance(model, Reranker)
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """LlamaIndex serialisation; refused for a postprocessor built from a reranker object (it would not load)."""
+        if self._built:
+            raise ConfigError(
+                f"{type(self).__name__} was given a built {self.model!r} reranker object, which cannot be "
+                "serialised; configure it by model=, kind= and options= to save it"
+            )
+        return super().to_dict(**kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -82,22 +118,28 @@ class RerankPluginsRerank(BaseNodePostprocessor):
         for i, n in enumerate(nodes):
             if not isinstance(n, NodeWithScore):
                 raise TypeError(f"node at position {i} must be a NodeWithScore, got {type(n).__name__}")
+        if query_bundle is None:  # refused before ReRankStartEvent, so every start event has its end event
+            raise ValueError("Missing query bundle: call postprocess_nodes(nodes, query_bundle=...) or query_str=...")
         top_n = self.top_n if self.top_n is not None else len(nodes)
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=list(nodes), top_n=top_n, model_name=self.model))
-        if query_bundle is None:
-            raise ValueError("Missing query bundle: call postprocess_nodes(nodes, query_bundle=...) or query_str=...")
         if not nodes:
+            dispatcher.event(ReRankEndEvent(nodes=[]))
             return None
         ids = candidate_ids([n.node.node_id for n in nodes])
         candidates = []
         for cid, n in zip(ids, nodes):
             image = _image_of(n.node)
             text: str | None = n.node.get_content(metadata_mode=self.metadata_mode)
+            if text is not None and (text or image is None):
+                text = affixed(text, self.document_prefix)
             candidates.append(
                 Candidate(id=cid, text=None if image is not None and not text else text,
                           metadata=n.node.metadata, score=n.score, image=image)
             )
-        return Query(text=query_bundle.query_str, image=query_bundle.image_path), candidates
+        query_text = query_bundle.query_str
+        if query_text.strip():  # an empty query stays empty, so the reranker refuses it
+            query_text = affixed(query_text, self.query_prefix)
+        return Query(text=query_text, image=query_bundle.image_path), candidates
 
     def _finish(self, nodes: Sequence[NodeWithScore], ranked: RankedList) -> list[NodeWithScore]:
         out = []
@@ -132,11 +174,16 @@ class RerankPluginsRerank(BaseNodePostprocessor):
         if started is None:
             return []
         query, candidates = started
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranked = self._reranker.rerank(query, candidates, top_k=self.top_n, score_threshold=self.score_threshold)
-            new_nodes = self._finish(nodes, ranked)
-            event.on_end(payload={EventPayload.NODES: new_nodes})
-        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        new_nodes: list[NodeWithScore] = []
+        try:
+            with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+                ranked = self._reranker.rerank(
+                    query, candidates, top_k=self.top_n, score_threshold=self.score_threshold
+                )
+                new_nodes = self._finish(nodes, ranked)
+                event.on_end(payload={EventPayload.NODES: new_nodes})
+        finally:  # the end event follows its start event even when the reranker raises
+            dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes
 
     @dispatcher.span
@@ -147,11 +194,14 @@ class RerankPluginsRerank(BaseNodePostprocessor):
         if started is None:
             return []
         query, candidates = started
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            ranked = await self._reranker.arerank(
-                query, candidates, top_k=self.top_n, score_threshold=self.score_threshold
-            )
-            new_nodes = self._finish(nodes, ranked)
-            event.on_end(payload={EventPayload.NODES: new_nodes})
-        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        new_nodes: list[NodeWithScore] = []
+        try:
+            with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
+                ranked = await self._reranker.arerank(
+                    query, candidates, top_k=self.top_n, score_threshold=self.score_threshold
+                )
+                new_nodes = self._finish(nodes, ranked)
+                event.on_end(payload={EventPayload.NODES: new_nodes})
+        finally:  # the end event follows its start event even when the reranker raises
+            dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes

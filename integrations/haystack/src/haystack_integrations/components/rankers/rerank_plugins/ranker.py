@@ -13,9 +13,20 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.core.errors import SerializationError
+from haystack.utils import ComponentDevice, Secret
+from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kwargs
 
-from rerank_plugins import Candidate, Query, RankedList, Reranker
-from rerank_plugins.integration import build_reranker, candidate_ids, result_metadata
+from rerank_plugins import Candidate, ConfigError, Query, RankedList, Reranker
+from rerank_plugins.integration import (
+    affixed,
+    build_reranker,
+    candidate_ids,
+    check_limits,
+    document_text,
+    host_options,
+    model_name,
+    result_metadata,
+)
 
 
 @component
@@ -41,22 +52,42 @@ class RerankPluginsRanker:
     ``DocumentToImageContent`` do, its ``meta[file_path_meta_field]`` names an image file (under ``root_path``);
     a document with both content and an image is a mixed candidate. Duplicate ids are all kept and ranked.
 
-    :param model: model or strategy name, local path or hub id (see ``rerank_plugins.load_reranker``), or a
-        built reranker.
+    The loading conventions of Haystack's own rankers (``SentenceTransformersSimilarityRanker``) are accepted and
+    serialised: ``device`` (a ``ComponentDevice``), ``token`` (a ``Secret``, read from ``HF_API_TOKEN`` /
+    ``HF_TOKEN`` by default), ``model_kwargs``, ``tokenizer_kwargs``, ``batch_size`` and ``scale_score``
+    (``False``: a cross-encoder's raw logits; ``None`` or ``True``: its probabilities). They reach the strategy
+    under its own keywords (an LLM strategy's backend options); one that cannot apply is a ``ConfigError``. So do
+    ``query_prefix`` / ``query_suffix`` / ``document_prefix`` / ``document_suffix``, ``meta_fields_to_embed`` and
+    ``embedding_separator``, applied exactly as Haystack's rankers apply them. Every argument is checked here,
+    before any model is loaded.
+
+    :param model: model or strategy name, local path (``str`` or ``pathlib.Path``, stored as ``str``) or hub id
+        (see ``rerank_plugins.load_reranker``), or a built reranker.
     :param kind: strategy kind (``"cross-encoder"``, ``"embedding"``, ``"listwise"``, ``"first"``...); ``None``
         reads it from the model or the registry.
-    :param top_k: default number of documents to return; ``None`` returns all.
+    :param top_k: default number of documents to return; ``None`` returns all, 0 none.
     :param score_threshold: default minimum score; ``None`` keeps all.
-    :param options: keyword arguments for ``load_reranker`` (device, batch_size, window size...).
+    :param options: keyword arguments for ``load_reranker`` (window size, max length...).
     :param meta_fields_to_embed: meta fields whose values are put before the content, as Haystack rankers do.
     :param embedding_separator: separator between those values and the content.
     :param file_path_meta_field: meta field holding an image file path (``None``: images only from ``blob``).
     :param root_path: folder that relative image paths are resolved against.
+    :param device: where the model runs; ``None`` lets the strategy choose.
+    :param token: Hugging Face token for private models.
+    :param model_kwargs: extra ``from_pretrained`` arguments for the model.
+    :param tokenizer_kwargs: extra ``from_pretrained`` arguments for the tokenizer.
+    :param batch_size: most inputs per forward pass; ``None`` keeps the strategy's default.
+    :param scale_score: ``False`` for a cross-encoder's raw logits; ``None`` keeps the strategy's scores.
+    :param query_prefix: text put before the query (an instruction, e.g. for bge models).
+    :param query_suffix: text put after the query.
+    :param document_prefix: text put before each document.
+    :param document_suffix: text put after each document.
+    :param instruction: task instruction passed to the reranker's ``instruction=`` option (LLM recipes).
     """
 
     def __init__(
         self,
-        model: str | Reranker = "minilm",
+        model: str | Path | Reranker = "minilm",
         kind: str | None = None,
         top_k: int | None = None,
         score_threshold: float | None = None,
@@ -65,12 +96,39 @@ class RerankPluginsRanker:
         embedding_separator: str = "\n",
         file_path_meta_field: str | None = "file_path",
         root_path: str | None = None,
+        *,
+        device: ComponentDevice | None = None,
+        token: Secret | None = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False),  # noqa: B008
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        batch_size: int | None = None,
+        scale_score: bool | None = None,
+        query_prefix: str = "",
+        query_suffix: str = "",
+        document_prefix: str = "",
+        document_suffix: str = "",
+        instruction: str | None = None,
     ) -> None:
+        check_limits(top_k, score_threshold)
+        self._check(
+            kind=kind, options=options, meta_fields_to_embed=meta_fields_to_embed,
+            embedding_separator=embedding_separator, file_path_meta_field=file_path_meta_field, root_path=root_path,
+            device=device, token=token, model_kwargs=model_kwargs, tokenizer_kwargs=tokenizer_kwargs,
+            batch_size=batch_size, scale_score=scale_score, query_prefix=query_prefix, query_suffix=query_suffix,
+            document_prefix=document_prefix, document_suffix=document_suffix, instruction=instruction,
+        )
         self._reranker: Reranker | None = None
         if isinstance(model, Reranker):
-            self._reranker = build_reranker(model, kind, options)
-            model = model.name
-        self.model = model
+            loading = {"device": device, "model_kwargs": model_kwargs, "tokenizer_kwargs": tokenizer_kwargs,
+                       "batch_size": batch_size, "scale_score": scale_score}
+            given = sorted(k for k, v in loading.items() if v is not None)
+            if given:
+                raise ConfigError(
+                    f"{', '.join(given)} configure a reranker loaded by name; got an already-built "
+                    f"{type(model).__name__} as well: configure that object instead"
+                )
+            self._reranker = build_reranker(model, kind, options, instruction=instruction)
+        self.model = model_name(model)
         self.kind = kind
         self.top_k = top_k
         self.score_threshold = score_threshold
@@ -79,7 +137,47 @@ class RerankPluginsRanker:
         self.embedding_separator = embedding_separator
         self.file_path_meta_field = file_path_meta_field
         self.root_path = root_path
+        self.device = device
+        self.token = token
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = tokenizer_kwargs
+        self.batch_size = batch_size
+        self.scale_score = scale_score
+        self.query_prefix = query_prefix
+        self.query_suffix = query_suffix
+        self.document_prefix = document_prefix
+        self.document_suffix = document_suffix
+        self.instruction = instruction
         self._serialisable = self._reranker is None
+
+    @staticmethod
+    def _check(**values: Any) -> None:
+        """Type checks of the configuration (``None`` is "not given" wherever it is allowed)."""
+        expected: dict[str, tuple[type, ...]] = {
+            "kind": (str,), "options": (dict,), "meta_fields_to_embed": (list,), "file_path_meta_field": (str,),
+            "root_path": (str,), "device": (ComponentDevice,), "token": (Secret,), "model_kwargs": (dict,),
+            "tokenizer_kwargs": (dict,), "batch_size": (int,), "scale_score": (bool,), "instruction": (str,),
+        }
+        for name, types in expected.items():
+            value = values[name]
+            if value is not None and (not isinstance(value, types) or (types == (int,) and isinstance(value, bool))):
+                raise ConfigError(f"{name} must be {' or '.join(t.__name__ for t in types)} or None, got {value!r}")
+        for name in ("embedding_separator", "query_prefix", "query_suffix", "document_prefix", "document_suffix"):
+            if not isinstance(values[name], str):
+                raise ConfigError(f"{name} must be a str, got {values[name]!r}")
+        fields = values["meta_fields_to_embed"]
+        if fields is not None and not all(isinstance(f, str) for f in fields):
+            raise ConfigError(f"meta_fields_to_embed must be a list of str, got {fields!r}")
+        if values["batch_size"] is not None and values["batch_size"] < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {values['batch_size']}")
+        device = values["device"]
+        if device is not None and device.has_multiple_devices:
+            raise ConfigError("a multi-device ComponentDevice is not supported; pass model_kwargs={'device_map': ...}")
+
+    @property
+    def reranker(self) -> Reranker:
+        """The rerank-plugins reranker doing the work (loaded on first use)."""
+        return self._live()
 
     def warm_up(self) -> None:
         """Load the reranker (once; later calls do nothing)."""
@@ -87,7 +185,14 @@ class RerankPluginsRanker:
 
     def _live(self) -> Reranker:
         if self._reranker is None:
-            self._reranker = build_reranker(self.model, self.kind, self.options)
+            options = host_options(
+                self.model, self.kind, self.options,
+                device=self.device.to_torch_str() if self.device is not None else None,
+                batch_size=self.batch_size, model_kwargs=self.model_kwargs, tokenizer_kwargs=self.tokenizer_kwargs,
+                token=self.token.resolve_value() if self.token is not None else None,
+                scale_score=self.scale_score,
+            )
+            self._reranker = build_reranker(self.model, self.kind, options, instruction=self.instruction)
         return self._reranker
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +201,7 @@ class RerankPluginsRanker:
                 f"RerankPluginsRanker was given a built {self.model!r} reranker object, which cannot be serialised; "
                 "configure it by model=, kind= and options= to save it in a pipeline"
             )
-        return default_to_dict(
+        data = default_to_dict(
             self,
             model=self.model,
             kind=self.kind,
@@ -107,10 +212,29 @@ class RerankPluginsRanker:
             embedding_separator=self.embedding_separator,
             file_path_meta_field=self.file_path_meta_field,
             root_path=self.root_path,
+            device=self.device,
+            token=self.token,
+            model_kwargs=self.model_kwargs,
+            tokenizer_kwargs=self.tokenizer_kwargs,
+            batch_size=self.batch_size,
+            scale_score=self.scale_score,
+            query_prefix=self.query_prefix,
+            query_suffix=self.query_suffix,
+            document_prefix=self.document_prefix,
+            document_suffix=self.document_suffix,
+            instruction=self.instruction,
         )
+        if data["init_parameters"].get("model_kwargs") is not None:
+            data["init_parameters"]["model_kwargs"] = dict(data["init_parameters"]["model_kwargs"])
+            serialize_hf_model_kwargs(data["init_parameters"]["model_kwargs"])  # torch dtypes as strings
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RerankPluginsRanker:
+        params = data.get("init_parameters", {})
+        if params.get("model_kwargs") is not None:
+            data = {**data, "init_parameters": {**params, "model_kwargs": dict(params["model_kwargs"])}}
+            deserialize_hf_model_kwargs(data["init_parameters"]["model_kwargs"])
         return default_from_dict(cls, data)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ conversion
@@ -121,23 +245,26 @@ class RerankPluginsRanker:
         for i, doc in enumerate(documents):
             if not isinstance(doc, Document):
                 raise TypeError(f"document at position {i} must be a haystack Document, got {type(doc).__name__}")
-        fields = self.meta_fields_to_embed if self.meta_fields_to_embed is not None else []
         candidates = []
         for cid, doc in zip(candidate_ids([d.id for d in documents]), documents):
             is_image = doc.blob is not None and (doc.blob.mime_type or "").startswith("image/")
             image = doc.blob.data if is_image else self._image_path(doc)  # type: ignore[union-attr]
-            text = doc.content
-            if fields:
-                values = [str(doc.meta[k]) for k in fields if doc.meta.get(k) is not None]
-                text = self.embedding_separator.join([*values, doc.content if doc.content is not None else ""])
-            if text is None and image is None:
-                text = ""
+            # an image-only document stays image-only; any other gets Haystack's text rule (content None -> "")
+            text = None if image is not None and doc.content is None and not self.meta_fields_to_embed else (
+                document_text(
+                    doc.content, doc.meta, prefix=self.document_prefix, suffix=self.document_suffix,
+                    meta_fields=self.meta_fields_to_embed, separator=self.embedding_separator,
+                )
+            )
             candidates.append(Candidate(id=cid, text=text, metadata=doc.meta, score=doc.score, image=image))
         limits = {
             "top_k": self.top_k if top_k is None else top_k,
             "score_threshold": self.score_threshold if score_threshold is None else score_threshold,
         }
-        return reranker, Query(text=query), candidates, limits
+        # an empty query stays empty, so the reranker refuses it with its usual message
+        query_text = affixed(query, self.query_prefix, self.query_suffix) if isinstance(query, str) \
+            and query.strip() else query
+        return reranker, Query(text=query_text), candidates, limits
 
     def _image_path(self, doc: Document) -> str | None:
         """The image file a document stands for (``ImageFileToDocument`` convention), or None."""
