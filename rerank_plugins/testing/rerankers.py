@@ -26,14 +26,19 @@ class KeywordReranker(Reranker):
 
     ``reasoning=False`` leaves out reasoning and details, ``traces=False`` the window trace (plain scores, like a
     cross-encoder's). A negative ``offset`` gives negative scores (to test thresholds at 0.0); ``seen`` records
-    the candidates of the last call (to test what an adapter passed in).
+    the candidates of the last call and ``seen_query`` its query (to test what an adapter passed in);
+    ``instruction`` is only recorded (to test that an adapter passes the option of LLM rerankers through).
     """
 
     name = "keyword"
 
-    def __init__(self, *, reasoning: bool = True, traces: bool = True, offset: float = 0.0) -> None:
+    def __init__(
+        self, *, reasoning: bool = True, traces: bool = True, offset: float = 0.0, instruction: str | None = None
+    ) -> None:
         self.offset = float(offset)
+        self.instruction = instruction
         self.seen: tuple[Candidate, ...] = ()
+        self.seen_query: Query | None = None
         self.reasoning = reasoning
         self.traces = traces
         self.sync_calls = 0
@@ -41,6 +46,7 @@ class KeywordReranker(Reranker):
 
     def _compute(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         self.seen = tuple(candidates)
+        self.seen_query = query
         qwords = {w.lower() for w in _WORD.findall(query.text)}
         values: list[float] = []
         reasons: list[str | None] = []

@@ -70,3 +70,11 @@ def test_first_reranker_unpickles_in_another_process(tiny_llm_dir: Path, tmp_pat
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == str(_ranked(r))
+
+
+def test_tokenizer_kwargs_reach_the_tokenizer(tiny_llm_dir: Path) -> None:
+    from rerank_plugins.backends.transformers import TransformersLLMBackend
+
+    backend = TransformersLLMBackend(tiny_llm_dir, device="cpu", tokenizer_kwargs={"model_max_length": 77})
+    assert backend.tokenizer.model_max_length == 77
+    assert pickle.loads(pickle.dumps(backend)).tokenizer.model_max_length == 77

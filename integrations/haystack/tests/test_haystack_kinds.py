@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from haystack import Document
@@ -17,8 +18,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class TestKinds(AdapterKindsSuite):
-    def build(self, model: Reranker | str, *, kind: str | None = None, top_n: int | None = None) -> Any:
-        return RerankPluginsRanker(model=model, kind=kind, top_k=top_n)
+    def build(
+        self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
+    ) -> Any:
+        return RerankPluginsRanker(model=model, kind=kind, top_k=top_n, **fields)
 
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         docs = [Document(id=c.id, content=c.content, meta=dict(c.metadata)) for c in candidates]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
@@ -17,8 +18,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class TestKinds(AdapterKindsSuite):
-    def build(self, model: Reranker | str, *, kind: str | None = None, top_n: int | None = None) -> Any:
-        return RerankPluginsCompressor(model=model, kind=kind, top_n=top_n)
+    def build(
+        self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
+    ) -> Any:
+        return RerankPluginsCompressor(model=model, kind=kind, top_n=top_n, **fields)
+
+    def copies(self, adapter: Any) -> dict[str, Any]:
+        return {**super().copies(adapter), "model_copy(deep=True)": adapter.model_copy(deep=True)}
 
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         docs = [Document(id=c.id, page_content=c.content, metadata=dict(c.metadata)) for c in candidates]

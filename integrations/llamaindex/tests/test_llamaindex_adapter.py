@@ -279,3 +279,73 @@ def test_parity_minilm_by_name() -> None:
     _check_parity(bare, _plain_nodes(), post.postprocess_nodes(_plain_nodes(), query_str=QUERY))
     out_async = asyncio.run(post.apostprocess_nodes(_plain_nodes(), query_str=QUERY))
     _check_parity(bare, _plain_nodes(), out_async)
+
+
+# ---------------------------------------------------------------------------------------------- issue 13
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_every_start_event_has_its_end_event(asynchronous: bool) -> None:
+    """An empty node list and a reranker that raises still close the ReRankStartEvent; a missing query is refused
+    before any event is sent."""
+
+    class Broken(KeywordReranker):
+        def _score(self, query: Any, candidates: Any) -> Any:
+            raise RuntimeError("model failed")
+
+        async def _ascore(self, query: Any, candidates: Any) -> Any:
+            raise RuntimeError("model failed")
+
+    def call(post: RerankPluginsRerank, nodes: list[NodeWithScore], **kwargs: Any) -> Any:
+        if asynchronous:
+            return asyncio.run(post.apostprocess_nodes(nodes, **kwargs))
+        return post.postprocess_nodes(nodes, **kwargs)
+
+    root = get_dispatcher()
+    handler = _Collect()
+    root.add_event_handler(handler)
+    try:
+        assert call(RerankPluginsRerank(model=KeywordReranker()), [], query_str=QUERY) == []
+        with pytest.raises(ValueError, match="query bundle"):
+            call(RerankPluginsRerank(model=KeywordReranker()), _plain_nodes())
+        with pytest.raises(RuntimeError, match="model failed"):
+            call(RerankPluginsRerank(model=Broken()), _plain_nodes(), query_str=QUERY)
+    finally:
+        root.event_handlers.remove(handler)
+    kinds = [type(e).__name__ for e in handler.events if isinstance(e, (ReRankStartEvent, ReRankEndEvent))]
+    assert kinds == ["ReRankStartEvent", "ReRankEndEvent"] * 2
+
+
+def test_unknown_fields_are_refused_like_the_builtin_reranker() -> None:
+    """``SentenceTransformerRerank(top_k=...)`` raises; so do we, naming the field and the one meant."""
+    hint = r"no field\(s\) device, top_k \(device: use options=.*top_k: use top_n\)"
+    with pytest.raises(ConfigError, match=hint):
+        RerankPluginsRerank(model="keyword", top_k=2, device="cpu")
+    with pytest.raises(ValueError, match="top_k"):  # model_validate too
+        RerankPluginsRerank.model_validate({"model": "keyword", "top_k": 2})
+
+
+def test_to_dict_of_a_built_reranker_is_refused_by_name_it_round_trips(tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match="cannot be serialised"):
+        RerankPluginsRerank(model=KeywordReranker()).to_dict()
+    with pytest.raises(ConfigError, match="cannot be serialised"):
+        RerankPluginsRerank(model=KeywordReranker()).to_json()
+    post = RerankPluginsRerank(model="keyword", options={"offset": 1.0}, top_n=3, query_prefix="q: ",
+                               instruction="judge")
+    data = post.to_dict()
+    assert data["model"] == "keyword" and data["query_prefix"] == "q: " and data["instruction"] == "judge"
+    again = RerankPluginsRerank.from_dict(data)
+    assert again.reranker.offset == 1.0 and again.reranker.instruction == "judge"
+    nodes = _plain_nodes()
+    assert [(n.node.node_id, n.score) for n in again.postprocess_nodes(nodes, query_str=QUERY)] == [
+        (n.node.node_id, n.score) for n in post.postprocess_nodes(nodes, query_str=QUERY)
+    ]
+
+
+def test_path_model_serialises_as_str() -> None:
+    from pathlib import Path
+
+    from rerank_plugins.testing.tiny_models import minilm_folder
+
+    pytest.importorskip("sentence_transformers")
+    post = RerankPluginsRerank(model=Path(minilm_folder()), kind="embedding")
+    assert post.to_dict()["model"] == str(minilm_folder())
+    assert RerankPluginsRerank.from_json(post.to_json()).model == str(minilm_folder())
