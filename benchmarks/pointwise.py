@@ -282,17 +282,29 @@ def per_query_tau(a: Sequence[float], b: Sequence[float], groups: Sequence[str])
     return float(np.mean(taus))
 
 
+#: The table's columns; every row (measured or skipped) has exactly one cell per column.
+COLUMNS = [
+    "system", "pairs/s", "vs ST", "vs ST (CPU time)", "max abs diff vs ST", "Kendall tau vs ours fp32",
+    "per-query Kendall tau", "padded tokens", "useful GFLOP/s", "% of matmul ceiling", "note",
+]
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    if len(cells) != len(COLUMNS):
+        raise ValueError(f"a table row needs {len(COLUMNS)} cells, got {len(cells)}: {list(cells)}")
+    return "| " + " | ".join(cells) + " |"
+
+
 def report(systems: dict[str, Any], times: dict[str, float], cpu: dict[str, float], scores: dict[str, list[float]],
            flops: float, ceilings: dict[str, float], groups: Sequence[str]) -> list[dict[str, Any]]:
     st_name, ref_name = "sentence-transformers", "ours fp32"
     n = len(scores[ref_name])
     rows = []
-    print("\n| system | pairs/s | vs ST | vs ST (CPU time) | max abs diff vs ST | Kendall tau vs ours fp32 | "
-          "padded tokens | useful GFLOP/s | % of matmul ceiling | note |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("\n" + _md_row(COLUMNS))
+    print(_md_row(["---"] + ["---:"] * (len(COLUMNS) - 2) + ["---"]))
     for name, (_, pad, note) in systems.items():
         if name not in times:
-            print(f"| {name} | - | - | - | - | - | - | - | - | - | {note} |")
+            print(_md_row([name] + ["-"] * (len(COLUMNS) - 2) + [note]))
             rows.append({"system": name, "note": note})
             continue
         pps = n / times[name]
@@ -303,8 +315,8 @@ def report(systems: dict[str, Any], times: dict[str, float], cpu: dict[str, floa
         ceiling = ceilings["bf16" if "bf16" in name else "fp32"]
         ratio = times[st_name] / times[name]
         cpu_ratio = cpu[st_name] / cpu[name]
-        print(f"| {name} | {pps:.1f} | {ratio:.2f}x | {cpu_ratio:.2f}x | {diff:.1e} | {tau:.4f} | {q_tau:.4f} | "
-              f"{pad:.1%} | {gflops:.0f} | {gflops / ceiling:.0%} | {note} |")
+        print(_md_row([name, f"{pps:.1f}", f"{ratio:.2f}x", f"{cpu_ratio:.2f}x", f"{diff:.1e}", f"{tau:.4f}",
+                       f"{q_tau:.4f}", f"{pad:.1%}", f"{gflops:.0f}", f"{gflops / ceiling:.0%}", note]))
         rows.append({"system": name, "pairs_per_s": pps, "ratio_vs_st": ratio, "max_abs_diff_vs_st": diff,
                      "kendall_tau_vs_ours_fp32": tau,
                      "per_query_kendall_tau": q_tau, "padding_share": pad, "useful_gflops": gflops,
