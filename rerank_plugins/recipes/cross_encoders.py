@@ -2,7 +2,8 @@
 
 Every recipe runs :class:`~rerank_plugins.rankers.cross_encoder.CrossEncoderReranker`, proven equal to
 sentence-transformers 6.2.0 ``CrossEncoder.predict`` (``sentence_transformers/cross_encoder/model.py``) on tiny
-random models of each architecture class (BERT, XLM-RoBERTa, ModernBERT: ``tests/rankers/test_cross_encoder.py``):
+random models of each architecture class (BERT, XLM-RoBERTa, ModernBERT, DeBERTa-v2:
+``tests/rankers/test_cross_encoder.py``):
 identical token ids, scores to 1e-5.
 
 Activation: ``activation="auto"`` applies what ``CrossEncoder`` applies - the activation saved in the model's
@@ -64,7 +65,6 @@ register_recipe(Recipe(
     reference=_REF,
     options={"max_length": 512, "activation": "auto"},
     description="DeBERTa-v2 one-logit classifiers (sentence-transformers CrossEncoder per their model card)",
-    notes="DeBERTa-v2's tokenizer needs sentencepiece for the slow fallback; the fast tokenizer ships in the repo.",
 ))
 
 register_recipe(Recipe(

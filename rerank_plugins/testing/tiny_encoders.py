@@ -19,6 +19,7 @@ from .tiny_models import TINY_BERT, minilm_folder
 
 __all__ = [
     "build_colbert_folder",
+    "build_tiny_deberta_v2_cross_encoder",
     "build_tiny_modernbert_cross_encoder",
     "build_tiny_t5",
     "build_tiny_xlmr_cross_encoder",
@@ -87,6 +88,30 @@ def build_tiny_xlmr_cross_encoder(path: str | Path, num_labels: int = 1, seed: i
     )
     torch.manual_seed(seed)
     return _save(transformers.XLMRobertaForSequenceClassification(config).eval(), tok, path)
+
+
+def build_tiny_deberta_v2_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:
+    """A random ``DebertaV2ForSequenceClassification`` (the class of mxbai-rerank-*-v1) with a DeBERTa-v3-style
+    sentencepiece tokenizer (``[CLS] q [SEP] d [SEP]``, token type 1 on the second text) and relative attention."""
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    tokenizers = require("tokenizers", "hf")
+    raw = unigram_tokenizer(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], unk="[UNK]")
+    raw.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 1), ("[SEP]", 2)]
+    )
+    tok = transformers.DebertaV2TokenizerFast(
+        tokenizer_object=raw, bos_token="[CLS]", eos_token="[SEP]", cls_token="[CLS]", sep_token="[SEP]",
+        unk_token="[UNK]", pad_token="[PAD]", mask_token="[MASK]", model_max_length=512,
+    )
+    config = transformers.DebertaV2Config(
+        vocab_size=len(tok), num_labels=num_labels, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=512, relative_attention=True, position_buckets=256,
+        norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False,
+        type_vocab_size=0, initializer_range=0.2, pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    return _save(transformers.DebertaV2ForSequenceClassification(config).eval(), tok, path)
 
 
 def build_tiny_modernbert_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:

@@ -313,6 +313,13 @@ def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def tiny_debertav2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_plugins.testing.tiny_encoders import build_tiny_deberta_v2_cross_encoder
+
+    return build_tiny_deberta_v2_cross_encoder(tmp_path_factory.mktemp("tiny-debertav2"))
+
+
+@pytest.fixture(scope="module")
 def tiny_modernbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rerank_plugins.testing.tiny_encoders import build_tiny_modernbert_cross_encoder
 
@@ -326,11 +333,11 @@ def _st_token_ids(ce: Any, pairs: list[tuple[str, str]]) -> list[list[int]]:
             zip(features["input_ids"].tolist(), features["attention_mask"].tolist())]
 
 
-@pytest.mark.parametrize("arch", ["xlmr", "modernbert"])
+@pytest.mark.parametrize("arch", ["xlmr", "modernbert", "debertav2"])
 @pytest.mark.parametrize("max_length", [512, 20])
-def test_parity_xlmr_and_modernbert(request: pytest.FixtureRequest, arch: str, max_length: int) -> None:
-    """XLM-RoBERTa (bge-reranker-base/large/v2-m3 class) and ModernBERT (gte-reranker-modernbert class): the same
-    token ids as sentence-transformers' CrossEncoder and its predict() scores to 1e-5."""
+def test_parity_xlmr_modernbert_deberta(request: pytest.FixtureRequest, arch: str, max_length: int) -> None:
+    """XLM-RoBERTa (bge-reranker-base/large/v2-m3 class), ModernBERT (gte-reranker-modernbert class) and DeBERTa-v2
+    (mxbai-rerank v1 class): the same token ids as sentence-transformers' CrossEncoder, its scores to 1e-5."""
     from sentence_transformers import CrossEncoder
 
     folder = request.getfixturevalue(f"tiny_{arch}_dir")
@@ -340,7 +347,10 @@ def test_parity_xlmr_and_modernbert(request: pytest.FixtureRequest, arch: str, m
     enc = encode_pairs(ours.tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=max_length,
                        long_documents="truncate")
     assert enc.input_ids == _st_token_ids(st, pairs)
-    assert enc.token_type_ids is None  # neither class takes token type ids
+    if arch == "debertav2":
+        assert enc.token_type_ids is not None and enc.token_type_ids[0][-1] == 1  # second segment typed 1
+    else:
+        assert enc.token_type_ids is None  # XLM-R and ModernBERT take no token type ids
     if max_length == 20:
         assert enc.truncated
     expected = st.predict(pairs)
