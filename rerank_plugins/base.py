@@ -54,11 +54,12 @@ ScoresLike = Scores | Sequence[float]
 def _as_scores(name: str, value: object) -> Scores:
     if isinstance(value, Scores):
         return value
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+    sized = hasattr(value, "__len__") and hasattr(value, "__iter__")  # a list, tuple or 1-d numpy array
+    if isinstance(value, (str, bytes, Mapping)) or not sized:
         raise ModelOutputError(
             f"{name}: _score must return a Scores object or a sequence of floats, got {type(value).__name__}"
         )
-    return Scores(values=value)
+    return Scores(values=value)  # type: ignore[arg-type]
 
 
 def scores_from_order(order: Sequence[int], n: int | None = None) -> list[float]:

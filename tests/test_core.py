@@ -163,6 +163,14 @@ def test_score_may_return_a_plain_sequence() -> None:
     assert [x.score for x in out.results] == [3.0, 2.0, 1.0]
     assert [x.score for x in asyncio.run(r.arerank("q", ["a", "aa"])).results] == [2.0, 1.0]
     assert [len(x.results) for x in r.rerank_batch(["q", "q"], [["a"], []])] == [1, 0]
+    np = pytest.importorskip("numpy")
+
+    class ArrayReranker(Reranker):
+        def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
+            return np.array([0.1, 0.9], dtype=np.float32)  # type: ignore[return-value]
+
+    out = ArrayReranker().rerank("q", ["a", "b"])
+    assert [x.candidate.content for x in out.results] == ["b", "a"] and type(out.results[0].score) is float
 
 
 @pytest.mark.parametrize("bad", ["0.5", {"a": 1.0}, 3.0, ["high"]])
