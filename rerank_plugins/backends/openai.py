@@ -18,6 +18,14 @@ How a :class:`ChatPrompt` becomes a request
       ``"continue"`` sends the prefix as a final assistant message with ``continue_final_message: true`` and
       ``add_generation_prompt: false`` (vLLM and SGLang; llama-cpp-python would close the message instead), and
       ``"auto"`` (default) is ``"render"`` when a chat template is known, else ``"continue"``.
+    * No ``chat_template=`` and a prompt that needs one (an assistant prefix with ``prefix_mode="auto"``, or
+      ``endpoint="completions"``): the template is read once from the server, ``GET /props``, which llama.cpp's
+      ``llama-server`` answers with the GGUF's ``chat_template``, ``bos_token`` and ``eos_token`` (llama.cpp
+      ``tools/server/server.cpp``, ``handle_props``), and the prompt is rendered client side as above. A server
+      without it (llama-cpp-python's ``llama_cpp.server`` 0.3.x has no ``/props``; vLLM, SGLang, OpenAI) gets
+      ``"continue"``, with one warning: llama-cpp-python closes the assistant message instead of continuing it, so
+      a FIRST or yes/no prompt would score a different text than in process. Pass ``chat_template=`` (the GGUF
+      file works) to render exactly, or ``prefix_mode="continue"`` to say the server continues correctly.
 
 Special tokens (BOS)
     The policy is the in-process backends' (:func:`~rerank_plugins.backends.base.adds_special_tokens`): the
@@ -79,12 +87,14 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_options
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..errors import BackendError, ConfigError
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .chat_template import ChatTemplate
@@ -239,6 +249,9 @@ class OpenAIBackend(LLMBackend):
         self.model_id = f"openai:{model}" if model else f"openai:{root}"
         source = chat_template if chat_template is not None else gguf_template
         self.chat_template: ChatTemplate | None = ChatTemplate.load(source) if source is not None else None
+        #: where the chat template came from: "given", "server" (GET /props) or None
+        self.chat_template_source: str | None = "given" if self.chat_template is not None else None
+        self._props_checked = self.chat_template is not None
         if endpoint == "completions" and self.chat_template is None:
             logger.info("endpoint='completions' without chat_template: only raw prompts can be sent")
         if prefix_mode == "render" and self.chat_template is None:
@@ -336,6 +349,8 @@ class OpenAIBackend(LLMBackend):
         messages = [dict(m) for m in prompt.messages]
         if not messages:
             raise ConfigError("a ChatPrompt needs messages or raw text")
+        if self._needs_server_template(prompt):
+            self._read_server_template()
         render = self.endpoint == "completions" or (
             prompt.assistant_prefix
             and (self.prefix_mode == "render" or (self.prefix_mode == "auto" and self.chat_template is not None))
@@ -357,6 +372,41 @@ class OpenAIBackend(LLMBackend):
             body["add_generation_prompt"] = False
             body["continue_final_message"] = True
         return "/v1/chat/completions", {**body, **self.extra_body}
+
+    def _needs_server_template(self, prompt: ChatPrompt) -> bool:
+        """True when ``prompt`` needs a chat template that is not known yet and the server was not asked."""
+        if self._props_checked or self.chat_template is not None or prompt.raw is not None:
+            return False
+        return self.endpoint == "completions" or (bool(prompt.assistant_prefix) and self.prefix_mode == "auto")
+
+    def _read_server_template(self) -> None:
+        """Read the chat template from ``GET /props`` (llama.cpp's llama-server) once; warn when there is none."""
+        self._props_checked = True
+        props: Any = None
+        try:
+            props = self._http.request("GET", "/props", retry=False)
+        except BackendError as exc:
+            logger.debug("%s serves no /props (%s)", self.base_url, exc)
+        source = props.get("chat_template") if isinstance(props, Mapping) else None
+        if isinstance(source, str) and source.strip():
+            assert isinstance(props, Mapping)
+            bos, eos = props.get("bos_token"), props.get("eos_token")
+            self.chat_template = ChatTemplate(source, bos if isinstance(bos, str) else None,
+                                              eos if isinstance(eos, str) else None)
+            self.chat_template_source = "server"
+            logger.info("%s: using the chat template the server reports at /props", self.base_url)
+            return
+        if self.endpoint == "chat":
+            warnings.warn(
+                f"{self.model_id}: no chat_template= and {self.base_url} serves none at /props, so prompts that "
+                "end in an assistant prefix (FIRST, yes/no, graded) are sent as a final assistant message with "
+                "continue_final_message=true; llama-cpp-python's server closes that message instead of "
+                "continuing it, so its scores differ from in-process. Pass chat_template= (Jinja text, the GGUF "
+                "file or a tokenizer folder) to render the prompt exactly, or prefix_mode='continue' if the "
+                "server continues the message (vLLM, SGLang)",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
 
     def _special_fields(self, prompt: ChatPrompt) -> dict[str, Any]:
         """``{"add_special_tokens": ...}`` when the policy is set for ``prompt``, else nothing."""
@@ -494,6 +544,10 @@ class OpenAIBackend(LLMBackend):
         return [match_labels(a, labels, self.label_match) for a in alternatives]
 
     # ------------------------------------------------------------------ LLMBackend: async
+    def _asks_server(self, prompts: Sequence[ChatPrompt]) -> bool:
+        """True when building the requests makes a (blocking) call: the model name or the chat template."""
+        return self._model is None or any(self._needs_server_template(p) for p in prompts)
+
     async def agenerate(
         self,
         prompts: Sequence[ChatPrompt],
@@ -504,7 +558,7 @@ class OpenAIBackend(LLMBackend):
         stop: Sequence[str] = (),
     ) -> list[Generation]:
         common = self._sampling(max_new_tokens, temperature, seed, stop)
-        requests = [self._request(p, common) for p in prompts] if self._model is not None else \
+        requests = [self._request(p, common) for p in prompts] if not self._asks_server(prompts) else \
             await asyncio.to_thread(lambda: [self._request(p, common) for p in prompts])
 
         async def one(path: str, body: dict[str, Any]) -> Generation:
@@ -517,7 +571,7 @@ class OpenAIBackend(LLMBackend):
         if not labels:
             return [[] for _ in prompts]
         common = self._logprob_common()
-        requests = [self._request(p, common) for p in prompts] if self._model is not None else \
+        requests = [self._request(p, common) for p in prompts] if not self._asks_server(prompts) else \
             await asyncio.to_thread(lambda: [self._request(p, common) for p in prompts])
 
         async def one(path: str, body: dict[str, Any]) -> list[float]:

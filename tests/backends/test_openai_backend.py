@@ -100,14 +100,52 @@ def test_assistant_prefix_is_rendered_client_side_when_a_template_is_known():
     assert out[0].text == "1] > [2]" and out[0].finish_reason == "length"
 
 
+def _no_props(reply: Reply):  # type: ignore[no-untyped-def]
+    """A server without /props (llama-cpp-python, vLLM): 404 there, ``reply`` everywhere else."""
+    return lambda r: Reply(404, {"detail": "Not Found"}) if r.path == "/props" else reply
+
+
 def test_assistant_prefix_continues_the_final_message_without_a_template():
-    with StubHTTPServer([chat_reply("1]")]) as stub:
+    with StubHTTPServer(_no_props(chat_reply("1]"))) as stub:
         b = backend(stub)
-        b.generate([ChatPrompt.of("rank", assistant_prefix="[")], max_new_tokens=9)
+        with pytest.warns(UserWarning, match="serves none at /props") as record:
+            b.generate([ChatPrompt.of("rank", assistant_prefix="[")], max_new_tokens=9)
+        b.generate([ChatPrompt.of("rank", assistant_prefix="[")], max_new_tokens=9)  # asked and warned once
         b.close()
-    body = stub.requests[0].body
+    assert record[0].filename == __file__
+    assert [r.path for r in stub.requests] == ["/props", "/v1/chat/completions", "/v1/chat/completions"]
+    body = stub.requests[1].body
     assert body["messages"][-1] == {"role": "assistant", "content": "["}
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+
+
+def test_prefix_mode_continue_asks_nothing_and_warns_nothing(recwarn: pytest.WarningsRecorder):
+    with StubHTTPServer([chat_reply("1]")]) as stub:
+        b = backend(stub, prefix_mode="continue")
+        b.generate([ChatPrompt.of("rank", assistant_prefix="[")], max_new_tokens=9)
+        b.close()
+    assert [r.path for r in stub.requests] == ["/v1/chat/completions"] and not recwarn.list
+
+
+def test_chat_template_is_read_from_llama_server_props():
+    """llama.cpp's llama-server reports the GGUF's template at GET /props: the prompt is rendered client side,
+    with the server's BOS text, and sent to /v1/completions (as with chat_template= given)."""
+    template = "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>\n{% endfor %}<|assistant|>"
+    props = Reply(200, {"chat_template": template, "bos_token": "<s>", "eos_token": "</s>", "total_slots": 1})
+
+    def replies(r: Recorded) -> Reply:
+        return props if r.path == "/props" else completion_reply("1] > [2]")
+
+    with StubHTTPServer(replies) as stub:
+        b = backend(stub)
+        out = b.generate([ChatPrompt.of("rank", assistant_prefix="[")], max_new_tokens=9)
+        asyncio.run(b.agenerate([ChatPrompt.of("again", assistant_prefix="[")], max_new_tokens=9))
+        b.close()
+    assert b.chat_template_source == "server"
+    assert [r.path for r in stub.requests] == ["/props", "/v1/completions", "/v1/completions"]
+    assert stub.requests[1].body["prompt"] == "<s><|user|>rank<|end|>\n<|assistant|>["
+    assert stub.requests[2].body["prompt"] == "<s><|user|>again<|end|>\n<|assistant|>["
+    assert out[0].text == "1] > [2]"
 
 
 def test_raw_prompt_goes_to_completions():
