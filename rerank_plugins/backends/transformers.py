@@ -212,7 +212,7 @@ class TransformersLLMBackend(LLMBackend):
         """
         clone = self.__copy__()
         memo[id(self)] = clone
-        clone._options = copy.deepcopy(self._options, memo)
+        clone._options = copy.deepcopy(clone._options, memo)
         return clone
 
     def __copy__(self) -> TransformersLLMBackend:
@@ -220,8 +220,8 @@ class TransformersLLMBackend(LLMBackend):
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.generation_kwargs = dict(self.generation_kwargs)
-        clone._options = dict(self._options)
-        clone.stats = BackendStats()
+        clone._options = dict(self.__dict__.get("_options", {}))
+        clone.stats = type(self.stats)()
         clone._lock = threading.RLock()
         return clone
 

@@ -84,6 +84,10 @@ def _is_image_part(part: Any) -> bool:
     return isinstance(part, dict) and (part.get("type") == "image" or "image" in part)
 
 
+def _load_pickled_vision_backend(cls: type, ref: ModelRef, options: dict[str, Any]) -> Any:
+    return cls(ref, **options)
+
+
 class VisionLanguageBackend(TransformersLLMBackend):
     """A vision-language model run in-process with transformers (see the module docstring).
 
@@ -97,6 +101,11 @@ class VisionLanguageBackend(TransformersLLMBackend):
         merge_adapter: merge a LoRA adapter into the base weights after loading (faster inference).
         generation_kwargs / model_kwargs: as for the text backend.
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as "how to load it" (the :class:`ModelRef` and the options given), as the text backend does;
+        deep copies share the loaded model."""
+        return (_load_pickled_vision_backend, (type(self), self.ref, self._options))
 
     def __init__(
         self,
@@ -131,6 +140,16 @@ class VisionLanguageBackend(TransformersLLMBackend):
         self._torch = require("torch", "hf", purpose="the vision-language backend")
         ref = model if isinstance(model, ModelRef) else resolve_model(model)
         self.ref = ref
+        given = {
+            "processor": processor, "device": device, "dtype": dtype, "min_pixels": min_pixels,
+            "max_pixels": max_pixels, "image_limits": image_limits, "batch_size": batch_size,
+            "max_batch_tokens": max_batch_tokens, "context_length": context_length,
+            "trust_remote_code": trust_remote_code, "merge_adapter": merge_adapter,
+            "generation_kwargs": generation_kwargs, "model_kwargs": model_kwargs, "progress": progress,
+        }
+        defaults = inspect.signature(VisionLanguageBackend.__init__).parameters
+        #: what rebuilds this backend when unpickled: the options given that differ from the defaults
+        self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size

@@ -213,3 +213,18 @@ def test_lora_adapter_loads_its_base_like_monoqwen(
     assert with_adapter != pytest.approx(base, abs=1e-3)
     unmerged = VisionLanguageBackend(str(adapter), device="cpu", merge_adapter=False)
     assert unmerged.label_logprobs(prompt, ["yes", "no"])[0] == pytest.approx(with_adapter, abs=1e-4)
+
+
+def test_deepcopy_shares_the_model_and_pickle_round_trips(backend: VisionLanguageBackend) -> None:
+    """Frameworks copy components (LangChain/LlamaIndex/Haystack): a copy shares the weights, a pickle keeps them."""
+    import copy
+    import pickle
+
+    prompts = [_prompt(None)]
+    expected = backend.label_logprobs(prompts, ["yes", "no"])
+    clone = copy.deepcopy(backend)
+    assert clone.model is backend.model and type(clone.stats) is type(backend.stats)
+    again = pickle.loads(pickle.dumps(backend))
+    assert again is not backend
+    for other in (clone, again):
+        assert other.label_logprobs(prompts, ["yes", "no"])[0] == pytest.approx(expected[0], abs=1e-6)
