@@ -439,6 +439,8 @@ def create_app(
         raw = await read_body(request)
         body: ScoreRequest = parse(ScoreRequest, raw)
         pairs = body.pairs()
+        if len(pairs) > limits.max_documents:
+            raise _HTTPError(413, "too_large", f"too many pairs: {len(pairs)} > max_documents={limits.max_documents}")
         by_query: dict[str, list[int]] = {}
         for i, (q, _) in enumerate(pairs):
             by_query.setdefault(q, []).append(i)
@@ -450,8 +452,6 @@ def create_app(
             engine_texts, n = await asyncio.to_thread(prepare, q, texts, body)
             total_tokens += n
             groups.append((check_query(q), [Candidate(id=str(i), text=t) for i, t in zip(idx, engine_texts)]))
-        if len(pairs) > limits.max_documents:
-            raise _HTTPError(413, "too_large", f"too many pairs: {len(pairs)} > max_documents={limits.max_documents}")
         ranked_lists = await score_jobs(request, groups) if pairs else []
         raw_wanted = bool(body.raw_scores) or body.activation is False
         scores: dict[int, float] = {}

@@ -179,11 +179,26 @@ class MicroBatcher:
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
-            raise Overloaded(f"too many requests waiting ({self.max_queue}); retry later") from None
+            if not self._compact():
+                raise Overloaded(f"too many requests waiting ({self.max_queue}); retry later") from None
+            self._queue.put_nowait(job)
         key = id(future)
         self._jobs[key] = job
         future.add_done_callback(lambda _f: self._jobs.pop(key, None))
         return future
+
+    def _compact(self) -> bool:
+        """Drop cancelled requests from a full queue (order kept); True when that made room."""
+        assert self._queue is not None
+        waiting = []
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        live = [j for j in waiting if not j.future.done()]
+        self.cancelled += len(waiting) - len(live)
+        self.cancelled_documents += sum(len(j.candidates) for j in waiting if j.future.done())
+        for j in live:
+            self._queue.put_nowait(j)
+        return len(live) < self.max_queue
 
     def started(self, future: asyncio.Future[Any]) -> bool:
         """True once the request of ``future`` is part of a batch handed to the reranker."""

@@ -336,3 +336,23 @@ async def test_large_requests_get_a_bounded_share_while_others_wait():
     await batcher.stop()
     # while the small requests waited, the large one got slices, but about a quarter of their documents at most
     assert 0 < big_scored <= 0.25 * 40 * len(DOCS) + 4
+
+
+async def test_a_full_queue_of_cancelled_requests_makes_room():
+    from rerank_plugins.serve.batcher import MicroBatcher, Overloaded
+    from rerank_plugins.types import as_candidates, as_query
+
+    rec = Recording(delay=0.3)
+    batcher = MicroBatcher(rec, max_batch=1, batch_wait_ms=0, max_queue=2)
+    batcher.start()
+    running = batcher.enqueue(as_query("first"), as_candidates(DOCS))
+    await asyncio.sleep(0.05)  # "first" is in the engine
+    gone = [batcher.enqueue(as_query("gone"), as_candidates(DOCS)) for _ in range(2)]
+    with pytest.raises(Overloaded):
+        batcher.enqueue(as_query("no room"), as_candidates(DOCS))
+    for f in gone:
+        f.cancel()
+    kept = batcher.enqueue(as_query("kept"), as_candidates(DOCS))  # the cancelled ones made room
+    await asyncio.gather(running, kept)
+    await batcher.stop()
+    assert batcher.cancelled == 2
