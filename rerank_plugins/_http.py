@@ -99,12 +99,33 @@ class JSONHTTPClient:
         self.max_concurrency = max_concurrency
         self.fatal = fatal
         self.headers = {"Content-Type": "application/json", **dict(headers or {})}
-        self._timeout = self._httpx.Timeout(float(timeout), connect=float(connect_timeout))
-        self._limits = self._httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        self._timeouts = (float(timeout), float(connect_timeout))
+        self.closed = False
+        self._connections()
+
+    def _connections(self) -> None:
+        """The transport state: no client yet (made on first use), a lock, the per-loop async clients."""
+        timeout, connect = self._timeouts
+        self._timeout = self._httpx.Timeout(timeout, connect=connect)
+        self._limits = self._httpx.Limits(
+            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        )
         self._client: Any = None
         self._lock = threading.Lock()
         self._astates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
-        self.closed = False
+
+    # ------------------------------------------------------------------ copies
+    _TRANSPORT = ("_httpx", "_timeout", "_limits", "_client", "_lock", "_astates")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: a copy or an unpickled client opens its own connections (frameworks deep-copy and
+        pickle components that hold one: LangChain, LlamaIndex ``model_copy(deep=True)``, Haystack)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSPORT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._httpx = require("httpx", "openai", purpose=self.name)
+        self._connections()
 
     # ------------------------------------------------------------------ clients
     def _sync_client(self) -> Any:

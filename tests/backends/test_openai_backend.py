@@ -419,3 +419,24 @@ def test_bad_options(kwargs, match):
 def test_bad_base_url():
     with pytest.raises(ConfigError, match="base_url"):
         OpenAIBackend("m", base_url="127.0.0.1:8000")
+
+
+def test_deep_copies_and_pickles_talk_to_the_same_server():
+    """Frameworks deep-copy and pickle components holding a backend: copies get their own connections."""
+    import copy
+    import pickle
+
+    def reply(rec: Recorded) -> Reply:
+        return chat_reply(rec.body["messages"][-1]["content"].upper())
+
+    with StubHTTPServer(reply) as stub:
+        b = backend(stub, api_key="secret")
+        assert b.generate([ChatPrompt.of("warm")], max_new_tokens=2)[0].text == "WARM"
+        for other in (copy.deepcopy(b), pickle.loads(pickle.dumps(b))):
+            assert other is not b
+            assert other.generate([ChatPrompt.of("copy")], max_new_tokens=2)[0].text == "COPY"
+            assert asyncio.run(other.agenerate([ChatPrompt.of("async")], max_new_tokens=2))[0].text == "ASYNC"
+            other.close()
+        assert b.generate([ChatPrompt.of("still")], max_new_tokens=2)[0].text == "STILL"  # the original is open
+        b.close()
+    assert all(r.headers.get("Authorization") == "Bearer secret" for r in stub.requests)
