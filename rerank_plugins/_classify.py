@@ -32,6 +32,7 @@ from typing import Any
 from .base import Reranker
 from .errors import ConfigError, InvalidInputError
 from .types import Candidate, RankedList
+from .validation import check_number
 
 __all__ = ["Classification", "LabelClassifier", "LabelScore", "classify"]
 
@@ -92,9 +93,7 @@ class LabelClassifier:
         self._owned = not isinstance(reranker, Reranker)
         self.multi_label = bool(multi_label)
         self.threshold = _check_threshold(threshold)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ConfigError(f"temperature must be a number > 0, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = check_number("temperature", temperature, above=0)
         if "{label" not in template and "{description" not in template:
             raise ConfigError(f"template must mention {{label}} or {{description}}, got {template!r}")
         self.template = template
@@ -179,9 +178,7 @@ class LabelClassifier:
 def _check_threshold(threshold: Any) -> float | None:
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
-        raise ConfigError(f"threshold must be a number or None, got {threshold!r}")
-    return float(threshold)
+    return check_number("threshold", threshold, optional=True)
 
 
 def classify(

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._optional import require
 from .errors import BackendError, ConfigError
+from .validation import check_int, check_number
 
 __all__ = ["RETRY_STATUS", "JSONHTTPClient", "StatusError", "check_http_options"]
 
@@ -42,11 +43,9 @@ def check_http_options(**values: Any) -> None:
     """Validate the numeric transport options (ints >= their minimum, numbers >= 0)."""
     for name, value in values.items():
         if name in ("max_concurrency", "max_retries"):
-            low = 1 if name == "max_concurrency" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+            check_int(name, value, 1 if name == "max_concurrency" else 0)
+        else:
+            check_number(name, value, 0)
 
 
 class _LoopState:

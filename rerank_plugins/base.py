@@ -29,6 +29,7 @@ from .types import (
     as_candidates,
     as_query,
 )
+from .validation import check_int, is_number
 
 __all__ = ["CandidatesInput", "QueryInput", "Reranker", "Scores", "ScoresLike", "scores_from_order"]
 
@@ -79,16 +80,13 @@ def scores_from_order(order: Sequence[int], n: int | None = None) -> list[float]
 def _check_top_k(top_k: int | None) -> None:
     if top_k is None:
         return
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise InvalidInputError(f"top_k must be an int or None, got {type(top_k).__name__}")
-    if top_k < 0:
-        raise InvalidInputError(f"top_k must be >= 0, got {top_k}")
+    check_int("top_k", top_k, 0, optional=True, error=InvalidInputError)
 
 
 def _check_threshold(score_threshold: float | None) -> None:
     if score_threshold is None:
         return
-    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float)):
+    if not is_number(score_threshold):
         raise InvalidInputError(
             f"score_threshold must be a number or None, got {type(score_threshold).__name__}"
         )

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ._optional import require
-from .errors import ConfigError, InvalidInputError
+from .errors import InvalidInputError
 from .types import Candidate, ImageInput, Query
+from .validation import check_int
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -55,9 +56,7 @@ class ImageLimits:
 
     def __post_init__(self) -> None:
         for name in ("max_pixels", "max_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ImageLimits.{name} must be a positive int, got {value!r}")
+            check_int(f"ImageLimits.{name}", getattr(self, name), 1)
 
 
 DEFAULT_LIMITS = ImageLimits()

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidInputError
+from .validation import is_number
 
 __all__ = [
     "Candidate",
@@ -90,7 +91,7 @@ class Candidate:
         if self.text is None and self.image is None:
             raise InvalidInputError(f"candidate {self.id!r} has neither text nor image")
         if self.score is not None:
-            if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
+            if not is_number(self.score):
                 raise InvalidInputError(
                     f"candidate {self.id!r}: score must be a number, got {type(self.score).__name__}"
                 )

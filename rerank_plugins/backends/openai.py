@@ -96,6 +96,7 @@ from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_option
 from .._optional import require
 from .._warnings import caller_stacklevel
 from ..errors import BackendError, ConfigError
+from ..validation import check_int, check_number
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .chat_template import ChatTemplate
 
@@ -220,8 +221,7 @@ class OpenAIBackend(LLMBackend):
             raise ConfigError(f"prefix_mode must be 'auto', 'render' or 'continue', got {prefix_mode!r}")
         if label_match not in ("exact", "strip"):
             raise ConfigError(f"label_match must be 'exact' or 'strip', got {label_match!r}")
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 1:
-            raise ConfigError(f"top_logprobs must be an int >= 1, got {top_logprobs!r}")
+        check_int("top_logprobs", top_logprobs, 1)
         check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
                            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -495,11 +495,10 @@ class OpenAIBackend(LLMBackend):
     def _sampling(
         self, max_new_tokens: int, temperature: float, seed: int | None, stop: Sequence[str]
     ) -> dict[str, Any]:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
-        common: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": float(temperature)}
+        common: dict[str, Any] = {
+            "max_tokens": check_int("max_new_tokens", max_new_tokens, 1),
+            "temperature": check_number("temperature", temperature, 0),
+        }
         if seed is not None:
             common["seed"] = int(seed)
         if stop:

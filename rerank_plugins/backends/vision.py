@@ -53,6 +53,7 @@ from .._optional import require
 from ..errors import ConfigError, ModelNotFoundError
 from ..images import ImageLimits, is_pil_image, load_image
 from ..refs import ModelRef, resolve_model
+from ..validation import check_int
 from .base import ChatPrompt, Generation
 from .device import resolve_device, resolve_dtype
 from .tokens import LabelTokens
@@ -126,15 +127,13 @@ class VisionLanguageBackend(TransformersLLMBackend):
         model_kwargs: dict[str, Any] | None = None,
         progress: bool = False,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         if max_batch_tokens is not None and max_batch_tokens < 1:
             raise ConfigError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
         if context_length is not None and context_length < 1:
             raise ConfigError(f"context_length must be >= 1 or None, got {context_length}")
         for label, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{label} must be a positive int or None, got {value!r}")
+            check_int(label, value, 1, optional=True)
         if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
             raise ConfigError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
         self._torch = require("torch", "hf", purpose="the vision-language backend")

@@ -42,6 +42,7 @@ from typing import Any, Literal
 from .._optional import require
 from ..base import Reranker
 from ..errors import BackendError, ConfigError, InvalidInputError
+from ..validation import check_choice, check_int, check_number
 from .io import (
     ERRORS_DIR,
     detect_format,
@@ -209,23 +210,18 @@ def rerank_dataset(
     ``on_error="raise"`` raises :class:`BatchRowsFailed` after the run when rows failed (the good ones are
     written either way). ``max_restarts`` is passed to the actors (Ray Data's default is -1, restart forever).
     """
-    if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
-        raise ConfigError(f"actors must be an int >= 1, got {actors!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if on_error not in ("raise", "record"):
-        raise ConfigError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    check_int("actors", actors, 1)
+    check_int("batch_size", batch_size, 1)
+    check_choice("on_error", on_error, ("raise", "record"))
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("read_num_cpus", read_num_cpus)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        check_number(name, value, 0)
     ray = require("ray", "ray", purpose="batch reranking")
     data = require("ray.data", "ray")
     in_fmt = detect_format(input, input_format)
     out_fmt = output_format if output_format is not None else in_fmt
     detect_format(output, out_fmt)  # validates the name only (the folder need not exist)
 
-    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < -1:
-        raise ConfigError(f"max_restarts must be an int >= -1, got {max_restarts!r}")
+    check_int("max_restarts", max_restarts, -1)
 
     started_here = False
     if not ray.is_initialized():

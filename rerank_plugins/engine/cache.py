@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..validation import check_int
+
 __all__ = ["CacheStats", "ScoreCache", "make_cache"]
 
 
@@ -52,9 +54,7 @@ class ScoreCache:
     """
 
     def __init__(self, max_entries: int = 100_000) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
-        self.max_entries = max_entries
+        self.max_entries = check_int("max_entries", max_entries, 1, error=ValueError)
         self._data: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0

@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from ..errors import ConfigError, InvalidInputError
+from ..validation import check_choice, check_int, check_number, is_number
 
 __all__ = [
     "FUSION_METHODS",
@@ -90,7 +91,7 @@ def _as_pairs(ranking: Ranking, index: int) -> list[tuple[str, float]]:
 
 
 def _check_number(value: object, index: int, doc: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise InvalidInputError(f"run {index}: score of {doc!r} must be a number, got {type(value).__name__}")
     f = float(value)
     if math.isnan(f):
@@ -105,8 +106,7 @@ def _prepare(
         raise InvalidInputError(f"rankings must be a list of runs, got {type(rankings).__name__}")
     if not rankings:
         raise InvalidInputError("fusion needs at least one run")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
-        raise ConfigError(f"depth must be a positive int or None, got {depth!r}")
+    check_int("depth", depth, 1, optional=True)
     runs = [_as_pairs(r, i) for i, r in enumerate(rankings)]
     if depth is not None:
         runs = [r[:depth] for r in runs]
@@ -117,7 +117,7 @@ def _prepare(
             raise ConfigError(f"got {len(weights)} weights for {len(runs)} runs")
         w = []
         for x in weights:
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            if not is_number(x) or not math.isfinite(x) or x < 0:
                 raise ConfigError(f"weights must be finite numbers >= 0, got {list(weights)}")
             w.append(float(x))
         if not any(x > 0 for x in w):
@@ -136,8 +136,7 @@ def _ordered(universe: list[str], fused: Mapping[str, float]) -> list[tuple[str,
 
 def rank_positions(ranking: Ranking, ties: Ties = "first") -> dict[str, float]:
     """1-based rank of every document of one run; with ``ties="average"`` equal scores share their mean rank."""
-    if ties not in ("first", "average"):
-        raise ConfigError(f"ties must be 'first' or 'average', got {ties!r}")
+    check_choice("ties", ties, ("first", "average"))
     pairs = _as_pairs(ranking, 0)
     ranks = {doc: float(pos) for pos, (doc, _) in enumerate(pairs, start=1)}
     if ties == "average":
@@ -187,8 +186,7 @@ def reciprocal_rank_fusion(
     ties: Ties = "first",
 ) -> list[tuple[str, float]]:
     """Reciprocal-rank fusion: ``sum_i w_i / (k + rank_i(d))`` over the runs containing ``d``."""
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-        raise ConfigError(f"k must be a finite number >= 0, got {k!r}")
+    check_number("k", k, 0, finite=True)
     runs, w, universe = _prepare(rankings, weights, depth)
     fused = dict.fromkeys(universe, 0.0)
     for run, wi in zip(runs, w):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError, ModelOutputError
+from ..validation import check_int
 from .identifiers import IdScheme, get_scheme
 
 __all__ = [
@@ -175,8 +176,7 @@ def yes_probability(logprobs: Sequence[float], labels: BinaryLabels) -> tuple[fl
 def choose_grade_scale(single_token: SingleToken, max_grade: int = 10) -> int:
     """Largest usable grade: ``max_grade`` when ``"0".."max_grade"`` are single tokens; for a scale beyond 9
     whose two-digit grades are not single tokens, 9 (see the module docstring); else ``ConfigError``."""
-    if isinstance(max_grade, bool) or not isinstance(max_grade, int) or max_grade < 1:
-        raise ConfigError(f"max_grade must be an int >= 1, got {max_grade!r}")
+    check_int("max_grade", max_grade, 1)
     if all(single_token(str(g)) for g in range(max_grade + 1)):
         return max_grade
     if max_grade > 9 and all(single_token(str(g)) for g in range(10)):

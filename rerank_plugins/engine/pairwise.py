@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 
-from ..errors import ConfigError, ModelOutputError
+from ..errors import ModelOutputError
+from ..validation import check_choice, check_int
 
 __all__ = [
     "AGGREGATIONS",
@@ -71,8 +72,7 @@ def allpairs(n: int) -> list[tuple[int, int]]:
 
 def allpairs_scores(n: int, prefs: Mapping[tuple[int, int], float], aggregation: str = "borda") -> list[float]:
     """Scores of ``n`` items from ``P(i > j)`` for every pair ``i < j`` (see the module docstring)."""
-    if aggregation not in AGGREGATIONS:
-        raise ConfigError(f"aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
+    check_choice("aggregation", aggregation, AGGREGATIONS)
     if n == 1:
         return [0.5] if aggregation == "borda" else [0.0]
     wins = [0.0] * n
@@ -93,9 +93,7 @@ def allpairs_scores(n: int, prefs: Mapping[tuple[int, int], float], aggregation:
 
 
 def _check_k(k: int, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"top_k_settle must be a positive int, got {k!r}")
-    return min(k, n)
+    return min(check_int("top_k_settle", k, 1), n)
 
 
 def sliding_top_k(order: Sequence[int], k: int) -> Comparisons:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..errors import ConfigError
+from ..validation import check_int as _check_int
 
 __all__ = ["Window", "WindowPlan", "apply_window", "count_windows", "pass_windows", "plan_windows"]
 
@@ -77,14 +78,6 @@ class WindowPlan:
 
     def __len__(self) -> int:
         return len(self.windows)
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check(window_size: int, stride: int) -> None:

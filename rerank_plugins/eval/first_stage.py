@@ -13,6 +13,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ConfigError
+from ..validation import check_int
 from .datasets import Dataset
 from .trec import Run
 
@@ -242,8 +243,7 @@ def first_stage_run(
     """
     if name not in FIRST_STAGES:
         raise ConfigError(f"unknown first stage {name!r}; choose one of {FIRST_STAGES}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ConfigError(f"depth must be a positive int, got {depth!r}")
+    check_int("depth", depth, 1)
     memo = cache if cache is not None else {}
     key = f"{name}@{depth}"
     if key in memo:

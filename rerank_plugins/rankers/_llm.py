@@ -13,24 +13,9 @@ from ..errors import ConfigError, InvalidInputError
 from ..prompts import clean_passage
 from ..refs import ModelRef
 from ..types import Candidate
+from ..validation import check_choice, check_int  # re-exported for the LLM strategies
 
 __all__ = ["check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "warn_truncated"]
-
-
-def check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return str(value)
 
 
 def resolve_backend(

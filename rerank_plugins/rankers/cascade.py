@@ -28,6 +28,7 @@ from typing import Any
 from ..base import Reranker, Scores, scores_from_order
 from ..errors import ConfigError, ModelOutputError
 from ..types import Candidate, Query, RankedList
+from ..validation import check_int
 from ._compose import as_reranker
 
 __all__ = ["CascadeReranker"]
@@ -45,9 +46,7 @@ class _Entry:
 def _check_depth(depth: Any, i: int) -> int | None:
     if depth is None:
         return None
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ConfigError(f"stage {i}: depth must be a positive int or None, got {depth!r}")
-    return depth
+    return check_int(f"stage {i}: depth", depth, 1, optional=True)
 
 
 class CascadeReranker(Reranker):

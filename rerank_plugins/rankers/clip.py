@@ -35,6 +35,7 @@ from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFound
 from ..images import ImageLimits, load_candidate_images, load_query_image
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
+from ..validation import check_int, check_number
 from ._vision import check_image_limits, modality
 
 __all__ = ["ClipReranker"]
@@ -68,12 +69,8 @@ class ClipReranker(Reranker):
         image_limits: ImageLimits | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(image_weight, bool) or not isinstance(image_weight, (int, float)) or not 0 <= image_weight <= 1:
-            raise ConfigError(f"image_weight must be a number in [0, 1], got {image_weight!r}")
-        self.batch_size = batch_size
-        self.image_weight = float(image_weight)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.image_weight = check_number("image_weight", image_weight, 0, 1)
         self.image_limits = check_image_limits(image_limits)
         st = require("sentence_transformers", "hf", purpose="the CLIP reranker")
         if isinstance(model, st.SentenceTransformer):

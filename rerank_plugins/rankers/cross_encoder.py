@@ -43,6 +43,7 @@ from ..engine.cache import ScoreCache, make_cache
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
+from ..validation import check_int
 from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
 from ._pair_encoding import LONG_DOCUMENT_MODES, encode_pairs
 
@@ -58,13 +59,6 @@ CPU_TOKEN_BUDGET = 4096
 
 class TruncationWarning(UserWarning):
     """Some (query, document) pairs were longer than ``max_length`` and were cut."""
-
-
-def _positive_int(value: Any, name: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
 
 
 class CrossEncoderReranker(Reranker):
@@ -132,13 +126,12 @@ class CrossEncoderReranker(Reranker):
                 raise ConfigError(f"{label} must be a dict or None, got {type(kwargs).__name__}")
         self._model_kwargs = dict(model_kwargs or {})
         self._tokenizer_kwargs = dict(tokenizer_kwargs or {})
-        _positive_int(max_length, "max_length")
-        _positive_int(query_max_length, "query_max_length", optional=True)
-        _positive_int(doc_max_length, "doc_max_length", optional=True)
-        _positive_int(batch_size, "batch_size")
-        _positive_int(max_tokens, "max_tokens", optional=True)
-        if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
-            raise ConfigError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
+        check_int("max_length", max_length, 1)
+        check_int("query_max_length", query_max_length, 1, optional=True)
+        check_int("doc_max_length", doc_max_length, 1, optional=True)
+        check_int("batch_size", batch_size, 1)
+        check_int("max_tokens", max_tokens, 1, optional=True)
+        check_int("chunk_overlap", chunk_overlap, 0)
         if activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if long_documents not in LONG_DOCUMENT_MODES:

@@ -38,6 +38,7 @@ from ..base import Reranker, Scores
 from ..errors import ConfigError
 from ..refs import ModelRef
 from ..types import Candidate, Query
+from ..validation import check_choice, check_int, check_number
 from ._compose import candidate_texts
 
 __all__ = ["PAPER_INSTRUCTION", "E2RankReranker", "build_pseudo_query"]
@@ -58,8 +59,7 @@ def build_pseudo_query(
     max_doc_chars: int | None = None,
 ) -> str:
     """The E2Rank listwise prompt for ``query`` and its feedback ``documents`` (numbered from 1)."""
-    if layout not in _LAYOUTS:
-        raise ConfigError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
+    check_choice("layout", layout, sorted(_LAYOUTS))
     docs = [d if max_doc_chars is None else d[:max_doc_chars] for d in documents]
     listed = "\n".join(f"[{i}] {d}" for i, d in enumerate(docs, start=1))
     return _LAYOUTS[layout].format(instruction=instruction, documents=listed, query=query)
@@ -91,20 +91,11 @@ class E2RankReranker(Reranker):
         embedding_options: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
-        if isinstance(num_input_docs, bool) or not isinstance(num_input_docs, int) or num_input_docs < 1:
-            raise ConfigError(f"num_input_docs must be a positive int, got {num_input_docs!r}")
-        if layout not in _LAYOUTS:
-            raise ConfigError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
-        if max_doc_chars is not None and (
-            isinstance(max_doc_chars, bool) or not isinstance(max_doc_chars, int) or max_doc_chars < 1
-        ):
-            raise ConfigError(f"max_doc_chars must be a positive int or None, got {max_doc_chars!r}")
-        if feedback not in ("input", "self"):
-            raise ConfigError(f"feedback must be 'input' or 'self', got {feedback!r}")
-        if isinstance(original_weight, bool) or not isinstance(original_weight, (int, float)) or not (
-            0.0 <= original_weight <= 1.0
-        ):
-            raise ConfigError(f"original_weight must be a number in [0, 1], got {original_weight!r}")
+        check_int("num_input_docs", num_input_docs, 1)
+        check_choice("layout", layout, sorted(_LAYOUTS))
+        check_int("max_doc_chars", max_doc_chars, 1, optional=True)
+        check_choice("feedback", feedback, ("input", "self"))
+        check_number("original_weight", original_weight, 0, 1)
         if not isinstance(instruction, str):
             raise ConfigError(f"instruction must be a str, got {type(instruction).__name__}")
         if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):

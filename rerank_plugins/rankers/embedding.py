@@ -23,6 +23,7 @@ from ..engine.cache import ScoreCache, make_cache
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
+from ..validation import check_int
 
 __all__ = ["EmbeddingReranker"]
 
@@ -99,8 +100,7 @@ class EmbeddingReranker(Reranker):
         for label, kwargs in (("model_kwargs", model_kwargs), ("tokenizer_kwargs", tokenizer_kwargs)):
             if kwargs is not None and not isinstance(kwargs, dict):
                 raise ConfigError(f"{label} must be a dict or None, got {type(kwargs).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         for label, prompt in (("query_prompt", query_prompt), ("document_prompt", document_prompt)):
             if prompt is not None and not isinstance(prompt, str):
                 raise ConfigError(f"{label} must be a str or None, got {type(prompt).__name__}")

@@ -44,6 +44,7 @@ from ..engine.batching import run_batched
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
+from ..validation import check_int
 
 __all__ = ["PADDING_SCORES", "ColBERTReranker"]
 
@@ -61,13 +62,6 @@ _ACTIVATIONS = {
     "torch.nn.modules.activation.Sigmoid": "sigmoid",
     "torch.nn.modules.activation.GELU": "gelu",
 }
-
-
-def _positive_int(value: Any, name: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -183,11 +177,11 @@ class ColBERTReranker(Reranker):
         dtype: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        _positive_int(query_length, "query_length", optional=True)
-        _positive_int(document_length, "document_length", optional=True)
-        _positive_int(batch_size, "batch_size")
-        _positive_int(max_tokens, "max_tokens", optional=True)
-        _positive_int(cache_documents, "cache_documents", optional=True)
+        check_int("query_length", query_length, 1, optional=True)
+        check_int("document_length", document_length, 1, optional=True)
+        check_int("batch_size", batch_size, 1)
+        check_int("max_tokens", max_tokens, 1, optional=True)
+        check_int("cache_documents", cache_documents, 1, optional=True)
         for label, value in (("query_prefix", query_prefix), ("document_prefix", document_prefix)):
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{label} must be a str or None, got {type(value).__name__}")

@@ -31,6 +31,7 @@ from ..base import Reranker, Scores
 from ..engine.fusion import fuse
 from ..errors import ConfigError
 from ..types import Candidate, Query, RankedList
+from ..validation import check_choice, check_int
 from ._compose import as_reranker, ranking_pairs
 
 __all__ = ["TextPRFReranker"]
@@ -57,18 +58,12 @@ class TextPRFReranker(Reranker):
     ) -> None:
         self.reranker = as_reranker(reranker, "TextPRFReranker reranker")
         self._owned = not isinstance(reranker, Reranker)
-        if isinstance(feedback_docs, bool) or not isinstance(feedback_docs, int) or feedback_docs < 1:
-            raise ConfigError(f"feedback_docs must be a positive int, got {feedback_docs!r}")
-        if aggregation not in _AGGREGATIONS:
-            raise ConfigError(f"aggregation must be one of {sorted(_AGGREGATIONS)}, got {aggregation!r}")
-        if feedback not in ("input", "self"):
-            raise ConfigError(f"feedback must be 'input' or 'self', got {feedback!r}")
+        check_int("feedback_docs", feedback_docs, 1)
+        check_choice("aggregation", aggregation, sorted(_AGGREGATIONS))
+        check_choice("feedback", feedback, ("input", "self"))
         if "{query}" not in template or "{passage}" not in template:
             raise ConfigError(f"template must contain {{query}} and {{passage}}, got {template!r}")
-        if max_passage_chars is not None and (
-            isinstance(max_passage_chars, bool) or not isinstance(max_passage_chars, int) or max_passage_chars < 1
-        ):
-            raise ConfigError(f"max_passage_chars must be a positive int or None, got {max_passage_chars!r}")
+        check_int("max_passage_chars", max_passage_chars, 1, optional=True)
         if (
             isinstance(original_weight, bool)
             or not isinstance(original_weight, (int, float))

@@ -23,7 +23,6 @@ No extra model call is needed beyond plain cosine reranking. Each candidate's de
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from ..base import Reranker, Scores
 from ..errors import ConfigError
 from ..refs import ModelRef
 from ..types import Candidate, Query
+from ..validation import check_choice, check_int, check_number
 from ._compose import candidate_texts
 
 __all__ = ["VectorPRFReranker", "rocchio"]
@@ -75,14 +75,11 @@ class VectorPRFReranker(Reranker):
         name: str | None = None,
     ) -> None:
         for label, value in (("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{label} must be a finite number >= 0, got {value!r}")
+            check_number(label, value, 0, finite=True)
         if alpha == 0:
             raise ConfigError("alpha must be > 0: the query must keep some weight")
-        if isinstance(feedback_docs, bool) or not isinstance(feedback_docs, int) or feedback_docs < 1:
-            raise ConfigError(f"feedback_docs must be a positive int, got {feedback_docs!r}")
-        if feedback not in ("self", "input"):
-            raise ConfigError(f"feedback must be 'self' or 'input', got {feedback!r}")
+        check_int("feedback_docs", feedback_docs, 1)
+        check_choice("feedback", feedback, ("self", "input"))
         if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
             if embedding_options:
                 raise ConfigError("embedding_options apply only when the embedding model is built here")

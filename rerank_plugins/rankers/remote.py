@@ -27,6 +27,7 @@ from .._http import JSONHTTPClient
 from ..base import Reranker, Scores
 from ..errors import ConfigError, InvalidInputError, ModelOutputError
 from ..types import Candidate, Query
+from ..validation import check_choice, is_number
 
 __all__ = ["RemoteReranker"]
 
@@ -62,8 +63,7 @@ class RemoteReranker(Reranker):
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if api not in ("cohere", "tei"):
-            raise ConfigError(f"api must be 'cohere' or 'tei', got {api!r}")
+        check_choice("api", api, ("cohere", "tei"))
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"url must be the http(s) URL of a rerank endpoint, got {url!r}")
         parts = urlsplit(url)
@@ -116,9 +116,9 @@ class RemoteReranker(Reranker):
                 raise ModelOutputError(f"{self.url}: a result is not an object: {item!r}")
             index = item.get("index")
             score = item.get(key, item.get("relevance_score", item.get("score")))
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            if not (is_number(index) and isinstance(index, int) and 0 <= index < n):
                 raise ModelOutputError(f"{self.url}: result index {index!r} is not in range(0, {n})")
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(float(score)):
+            if not is_number(score) or math.isnan(score):
                 raise ModelOutputError(f"{self.url}: result {index} has no numeric score: {score!r}")
             if values[index] is not None:
                 raise ModelOutputError(f"{self.url}: document {index} came back twice")

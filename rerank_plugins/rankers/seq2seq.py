@@ -36,6 +36,7 @@ from ..engine.batching import run_batched
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
+from ..validation import check_int
 from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning
 
 __all__ = ["DuoT5Reranker", "MonoT5Reranker", "Seq2SeqScorer"]
@@ -44,13 +45,6 @@ MONO_TEMPLATE = "Query: {query} Document: {document} Relevant:"
 DUO_TEMPLATE = "Query: {query} Document0: {document0} Document1: {document1} Relevant:"
 SCORES = ("probability", "log-probability", "logit")
 LONG_DOCUMENTS = ("warn", "truncate")
-
-
-def _positive_int(value: Any, name: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
 
 
 class Seq2SeqScorer:
@@ -226,9 +220,9 @@ class _Seq2SeqReranker(Reranker):
         tokenizer: Any,
         trust_remote_code: bool,
     ) -> None:
-        _positive_int(max_length, "max_length")
-        _positive_int(batch_size, "batch_size")
-        _positive_int(max_tokens, "max_tokens", optional=True)
+        check_int("max_length", max_length, 1)
+        check_int("batch_size", batch_size, 1)
+        check_int("max_tokens", max_tokens, 1, optional=True)
         if not isinstance(template, str):
             raise ConfigError(f"template must be a str, got {type(template).__name__}")
         if long_documents not in LONG_DOCUMENTS:

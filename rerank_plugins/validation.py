@@ -1,0 +1,154 @@
+"""Argument checks shared by every layer: ints, numbers, choices, and optional values (``None`` = not given).
+
+Pure Python, imports nothing but :mod:`rerank_plugins.errors`, so the engine, the backends and the rankers all
+use it. ``bool`` is never accepted as a number (``True`` is an ``int`` in Python, never a window size), and NaN
+never passes a bound. Each check returns the value (a number as ``float``), so it can be assigned directly::
+
+    self.batch_size = check_int("batch_size", batch_size, 1)
+    self.max_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
+    self.temperature = check_number("temperature", temperature, above=0)
+    self.mode = check_choice("mode", mode, ("generate", "first"))
+
+Errors are :class:`~rerank_plugins.errors.ConfigError` by default (a constructor option); per-call arguments
+(``top_k``, ``score_threshold``) pass ``error=InvalidInputError``. The message names the argument, what it must
+be and what it got: ``window_size must be an int >= 2, got 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Literal, TypeGuard, overload
+
+from .errors import ConfigError
+
+__all__ = ["check_choice", "check_int", "check_number", "is_number"]
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """``int`` or ``float`` and not ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bounds(minimum: float | None, maximum: float | None, above: float | None) -> str:
+    parts = []
+    if above is not None:
+        parts.append(f"> {above}")
+    if minimum is not None:
+        parts.append(f">= {minimum}")
+    if maximum is not None:
+        parts.append(f"<= {maximum}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _within(value: float, minimum: float | None, maximum: float | None, above: float | None) -> bool:
+    return (
+        (above is None or value > above)
+        and (minimum is None or value >= minimum)
+        and (maximum is None or value <= maximum)
+    )
+
+
+@overload
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int | None = ...,
+    maximum: int | None = ...,
+    *,
+    optional: Literal[False] = ...,
+    error: type[Exception] = ...,
+) -> int: ...
+@overload
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int | None = ...,
+    maximum: int | None = ...,
+    *,
+    optional: Literal[True],
+    error: type[Exception] = ...,
+) -> int | None: ...
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    optional: bool = False,
+    error: type[Exception] = ConfigError,
+) -> int | None:
+    """``value`` when it is an ``int`` (not ``bool``) within ``[minimum, maximum]``; ``None`` too if ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not _within(value, minimum, maximum, None):
+        raise error(f"{name} must be an int{_bounds(minimum, maximum, None)}{' or None' if optional else ''}, "
+                    f"got {value!r}")
+    return value
+
+
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    minimum: float | None = ...,
+    maximum: float | None = ...,
+    *,
+    above: float | None = ...,
+    finite: bool = ...,
+    optional: Literal[False] = ...,
+    error: type[Exception] = ...,
+) -> float: ...
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    minimum: float | None = ...,
+    maximum: float | None = ...,
+    *,
+    above: float | None = ...,
+    finite: bool = ...,
+    optional: Literal[True],
+    error: type[Exception] = ...,
+) -> float | None: ...
+def check_number(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    above: float | None = None,
+    finite: bool = False,
+    optional: bool = False,
+    error: type[Exception] = ConfigError,
+) -> float | None:
+    """``float(value)`` for an ``int``/``float`` (not ``bool``, never NaN) within the bounds (``above``: strictly
+    greater); ``finite`` also rejects infinities; ``None`` passes when ``optional``."""
+    if value is None and optional:
+        return None
+    ok = is_number(value) and not math.isnan(value) and _within(value, minimum, maximum, above)
+    if not ok or (finite and not math.isfinite(value)):
+        what = "a finite number" if finite else "a number"
+        raise error(f"{name} must be {what}{_bounds(minimum, maximum, above)}{' or None' if optional else ''}, "
+                    f"got {value!r}")
+    return float(value)
+
+
+@overload
+def check_choice(
+    name: str, value: Any, choices: Iterable[str], *, optional: Literal[False] = ..., error: type[Exception] = ...
+) -> str: ...
+@overload
+def check_choice(
+    name: str, value: Any, choices: Iterable[str], *, optional: Literal[True], error: type[Exception] = ...
+) -> str | None: ...
+def check_choice(
+    name: str, value: Any, choices: Iterable[str], *, optional: bool = False, error: type[Exception] = ConfigError
+) -> str | None:
+    """``value`` when it is one of ``choices`` (``None`` too if ``optional``)."""
+    options = list(choices)
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and value in options:
+        return value
+    raise error(f"{name} must be one of {options}{' or None' if optional else ''}, got {value!r}")
