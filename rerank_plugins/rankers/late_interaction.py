@@ -233,13 +233,17 @@ class ColBERTReranker(Reranker):
             if length < 3:
                 raise ConfigError(f"{label}={length} leaves no room for text beside the special and marker tokens")
 
+        from ..backends.hf_loading import quiet_load
+
         try:
             tok = transformers.AutoTokenizer.from_pretrained(str(backbone_dir), trust_remote_code=trust_remote_code)
             config = transformers.AutoConfig.from_pretrained(str(backbone_dir), trust_remote_code=trust_remote_code)
             extra = {"add_pooling_layer": False} if config.model_type in _POOLER_TYPES and not trust_remote_code else {}
-            backbone = transformers.AutoModel.from_pretrained(
-                str(backbone_dir), config=config, trust_remote_code=trust_remote_code, **extra
-            )
+            # A Stanford checkpoint keeps linear.weight beside the backbone (read above): no "unexpected key" table.
+            with quiet_load(report=backbone_dir != folder or (folder / "modules.json").is_file()):
+                backbone = transformers.AutoModel.from_pretrained(
+                    str(backbone_dir), config=config, trust_remote_code=trust_remote_code, **extra
+                )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the ColBERT backbone from {backbone_dir}: {exc}") from exc
         self.tokenizer = tok

@@ -77,10 +77,13 @@ class Seq2SeqScorer:
             if ref.gguf_file is not None:
                 raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
             self.model_id = ref.bundled_name or ref.name_or_path
+            from ..backends.hf_loading import quiet_load
+
             try:
-                hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
-                    ref.name_or_path, trust_remote_code=trust_remote_code
-                )
+                with quiet_load():
+                    hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
+                        ref.name_or_path, trust_remote_code=trust_remote_code
+                    )
             except OSError as exc:
                 raise ModelNotFoundError(f"cannot load the seq2seq model {ref.name_or_path!r}: {exc}") from exc
             except ValueError as exc:
