@@ -349,3 +349,19 @@ def test_path_model_serialises_as_str() -> None:
     post = RerankPluginsRerank(model=Path(minilm_folder()), kind="embedding")
     assert post.to_dict()["model"] == str(minilm_folder())
     assert RerankPluginsRerank.from_json(post.to_json()).model == str(minilm_folder())
+
+
+def test_pickle_keeps_a_built_reranker_as_configured() -> None:
+    """LlamaIndex's BaseComponent.__setstate__ re-runs __init__(model=<name>): a built reranker must not be
+    replaced by a default one of the same name."""
+    import pickle
+
+    post = RerankPluginsRerank(model=KeywordReranker(offset=1.0), top_n=3)
+    again = pickle.loads(pickle.dumps(post))
+    assert again.reranker.offset == 1.0 and again.top_n == 3
+    with pytest.raises(ConfigError, match="cannot be serialised"):
+        again.to_dict()
+    nodes = _plain_nodes()
+    assert [(n.node.node_id, n.score) for n in again.postprocess_nodes(nodes, query_str=QUERY)] == [
+        (n.node.node_id, n.score) for n in post.postprocess_nodes(nodes, query_str=QUERY)
+    ]

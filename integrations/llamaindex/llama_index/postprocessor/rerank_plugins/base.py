@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -92,6 +92,16 @@ class RerankPluginsRerank(BaseNodePostprocessor):
         super().__init__(model=model_name(model), **kwargs)  # type: ignore[call-arg]
         self._reranker = build_reranker(model, self.kind, self.options, instruction=self.instruction)
         self._built = isinstance(model, Reranker)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle with the pickled reranker itself. LlamaIndex's ``BaseComponent.__setstate__`` calls
+        ``__init__(**fields)``, which would rebuild a reranker from ``model`` (for a built reranker only its
+        name: a default one, or none)."""
+        private = state.get("__pydantic_private__") or {}
+        if private.get("_reranker") is not None:
+            BaseModel.__setstate__(self, state)
+        else:
+            super().__setstate__(state)
 
     def to_dict(self, **kwargs: Any) -> dict[str, Any]:
         """LlamaIndex serialisation; refused for a postprocessor built from a reranker object (it would not load)."""
