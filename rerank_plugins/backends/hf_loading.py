@@ -190,6 +190,9 @@ def load_causal_lm(
                 return model, tokenizer, str(folder)
         model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code, progress)
         return model.to(dtype), tokenizer, str(gguf_path)
+    adapter = _adapter_base(ref.name_or_path)
+    if adapter is not None:
+        return _load_lora(ref, adapter, dtype=dtype, trust_remote_code=trust_remote_code, extra=extra)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code, **tok_extra
@@ -201,3 +204,38 @@ def load_causal_lm(
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load causal LM {ref.name_or_path!r}: {exc}") from exc
     return model, tokenizer, ref.name_or_path
+
+
+def _adapter_base(name_or_path: str) -> str | None:
+    """The base model named by a PEFT LoRA adapter (folder or hub repo with ``adapter_config.json``), else None."""
+    import json
+
+    from .vision_loading import find_adapter_config
+
+    config = find_adapter_config(name_or_path)
+    if config is None:
+        return None
+    base = json.loads(Path(config).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not isinstance(base, str) or not base:
+        raise ModelNotFoundError(f"the LoRA adapter {name_or_path!r} does not name its base model")
+    return base
+
+
+def _load_lora(ref: ModelRef, base: str, *, dtype: Any, trust_remote_code: bool, extra: dict[str, Any]) -> tuple[
+    Any, Any, str
+]:
+    """A LoRA adapter on its base causal LM, merged (Rank-R1's README ``get_model``: ``PeftModel.from_pretrained``
+    then ``merge_and_unload``); the tokenizer is the base model's unless ``ref.tokenizer`` names one."""
+    transformers = require("transformers", "hf", purpose="loading causal language models")
+    peft = require("peft", "hf", purpose=f"the LoRA adapter {ref.name_or_path!r}")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            ref.tokenizer or base, trust_remote_code=trust_remote_code
+        )
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            base, dtype=dtype, trust_remote_code=trust_remote_code, **extra
+        )
+        model = peft.PeftModel.from_pretrained(model, ref.name_or_path).merge_and_unload()
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load the LoRA adapter {ref.name_or_path!r} on {base!r}: {exc}") from exc
+    return model, tokenizer, f"{ref.name_or_path} (LoRA on {base})"

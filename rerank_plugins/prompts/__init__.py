@@ -20,11 +20,14 @@ file of the same shape. Each file holds:
 ``ids``
     listwise: the default identifier scheme (``numeric``, ``upper``, ``lower``, ``mixed``);
 ``think_open``, ``think_close``, ``answer_open``, ``answer_close``
-    reasoning formats (``answer_open = ""`` means the answer follows ``</think>`` without tags).
+    reasoning formats (``answer_open = ""`` means the answer follows ``</think>`` without tags);
+``max_new_tokens``
+    the reference's generation budget (reasoning prompts), the reasoning ranker's default.
 
 Placeholders: ``{query}``, ``{num}`` (passages in the window), ``{passages}`` (the rendered passage lines,
 single-turn only), ``{id_kind}`` (``numerical`` / ``alphabetical``), ``{example}`` (``[2] > [1]`` in the
-window's scheme), ``{text}`` (pointwise passage), ``{max_grade}`` (graded scale), ``{a}`` / ``{b}`` (pairwise
+window's scheme), ``{example_forward}`` (``[1] > [2]``, RankGPT's original example), ``{text}`` (pointwise
+passage), ``{max_grade}`` (graded scale), ``{a}`` / ``{b}`` (pairwise
 passages). Passage text has its
 whitespace collapsed and bracketed numbers rewritten (``[3]`` -> ``(3)``) so it cannot imitate an identifier,
 as rank_llm does.
@@ -60,14 +63,14 @@ _KINDS = ("listwise", "pointwise", "pairwise")
 _FORMATS = ("permutation", "best", "yes_no", "grade", "choice")
 _FORMATS_OF = {"listwise": ("permutation", "best"), "pointwise": ("yes_no", "grade"), "pairwise": ("choice",)}
 _PLACEHOLDERS = {
-    "listwise": {"query", "num", "id_kind", "example", "passages"},
+    "listwise": {"query", "num", "id_kind", "example", "example_forward", "passages"},
     "pointwise": {"query", "text", "max_grade"},
     "pairwise": {"query", "a", "b"},
 }
 _FIELDS = {
     "name", "version", "description", "source", "kind", "output_format", "system", "user", "assistant_prefix",
     "passage", "passage_ack", "prefix_ack", "suffix", "ids", "think_open", "think_close", "answer_open",
-    "answer_close",
+    "answer_close", "max_new_tokens",
 }
 _BRACKETED = re.compile(r"\[(\s*\w{1,3}\s*)\]")
 
@@ -103,6 +106,8 @@ class PromptTemplate:
     reasoning: ReasoningFormat | None = None
     description: str = ""
     source: str = ""
+    #: the reference's generation budget for this prompt (reasoning prompts), if it has one
+    max_new_tokens: int | None = None
 
     @property
     def key(self) -> str:
@@ -120,7 +125,8 @@ class PromptTemplate:
         ids = get_scheme(scheme if scheme is not None else self.ids)
         n = len(passages)
         labels = ids.labels(n)
-        values = {"query": query, "num": n, "id_kind": ids.kind, "example": ids.example(max(n, 2))}
+        values = {"query": query, "num": n, "id_kind": ids.kind, "example": ids.example(max(n, 2)),
+                  "example_forward": f"[{ids.label(0)}] > [{ids.label(1)}]"}
         lines = [self.passage.format(id=label, text=text) for label, text in zip(labels, passages)]
         messages: list[Message] = []
         if self.system:
@@ -214,7 +220,16 @@ def _validate(data: Mapping[str, Any], where: str) -> PromptTemplate:
         reasoning=reasoning,
         description=data.get("description", ""),
         source=data.get("source", ""),
+        max_new_tokens=_budget(data.get("max_new_tokens"), where),
     )
+
+
+def _budget(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: max_new_tokens must be a positive int, got {value!r}")
+    return value
 
 
 def load_prompt_file(path: str | Path) -> PromptTemplate:

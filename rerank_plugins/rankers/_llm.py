@@ -15,7 +15,10 @@ from ..refs import ModelRef
 from ..types import Candidate
 from ..validation import check_choice, check_int  # re-exported for the LLM strategies
 
-__all__ = ["check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "warn_truncated"]
+__all__ = [
+    "check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "truncate_tokens",
+    "warn_truncated",
+]
 
 
 def resolve_backend(
@@ -73,3 +76,22 @@ def warn_truncated(count: int, max_words: int | None, who: str) -> None:
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
+
+
+def truncate_tokens(backend: LLMBackend, text: str, max_tokens: int) -> tuple[str, bool]:
+    """``text`` cut to ``max_tokens`` tokens the way the references cut it
+    (``tokenizer.convert_tokens_to_string(tokenizer.tokenize(text)[:n])``: ielab/llm-rankers ``truncate``,
+    ReasonRank ``convert_doc_to_prompt_content``), and whether it was longer. The round trip is applied to
+    every text, short ones included, as the references do. A backend without a tokenizer object (HTTP) cuts
+    with its own ``truncate_text``; one with neither is a :class:`ConfigError`."""
+    tok = getattr(backend, "tokenizer", None)
+    if tok is not None and hasattr(tok, "tokenize") and hasattr(tok, "convert_tokens_to_string"):
+        pieces = tok.tokenize(text)
+        return str(tok.convert_tokens_to_string(pieces[:max_tokens])), len(pieces) > max_tokens
+    truncate = getattr(backend, "truncate_text", None)
+    if truncate is None:
+        raise ConfigError(
+            f"max_passage_tokens / max_query_tokens need a backend with a tokenizer; {backend!r} has none"
+        )
+    cut = str(truncate(text, max_tokens))
+    return cut, cut != text

@@ -5,6 +5,13 @@ The model thinks first, then answers: ``<think> ... </think> <answer> [2] > [1] 
 (Rank-R1, prompt ``"rank-r1"``: the best passage of each window moves to its front, the others keep their
 order, which over back-to-front windows is the setwise bubble pass Rank-R1 was trained for).
 
+With ``fallback="partial"`` an answer cut off before ``</answer>`` (``<answer> [3] > [1] > [``, typically at the
+token limit) keeps its valid prefix and appends the rest of the window in input order, as both references do
+(rank_llm's ``receive_permutation``; ReasonRank ``rerank/rankllm.py`` ``_clean_response`` splits on ``<answer>``);
+the window's trace records ``repairs["partial"] = 1``. Without a closed reasoning and an ``<answer>`` the window
+keeps its input order and is recorded as failed, as with ``"keep"``. A failed window keeps its well-formed
+reasoning (closed think block) in its trace.
+
 The ranking is read **only** from the answer (:func:`rerank_plugins.engine.reasoning.split_reasoning`). A
 reasoning that never closes, a missing or unclosed answer, an empty answer, or an answer cut by the token
 limit raises :class:`~rerank_plugins.errors.ModelOutputError` with the raw text, or, with ``fallback="keep"``,
@@ -25,7 +32,7 @@ from ..backends.base import ChatPrompt, Generation, LLMBackend
 from ..engine.permutation import parse_permutation
 from ..engine.reasoning import split_reasoning
 from ..errors import ConfigError, ModelOutputError
-from ..prompts import PromptTemplate
+from ..prompts import PromptTemplate, get_prompt
 from ..refs import ModelRef
 from .listwise import ListwiseReranker, _Outcome
 
@@ -36,22 +43,29 @@ class ReasoningReranker(ListwiseReranker):
     """Listwise reranking with a reasoning model (see the module docstring).
 
     Takes the options of :class:`ListwiseReranker` (always in ``generate`` mode); ``prompt`` defaults to
-    ``"reasonrank"`` and must define the reasoning tags; ``max_new_tokens`` defaults to 2048 (reasoning is long).
+    ``"reasonrank"`` and must define the reasoning tags; ``max_new_tokens`` defaults to the prompt's own budget
+    (``reasonrank``: 3072 + 100 as ReasonRank's ``run_rank_llm.sh`` / ``SamplingParams(max_tokens=reasoning_maxlen
+    + 100)``; ``rank-r1``: 2048 as ``RankR1SetwiseLlmRanker``), else 2048. ``fallback`` also takes ``"partial"``.
     """
 
     kind = "reasoning"
+    fallbacks = ("raise", "keep", "partial")
+    _stacklevel = 3
 
     def __init__(
         self,
         model: str | os.PathLike[str] | ModelRef | LLMBackend,
         *,
         prompt: str | PromptTemplate | None = "reasonrank",
-        max_new_tokens: int | None = 2048,
+        max_new_tokens: int | None = None,
         **options: Any,
     ) -> None:
         mode = options.pop("mode", "generate")
         if mode != "generate":
             raise ConfigError(f"ReasoningReranker generates its reasoning: mode must be 'generate', got {mode!r}")
+        if max_new_tokens is None:
+            template = get_prompt(prompt if prompt is not None else "reasonrank", options.get("prompt_version"))
+            max_new_tokens = template.max_new_tokens if template.max_new_tokens is not None else 2048
         super().__init__(model, mode="generate", prompt=prompt, max_new_tokens=max_new_tokens, **options)
 
     def _default_prompt(self) -> str:
@@ -66,9 +80,15 @@ class ReasoningReranker(ListwiseReranker):
 
     def _interpret(self, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
         gen: Generation = raw
-        assert self.template.reasoning is not None
+        fmt = self.template.reasoning
+        assert fmt is not None
         text = prompt.assistant_prefix + gen.text
-        parsed = split_reasoning(text, self.template.reasoning, truncated=gen.finish_reason == "length")
+        try:
+            parsed = split_reasoning(text, fmt, truncated=gen.finish_reason == "length")
+        except ModelOutputError as exc:
+            if self.fallback != "partial":
+                raise
+            return self._partial(text, size, exc)
         try:
             order, repairs = parse_permutation(
                 parsed.answer, size, scheme=self.scheme, complete=self.template.output_format != "best"
@@ -76,4 +96,38 @@ class ReasoningReranker(ListwiseReranker):
         except ModelOutputError as exc:
             message = f"the answer {parsed.answer[:80]!r} names no passage: {exc}"
             raise ModelOutputError(message, raw_text=text) from None
-        return _Outcome(order, repairs.as_dict(), text, parsed.reasoning)
+        counts = repairs.as_dict()
+        order = self._best_only(order, counts, parsed.answer)
+        return _Outcome(order, counts, text, parsed.reasoning)
+
+    def _partial(self, text: str, size: int, error: ModelOutputError) -> _Outcome:
+        """The valid prefix of an answer cut off before its closing tag (see the module docstring)."""
+        fmt = self.template.reasoning
+        assert fmt is not None
+        reasoning = self._failed_reasoning(text)
+        low = text.lower()
+        close = low.find(fmt.think_close.lower())
+        opening = low.find(fmt.answer_open.lower(), close) if fmt.answer_open and close >= 0 else -1
+        if reasoning is None or opening < 0 or fmt.answer_open is None:
+            raise error
+        tail = text[opening + len(fmt.answer_open):]
+        try:
+            order, repairs = parse_permutation(tail, size, scheme=self.scheme, complete=True)
+        except ModelOutputError:
+            raise error from None
+        counts = {**repairs.as_dict(), "partial": 1}
+        order = self._best_only(order, counts, tail)
+        return _Outcome(order, counts, text, reasoning)
+
+    def _failed_reasoning(self, raw_text: str | None) -> str | None:
+        """The reasoning of an output whose think block is closed, else None."""
+        fmt = self.template.reasoning
+        if fmt is None or not raw_text:
+            return None
+        low = raw_text.lower()
+        close = low.find(fmt.think_close.lower())
+        if close < 0:
+            return None
+        head = raw_text[:close]
+        opening = head.lower().find(fmt.think_open.lower()) if fmt.think_open else -1
+        return (head[opening + len(fmt.think_open):] if opening >= 0 else head).strip()

@@ -43,6 +43,7 @@ FAMILY_MODULES += [
     "rerank_plugins.recipes.late_interaction",
     "rerank_plugins.recipes.pointwise",
 ]
+FAMILY_MODULES += ["rerank_plugins.recipes.listwise"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 from .._optional import require
 from ..refs import resolve_model
 
-__all__ = ["TINY_LLM", "ZEPHYR_CHAT_TEMPLATE", "build_tiny_causal_lm", "save_bos_tokenizer", "save_smollm2_tokenizer"]
+__all__ = ["TINY_LLM", "ZEPHYR_CHAT_TEMPLATE", "build_tiny_causal_lm", "save_bos_tokenizer", "save_qwen25_tokenizer",
+           "save_smollm2_tokenizer"]
 
 #: The chat template of HuggingFaceH4/zephyr-7b-beta (and of castorini/rank_zephyr_7b_v1_full, which keeps it):
 #: ``<|user|>`` / ``<|assistant|>`` turns closed by ``</s>``, no BOS written by the template itself.
@@ -106,4 +107,31 @@ def save_bos_tokenizer(path: str | Path, *, chat_template: str | None = ZEPHYR_C
     )
     path = Path(path)
     tokenizer.save_pretrained(str(path))
+    return path
+
+
+def save_qwen25_tokenizer(path: str | Path) -> Path:
+    """Save the Qwen2 tokenizer (with the Qwen2.5 chat template) of the bundled Qwen2.5 GGUF to ``path``.
+
+    Reading it from the GGUF takes about 25 s, so the first read is cached next to the bundled model's other
+    caches (keyed by the GGUF's fingerprint) and copied from there afterwards."""
+    import shutil
+
+    transformers = require("transformers", "hf")
+    from ..file_cache import cache_dir, fingerprint
+
+    ref = resolve_model("qwen2.5-0.5b")
+    assert ref.gguf_file is not None
+    gguf = Path(ref.name_or_path) / ref.gguf_file
+    cached = cache_dir("tokenizers") / f"qwen2.5-{fingerprint(gguf)}"
+    if not (cached / "tokenizer_config.json").is_file():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(ref.name_or_path, gguf_file=ref.gguf_file)
+        tmp = cached.with_name(cached.name + ".tmp")
+        tokenizer.save_pretrained(str(tmp))
+        if cached.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            tmp.replace(cached)
+    path = Path(path)
+    shutil.copytree(cached, path, dirs_exist_ok=True)
     return path

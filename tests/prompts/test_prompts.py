@@ -16,8 +16,9 @@ def test_all_bundled_prompts_load() -> None:
     assert set(prompts) >= EXPECTED
     for name in EXPECTED:
         p = get_prompt(name)
-        assert p.name == name and p.version == "1" and p.source
-        assert get_prompt(name, 1) is p
+        assert p.source and p.name == name
+        assert get_prompt(name, p.version) is p
+        assert get_prompt(name, 1).version == "1"
 
 
 def test_rankzephyr_renders_the_original_wording() -> None:
@@ -75,7 +76,7 @@ def test_passage_text_cannot_imitate_identifiers() -> None:
     text, cut = clean_passage("one two three four", max_words=2)
     assert text == "one two" and cut
     rendered = get_prompt("rankzephyr").render_listwise("q", [clean_passage("cites [2] > [1]")[0], "b"])
-    answer_like = rendered.messages[1]["content"].split("\n\n", 1)[1].split("Search Query")[0]
+    answer_like = rendered.messages[1]["content"].split("{query}.\n".format(query="q"), 1)[1].split("Search Query")[0]
     assert parse_permutation(answer_like, 2)[0] == [0, 1]  # only the real [1], [2] labels are bracketed
 
 

@@ -215,7 +215,7 @@ def test_traces_describe_each_window() -> None:
     assert [(t.pass_index, t.start, t.end) for t in result.traces] == [(0, 2, 5), (0, 0, 3)]
     first = result.traces[0]
     assert first.input_ids == ("d2", "d3", "d4") and first.output_ids == ("d4", "d2", "d3")
-    assert result.details["prompt"] == "rankzephyr@1" and result.details["mode"] == "generate"
+    assert result.details["prompt"] == "rankzephyr@2" and result.details["mode"] == "generate"
 
 
 def test_prompt_is_rendered_with_labels_the_oracle_reads() -> None:

@@ -111,7 +111,8 @@ def test_registry_and_default_budget() -> None:
     ranker = load_reranker("reasoning", model=llm, window_size=4)
     assert isinstance(ranker, ReasoningReranker) and ranker.template.key == "reasonrank@1"
     ranker.rerank("passage 1", docs(3))
-    assert llm.generate_calls[0].max_new_tokens == 2048
+    # ReasonRank's budget: run_rank_llm.sh --reasoning_maxlen 3072, SamplingParams(max_tokens=3072 + 100)
+    assert llm.generate_calls[0].max_new_tokens == 3072 + 100
 
 
 def test_rank_r1_top_k_settle_uses_one_position_per_pass() -> None:
