@@ -187,20 +187,7 @@ class TransformersLLMBackend(LLMBackend):
             self.device = loaded.device
         else:
             self.model = loaded.to(self.device).eval()
-        self.tokenizer = tok
-        tok.padding_side = "left"
-        self._tokenizer_pad_id = tok.pad_token_id  # before the EOS fallback below: what the tokenizer itself has
-        if tok.pad_token_id is None:
-            if tok.eos_token is None:
-                raise ModelNotFoundError(f"the tokenizer of {ref} has neither a pad nor an EOS token")
-            tok.pad_token = tok.eos_token
-        self._pad_id = int(tok.pad_token_id)
-        self._label_tokens = LabelTokens(self._encode, lambda ids: str(tok.decode(list(ids))))
-        self._eos_ids = self._find_eos_ids()
-        params = inspect.signature(self.model.forward).parameters
-        self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
-        self._position_ids = "position_ids" in params
-        self._context_length = context_length if context_length is not None else self._config_context_length()
+        self._set_tokenizer(tok, context_length)
 
     # ------------------------------------------------------------------------------------------ copies
     def __deepcopy__(self, memo: dict[int, Any]) -> TransformersLLMBackend:
@@ -249,6 +236,26 @@ class TransformersLLMBackend(LLMBackend):
         if not ids:
             raise ModelNotFoundError(f"{self.ref} defines no end-of-sequence token; generation could not stop")
         return ids
+
+    def _set_tokenizer(self, tok: Any, context_length: int | None) -> None:
+        """The set-up both in-process backends share once model and tokenizer are loaded (the vision backend too):
+        left padding, a pad token (the EOS token when the tokenizer has none), label tokens, EOS ids, which
+        forward arguments the model takes and its context length."""
+        self.tokenizer = tok
+        tok.padding_side = "left"
+        self._tokenizer_pad_id = tok.pad_token_id  # before the EOS fallback below: what the tokenizer itself has
+        if tok.pad_token_id is None:
+            if tok.eos_token is None:
+                raise ModelNotFoundError(f"the tokenizer of {self.ref} has neither a pad nor an EOS token")
+            tok.pad_token = tok.eos_token
+        self._pad_id = int(tok.pad_token_id)
+        self._label_tokens = LabelTokens(self._encode, lambda ids: str(tok.decode(list(ids))))
+        self._eos_ids = self._find_eos_ids()
+        params = inspect.signature(self.model.forward).parameters
+        self._forward_params = frozenset(params)
+        self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
+        self._position_ids = "position_ids" in params
+        self._context_length = context_length if context_length is not None else self._config_context_length()
 
     def _config_context_length(self) -> int | None:
         cfg = self.model.config

@@ -50,13 +50,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._optional import require
-from ..errors import ConfigError, ModelNotFoundError
+from ..errors import ConfigError
 from ..images import ImageLimits, is_pil_image, load_image
 from ..refs import ModelRef, resolve_model
 from ..validation import check_int
 from .base import ChatPrompt, Generation
 from .device import resolve_device, resolve_dtype
-from .tokens import LabelTokens
 from .transformers import BackendStats, TransformersLLMBackend
 from .vision_loading import load_vision_model, load_vision_processor, processor_source
 
@@ -170,24 +169,11 @@ class VisionLanguageBackend(TransformersLLMBackend):
         self.processor = load_vision_processor(
             source, min_pixels=min_pixels, max_pixels=max_pixels, trust_remote_code=trust_remote_code
         )
-        tok = self.processor.tokenizer
-        self.tokenizer = tok
-        tok.padding_side = "left"
-        if tok.pad_token_id is None:
-            if tok.eos_token is None:
-                raise ModelNotFoundError(f"the tokenizer of {ref} has neither a pad nor an EOS token")
-            tok.pad_token = tok.eos_token
-        self._pad_id = int(tok.pad_token_id)
-        self._label_tokens = LabelTokens(self._encode, lambda ids: str(tok.decode(list(ids))))
-        self._eos_ids = self._find_eos_ids()
-        params = inspect.signature(self.model.forward).parameters
-        self._forward_params = frozenset(params)
-        self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
+        self._set_tokenizer(self.processor.tokenizer, context_length)
         self._position_ids = False  # the model derives (multimodal) positions from the attention mask
-        self._context_length = context_length if context_length is not None else self._config_context_length()
         image_token = getattr(self.processor, "image_token", None)
         self.image_token_id: int | None = (
-            int(tok.convert_tokens_to_ids(image_token)) if isinstance(image_token, str) else None
+            int(self.tokenizer.convert_tokens_to_ids(image_token)) if isinstance(image_token, str) else None
         )
 
     def _config_context_length(self) -> int | None:

@@ -31,7 +31,7 @@ from .._optional import require
 from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
-from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, InvalidInputError
 from ..images import ImageLimits, load_candidate_images, load_query_image
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
@@ -81,12 +81,11 @@ class ClipReranker(Reranker):
         else:
             ref = resolve_model(model)
             self._model_id = ref.bundled_name or ref.name_or_path
-            try:
-                self.model = st.SentenceTransformer(
-                    ref.name_or_path, device=str(resolve_device(device)), trust_remote_code=trust_remote_code
-                )
-            except OSError as exc:
-                raise ModelNotFoundError(f"cannot load the dual encoder {ref.name_or_path!r}: {exc}") from exc
+            from ..backends.encoders import load_sentence_transformer
+
+            self.model = load_sentence_transformer(
+                ref, device=resolve_device(device), trust_remote_code=trust_remote_code, what="the dual encoder"
+            )
             self.name = f"clip:{os.path.basename(ref.name_or_path.rstrip('/'))}"
         modalities = set(getattr(self.model, "modalities", None) or ())
         if not {"text", "image"} <= modalities:

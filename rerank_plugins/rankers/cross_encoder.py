@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .._optional import require
@@ -40,7 +39,7 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
-from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
@@ -240,32 +239,12 @@ class CrossEncoderReranker(Reranker):
             self.model_id = getattr(model, "name_or_path", None) or f"{type(model).__name__}@{id(model):x}"
             return None, model, tok
         ref = resolve_model(model)
-        if ref.gguf_file is not None:
-            raise ConfigError(f"{ref} is a GGUF file; the cross-encoder needs a sequence-classification model")
         self.model_id = ref.bundled_name or ref.name_or_path
-        local = Path(ref.name_or_path)
-        if local.is_dir() and not (local / "config.json").is_file():
-            raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
-        from ..backends.hf_loading import quiet_load
+        from ..backends.encoders import load_sequence_classifier
 
-        try:
-            # no LOAD REPORT table: the loading info is checked below and a missing head is our own clear error
-            with quiet_load(progress=progress, report=False):
-                hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-                    ref.name_or_path, trust_remote_code=trust_remote_code, output_loading_info=True,
-                    **self._model_kwargs,
-                )
-        except OSError as exc:
-            raise ModelNotFoundError(f"cannot load the cross-encoder {ref.name_or_path!r}: {exc}") from exc
-        except ValueError as exc:
-            raise ConfigError(f"{ref.name_or_path!r} is not a sequence-classification model: {exc}") from exc
-        missing = sorted(info.get("missing_keys") or ())
-        if missing:
-            # A randomly initialised head scores noise: refuse rather than rank at random.
-            raise ConfigError(
-                f"{ref.name_or_path!r} has no trained classification head (weights missing: {', '.join(missing)}); "
-                "it is not a cross-encoder (for a sentence-embedding model use kind='embedding')"
-            )
+        hf_model = load_sequence_classifier(
+            ref, trust_remote_code=trust_remote_code, progress=progress, model_kwargs=self._model_kwargs
+        )
         tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
         tok = tok_source if not isinstance(tok_source, str) else self._load_tokenizer(
             tok_source, trust_remote_code, transformers, self._tokenizer_kwargs
@@ -276,12 +255,9 @@ class CrossEncoderReranker(Reranker):
     def _load_tokenizer(
         source: str, trust_remote_code: bool, transformers: Any, kwargs: dict[str, Any] | None = None
     ) -> Any:
-        try:
-            return transformers.AutoTokenizer.from_pretrained(
-                source, trust_remote_code=trust_remote_code, **(kwargs or {})
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
+        from ..backends.encoders import load_tokenizer
+
+        return load_tokenizer(source, trust_remote_code=trust_remote_code, tokenizer_kwargs=kwargs)
 
     def _resolve_activation(self, activation: str, config: Any) -> str:
         if activation != "auto":

@@ -20,7 +20,7 @@ from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.cache import ScoreCache, make_cache
-from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
@@ -35,28 +35,6 @@ def _texts_of(candidates: Sequence[Candidate], ranker: str) -> list[str]:
             raise InvalidInputError(f"{ranker} scores text; candidate {c.id!r} has an image but no text")
         texts.append(c.text)
     return texts
-
-
-def _st_load_kwargs(
-    cls: Any, model_kwargs: dict[str, Any] | None, tokenizer_kwargs: dict[str, Any] | None
-) -> dict[str, Any]:
-    """``SentenceTransformer`` keyword arguments: a ``token`` goes to ``token=``; the tokenizer's under the name this
-    sentence-transformers version takes (``processor_kwargs`` since 5.4, ``tokenizer_kwargs`` before)."""
-    import inspect
-
-    model_kwargs, tokenizer_kwargs = dict(model_kwargs or {}), dict(tokenizer_kwargs or {})
-    model_token, tokenizer_token = model_kwargs.pop("token", None), tokenizer_kwargs.pop("token", None)
-    token = model_token if model_token is not None else tokenizer_token
-    out: dict[str, Any] = {}
-    if token is not None:
-        out["token"] = token
-    if model_kwargs:
-        out["model_kwargs"] = model_kwargs
-    if tokenizer_kwargs:
-        name = "processor_kwargs" if "processor_kwargs" in inspect.signature(cls.__init__).parameters \
-            else "tokenizer_kwargs"
-        out[name] = tokenizer_kwargs
-    return out
 
 
 class EmbeddingReranker(Reranker):
@@ -124,19 +102,12 @@ class EmbeddingReranker(Reranker):
             ref = resolve_model(model)
             self.model_ref = ref
             self._model_id = ref.bundled_name or ref.name_or_path
-            dev = resolve_device(device)
-            from ..backends.hf_loading import quiet_load
+            from ..backends.encoders import load_sentence_transformer
 
-            try:
-                with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
-                    self.model = st.SentenceTransformer(
-                        ref.name_or_path, device=str(dev), trust_remote_code=trust_remote_code,
-                        **_st_load_kwargs(st.SentenceTransformer, model_kwargs, tokenizer_kwargs),
-                    )
-            except OSError as exc:
-                raise ModelNotFoundError(
-                    f"cannot load the sentence-transformers model {ref.name_or_path!r}: {exc}"
-                ) from exc
+            self.model = load_sentence_transformer(
+                ref, device=resolve_device(device), trust_remote_code=trust_remote_code, progress=progress,
+                model_kwargs=model_kwargs, tokenizer_kwargs=tokenizer_kwargs,
+            )
         self.device = self.model.device
         current = next(self.model.parameters()).dtype
         # A model handed in keeps its dtype unless one is asked for; a model loaded here gets the device default.
