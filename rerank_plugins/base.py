@@ -37,9 +37,10 @@ QueryInput = Query | str
 CandidatesInput = Sequence[Candidate | str | Mapping[str, Any]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Scores:
-    """What a strategy returns for one query: a score per candidate, in input order."""
+    """What a strategy returns for one query: a score per candidate, in input order (a frozen value, like the
+    types of :mod:`rerank_plugins.types`: derive a changed copy with :func:`dataclasses.replace`)."""
 
     values: Sequence[float]
     reasoning: Sequence[str | None] | None = None

@@ -13,7 +13,6 @@ Inputs are never mutated: metadata is copied into a read-only mapping.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,12 +238,3 @@ def as_candidates(candidates: Sequence[Candidate | str | Mapping[str, Any]]) -> 
         out.append(cand)
     return out
 
-
-def check_score(value: float, where: str) -> float:
-    """Return ``value`` as a plain float, raising if it is NaN (a model that emits garbage)."""
-    from .errors import ModelOutputError
-
-    f = float(value)
-    if math.isnan(f):
-        raise ModelOutputError(f"model produced a NaN score for {where}")
-    return f

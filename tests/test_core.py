@@ -183,3 +183,14 @@ def test_score_returning_something_else_is_a_model_output_error(bad: object) -> 
 
     with pytest.raises(ModelOutputError, match="bad"):
         Bad().rerank("q", ["a"])
+
+
+def test_scores_are_frozen() -> None:
+    import dataclasses
+
+    from rerank_plugins.base import Scores
+
+    scores = Scores([1.0, 0.5], extra={"a": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scores.extra = {}  # type: ignore[misc]
+    assert dataclasses.replace(scores, extra={"b": 2}).extra == {"b": 2} and scores.extra == {"a": 1}

@@ -95,6 +95,7 @@ from typing import Any, Literal
 from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_options
 from .._optional import require
 from .._warnings import caller_stacklevel
+from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
 from ..validation import check_int, check_number
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
@@ -122,13 +123,6 @@ def _object(data: Any, path: str) -> dict[str, Any]:
     return data
 
 
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    if top == float("-inf"):
-        return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
-
-
 def match_labels(
     alternatives: Mapping[str, float], labels: Sequence[str], mode: Literal["exact", "strip"] = "exact"
 ) -> list[float]:
@@ -144,7 +138,7 @@ def match_labels(
         else:
             key = label.strip()
             hits = [lp for tok, lp in alternatives.items() if tok.strip() == key]
-            out.append(float(_logsumexp(hits)) if hits else float("-inf"))
+            out.append(logsumexp(hits))
     return out
 
 
@@ -263,9 +257,6 @@ class OpenAIBackend(LLMBackend):
         self.top_logprobs = top_logprobs
         self.label_match = label_match
         self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         self._context_length = context_length
         self._context_checked = context_length is not None
         self.extra_body = dict(extra_body) if extra_body is not None else {}

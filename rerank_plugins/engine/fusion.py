@@ -170,6 +170,13 @@ def normalize_scores(values: Sequence[float], method: Normalization = "minmax") 
     if method == "zscore":
         mean = sum(vals) / len(vals)
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+        if std == 0.0:
+            # distinct scores whose squared spread underflows (1e-222 apart): the z-score does not change under
+            # an affine map, so take it on the min-max scaled scores (found by tests/engine/test_properties.py)
+            scaled = [(v - lo) / (hi - lo) for v in vals]
+            mean = sum(scaled) / len(scaled)
+            std = math.sqrt(sum((v - mean) ** 2 for v in scaled) / len(scaled))
+            vals = scaled
         return [(v - mean) / std for v in vals]
     shifted = [v - lo for v in vals]
     total = sum(shifted)

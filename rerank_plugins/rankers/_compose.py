@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import Reranker
-from ..errors import InvalidInputError, ModelOutputError
+from ..errors import InvalidInputError
 from ..types import Candidate, RankedList
 
-__all__ = ["as_reranker", "candidate_texts", "ranking_pairs", "scores_in_input_order"]
+__all__ = ["as_reranker", "candidate_texts", "ranking_pairs"]
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
@@ -25,14 +25,6 @@ def as_reranker(value: Any, what: str) -> Reranker:
     from ..models import build_reranker
 
     return build_reranker(value, what=what)
-
-
-def scores_in_input_order(result: RankedList, candidates: Sequence[Candidate], who: str) -> list[float]:
-    """The scores of a full (no top_k, no threshold) ranked list, back in the order of ``candidates``."""
-    by_id = {r.id: r.score for r in result.results}
-    if len(by_id) != len(candidates) or any(c.id not in by_id for c in candidates):
-        raise ModelOutputError(f"{who} did not return every candidate exactly once ({len(by_id)} of {len(candidates)})")
-    return [by_id[c.id] for c in candidates]
 
 
 def ranking_pairs(result: RankedList) -> list[tuple[str, float]]:

@@ -22,6 +22,7 @@ the BM25 score; pass ``prompt=`` for another (e.g. when the scores are not BM25)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -113,7 +114,14 @@ class InsertRankReranker(ListwiseReranker):
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         out = super()._score_many(queries, lists)
-        for cands, scores in zip(lists, out):
-            unscored = sum(c.score is None for c in cands)
-            scores.extra = {**scores.extra, "unscored_passages": unscored, "score_scale": self.score_scale}
-        return out
+        return [
+            dataclasses.replace(
+                scores,
+                extra={
+                    **scores.extra,
+                    "unscored_passages": sum(c.score is None for c in cands),
+                    "score_scale": self.score_scale,
+                },
+            )
+            for cands, scores in zip(lists, out)
+        ]

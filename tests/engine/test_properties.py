@@ -36,7 +36,11 @@ from rerank_plugins.engine.windows import apply_window, plan_windows
 from rerank_plugins.errors import ModelOutputError
 from rerank_plugins.types import Candidate, Query
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the default tier runs the same examples every time (no flaky CI); widen locally with
+# ``--hypothesis-seed=<n>`` or a larger max_examples when changing the engine
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # ---------------------------------------------------------------------------------------------- permutation parser
@@ -128,7 +132,7 @@ def _consistent_model(
     return head + [j for j in range(len(window)) if j not in head]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(
     data=st.data(),
     n=st.integers(min_value=0, max_value=60),
@@ -251,6 +255,13 @@ def test_normalisation_is_permutation_equivariant_and_monotone(values: list[floa
         assert all(0.0 <= v <= 1.0 for v in normed)
     if method == "sum" and normed and any(v != 0 for v in normed):
         assert math.fsum(normed) == pytest.approx(1.0)
+
+
+def test_zscore_of_scores_whose_spread_underflows() -> None:
+    """Found by the property above: distinct scores 3e-222 apart gave std == 0.0 and a ZeroDivisionError."""
+    assert normalize_scores([0.0, 3.0796730022000734e-222], "zscore") == [-1.0, 1.0]
+    assert normalize_scores([5e-200, 0.0, 5e-200], "zscore") == pytest.approx([0.7071067811865476, -1.414213562373095,
+                                                                                 0.7071067811865476])
 
 
 # ---------------------------------------------------------------------------------------------- Reranker._finish
