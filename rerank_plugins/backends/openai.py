@@ -46,6 +46,17 @@ Special tokens (BOS)
       When the policy is ``None`` the requests are as before: ``render_body`` on rendered prompts (default
       ``{"add_special_tokens": false}``), nothing on raw ones.
 
+Pre-tokenised prompts (model recipes: Qwen3-Reranker, mxbai-rerank v2, bge-reranker-v2-gemma)
+    A :class:`ChatPrompt` with ``token_ids`` (built by a token-level prompt format with the served tokenizer:
+    :meth:`OpenAIBackend.tokenize_text` uses ``tokenizer=`` when given, else the server's tokenize endpoint)
+    goes to ``/v1/completions`` as those ids (``token_prompts="ids"``, or whenever ``tokenizer=`` is given:
+    vLLM and the C++ ``llama-server`` accept a list of token ids as ``prompt``), or as its exact text ``raw``
+    (``token_prompts="text"``, default without a tokenizer: every server, llama-cpp-python included) with
+    ``add_special_tokens`` set to whether the ids start with a BOS the text does not spell. Either way the
+    server reads the prompt the in-process backend reads, so the label log-probabilities, and the scores
+    computed from them (``p_yes``, ``logit_diff``, ``sigmoid_diff``), are the same up to the server's numerics.
+    Raw logits (``score="logit"``) are not returned by these servers.
+
 Label log-probabilities (FIRST, yes/no, graded, pairwise)
     One request per prompt with ``max_tokens=1``, ``temperature=0`` and ``logprobs=true, top_logprobs=k``
     (chat) or ``logprobs=k`` (completions); ``k = top_logprobs`` (default 20, the OpenAI and vLLM maximum
@@ -176,6 +187,9 @@ class OpenAIBackend(LLMBackend):
         timeout, connect_timeout: seconds.
         max_retries, backoff, max_backoff: retry policy for 408/429/5xx/timeouts/connection errors.
         context_length: model context in tokens, if known (else read from vLLM's ``/v1/models`` when offered).
+        token_prompts: ``"text"`` or ``"ids"``: how a pre-tokenised prompt is sent (module docstring).
+        bos_token_id: the served tokenizer's BOS id, for token-level prompt formats that start with BOS (a
+            tokenize endpoint does not tell it; with ``tokenizer=`` it is read from the tokenizer).
         extra_body: fields merged into every generation request (e.g. ``{"top_k": 1}``).
         render_body: fields merged into requests whose prompt was rendered client side.
         headers: extra HTTP headers.
@@ -202,6 +216,8 @@ class OpenAIBackend(LLMBackend):
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         context_length: int | None = None,
+        token_prompts: Literal["text", "ids"] = "text",
+        bos_token_id: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         render_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -216,6 +232,12 @@ class OpenAIBackend(LLMBackend):
         if label_match not in ("exact", "strip"):
             raise ConfigError(f"label_match must be 'exact' or 'strip', got {label_match!r}")
         check_int("top_logprobs", top_logprobs, 1)
+        if token_prompts not in ("text", "ids"):
+            raise ConfigError(f"token_prompts must be 'text' or 'ids', got {token_prompts!r}")
+        if bos_token_id is not None and (isinstance(bos_token_id, bool) or not isinstance(bos_token_id, int)):
+            raise ConfigError(f"bos_token_id must be an int or None, got {bos_token_id!r}")
+        self.token_prompts = token_prompts
+        self._bos_token_id = bos_token_id
         check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
                            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -333,6 +355,14 @@ class OpenAIBackend(LLMBackend):
         if not isinstance(prompt, ChatPrompt):
             raise ConfigError(f"prompts must be ChatPrompt objects, got {type(prompt).__name__}")
         special = self._special_fields(prompt)
+        if prompt.token_ids is not None:
+            if self.token_prompts == "ids" or self.tokenizer is not None:
+                body = {"model": self.model, "prompt": [int(t) for t in prompt.token_ids], **base, **comp_extra}
+                return "/v1/completions", {**body, **self.extra_body}
+            if prompt.raw is None:
+                raise ConfigError("a pre-tokenised prompt sent as text needs its text in raw")
+            body = {"model": self.model, "prompt": prompt.raw, **base, **comp_extra, **special}
+            return "/v1/completions", {**body, **self.extra_body}
         if prompt.raw is not None:
             text = prompt.raw + prompt.assistant_prefix
             body = {"model": self.model, "prompt": self._prompt_field(text, prompt), **base, **comp_extra}
@@ -589,6 +619,49 @@ class OpenAIBackend(LLMBackend):
             return tokens
         self._tokenize_unavailable = True
         return None
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens: from ``tokenizer=`` when given, else from the server's
+        tokenize endpoint (the special tokens it adds removed)."""
+        if self.tokenizer is not None:
+            return [int(t) for t in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        tokens = self.tokenize(text)
+        if tokens is None or self._tokenize_probe is None:
+            raise ConfigError(
+                f"{self.base_url} has no tokenize endpoint; token-level prompt formats (model recipes) need one "
+                "(vLLM and llama.cpp servers have it) or tokenizer="
+            )
+        baseline = self._tokenize_probe[2]
+        return tokens[baseline:] if baseline else tokens
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``: ``tokenizer=`` when given, else the server (``/detokenize``: vLLM and
+        llama-server; ``/extras/detokenize``: llama-cpp-python)."""
+        if self.tokenizer is not None:
+            return str(self.tokenizer.decode(list(ids), skip_special_tokens=False,
+                                             clean_up_tokenization_spaces=False))
+        attempts: list[tuple[str, dict[str, Any], str]] = [
+            ("/detokenize", {"model": self.model, "tokens": list(ids)}, "prompt"),
+            ("/detokenize", {"tokens": list(ids)}, "content"),
+            ("/extras/detokenize", {"tokens": list(ids)}, "text"),
+        ]
+        for path, body, key in attempts:
+            try:
+                data = self._post(path, body, retry=False)
+            except StatusError as exc:
+                if 400 <= exc.status < 500:
+                    continue
+                raise
+            if isinstance(data.get(key), str):
+                return str(data[key])
+        raise ConfigError(f"{self.base_url} has no detokenize endpoint; a cut token-level prompt cannot be sent")
+
+    @property
+    def bos_token_id(self) -> int | None:
+        if self._bos_token_id is not None or self.tokenizer is None:
+            return self._bos_token_id
+        bos, pad = getattr(self.tokenizer, "bos_token_id", None), getattr(self.tokenizer, "pad_token_id", None)
+        return None if bos is None or bos == pad else int(bos)
 
     def _tokenize_with(self, path: str, style: str, text: str) -> list[int] | None:
         if style == "vllm":

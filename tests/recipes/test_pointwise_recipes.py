@@ -326,3 +326,67 @@ def test_labels_that_are_not_single_tokens_name_themselves(hub):
         ours("Qwen/Qwen3-Reranker-0.6B", labels={"yes": ["yes", "Yes"], "no": ["no"]})
     with pytest.raises(ConfigError, match=r"prompt_format .* or prompt, not both"):
         ours("Qwen/Qwen3-Reranker-0.6B", prompt="yes-no")
+
+
+# ---------------------------------------------------------------------------------------------- OpenAI-compatible
+@needs_qwen
+@pytest.mark.server
+@pytest.mark.parametrize("token_prompts", ["ids", "text"])
+def test_qwen3_recipe_through_an_openai_compatible_server(hub, token_prompts):
+    """A loopback server that answers like vLLM (``/tokenize``, ``/v1/completions`` with ``logprobs=k``), running
+    the same tiny model on what the request carries: the OpenAI backend sends exactly the prompt the in-process
+    backend reads, and the recipe's scores agree to 1e-5."""
+    import transformers
+
+    from rerank_plugins.backends.openai import OpenAIBackend
+    from rerank_plugins.testing.http_stub import Recorded, Reply, StubHTTPServer
+
+    snap = hub["snapshots"]["Qwen/Qwen3-Reranker-0.6B"]
+    tok = transformers.AutoTokenizer.from_pretrained(str(snap))
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(snap)).eval()
+    vocab = [tok.decode([i]) for i in range(len(tok))]
+
+    def reply(rec: Recorded) -> Reply:
+        if rec.path == "/tokenize":
+            ids = tok(rec.body["prompt"], add_special_tokens=rec.body.get("add_special_tokens", True))["input_ids"]
+            return Reply(200, {"tokens": ids, "count": len(ids)})
+        if rec.path == "/detokenize":
+            return Reply(200, {"prompt": tok.decode(rec.body["tokens"], skip_special_tokens=False)})
+        if rec.path == "/v1/models":
+            return Reply(200, {"data": [{"id": "tiny", "max_model_len": 40960}]})
+        assert rec.path == "/v1/completions"
+        prompt = rec.body["prompt"]
+        ids = prompt if isinstance(prompt, list) else tok(
+            prompt, add_special_tokens=rec.body.get("add_special_tokens", True))["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), -1)
+        top = torch.topk(logp, min(int(rec.body["logprobs"]), logp.shape[0]))
+        alts: dict[str, float] = {}
+        for v, i in zip(top.values.tolist(), top.indices.tolist()):
+            alts.setdefault(vocab[i], v)
+        first = vocab[int(top.indices[0])]
+        choice = {"index": 0, "text": first, "finish_reason": "length",
+                  "logprobs": {"tokens": [first], "token_logprobs": [alts[first]], "top_logprobs": [alts]}}
+        return Reply(200, {"choices": [choice]})
+
+    docs = [d for _, d in PAIRS[:4]]
+    local = ours("Qwen/Qwen3-Reranker-0.6B", max_length=64)
+    with pytest.warns(UserWarning, match="cut at the token level"):
+        expected = local.rerank(QUERIES[0], docs)
+    with StubHTTPServer(reply) as stub:
+        remote = OpenAIBackend("tiny", base_url=stub.url + "/v1", endpoint="completions", backoff=0.0,
+                               top_logprobs=len(tok), token_prompts=token_prompts)
+        from rerank_plugins.rankers.pointwise_llm import YesNoLLMReranker
+
+        ranker = YesNoLLMReranker(remote, **{**get_recipe("qwen3-reranker").options, "max_length": 64})
+        with pytest.warns(UserWarning, match="cut at the token level"):
+            got = ranker.rerank(QUERIES[0], docs)
+        remote.close()
+    sent = [r.body["prompt"] for r in stub.requests if r.path == "/v1/completions"]
+    wanted = [list(p.token_ids) for p in local.build_prompts(QUERIES[0], docs)]
+    if token_prompts == "ids":
+        assert sorted(sent) == sorted(wanted)
+    else:
+        assert sorted(tok(s, add_special_tokens=False)["input_ids"] for s in sent) == sorted(wanted)
+    assert got.ids == expected.ids
+    assert_close(expected.scores, got.scores)
