@@ -93,7 +93,7 @@ class LabelClassifier:
         self._owned = not isinstance(reranker, Reranker)
         self.multi_label = bool(multi_label)
         self.threshold = _check_threshold(threshold)
-        self.temperature = check_number("temperature", temperature, above=0)
+        self.temperature = float(check_number("temperature", temperature, above=0))
         if "{label" not in template and "{description" not in template:
             raise ConfigError(f"template must mention {{label}} or {{description}}, got {template!r}")
         self.template = template
@@ -178,7 +178,7 @@ class LabelClassifier:
 def _check_threshold(threshold: Any) -> float | None:
     if threshold is None:
         return None
-    return check_number("threshold", threshold, optional=True)
+    return float(check_number("threshold", threshold, optional=True))
 
 
 def classify(

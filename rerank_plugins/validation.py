@@ -2,11 +2,12 @@
 
 Pure Python, imports nothing but :mod:`rerank_plugins.errors`, so the engine, the backends and the rankers all
 use it. ``bool`` is never accepted as a number (``True`` is an ``int`` in Python, never a window size), and NaN
-never passes a bound. Each check returns the value (a number as ``float``), so it can be assigned directly::
+never passes a bound. Each check returns the value it was given (typed as given), so it can be assigned
+directly::
 
     self.batch_size = check_int("batch_size", batch_size, 1)
     self.max_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
-    self.temperature = check_number("temperature", temperature, above=0)
+    self.temperature = float(check_number("temperature", temperature, above=0))
     self.mode = check_choice("mode", mode, ("generate", "first"))
 
 Errors are :class:`~rerank_plugins.errors.ConfigError` by default (a constructor option); per-call arguments
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, Literal, TypeGuard, overload
+from typing import TypeGuard, TypeVar
 
 from .errors import ConfigError
 
 __all__ = ["check_choice", "check_int", "check_number", "is_number"]
+
+_T = TypeVar("_T")
 
 
 def is_number(value: object) -> TypeGuard[int | float]:
@@ -49,71 +52,27 @@ def _within(value: float, minimum: float | None, maximum: float | None, above: f
     )
 
 
-@overload
 def check_int(
     name: str,
-    value: Any,
-    minimum: int | None = ...,
-    maximum: int | None = ...,
-    *,
-    optional: Literal[False] = ...,
-    error: type[Exception] = ...,
-) -> int: ...
-@overload
-def check_int(
-    name: str,
-    value: Any,
-    minimum: int | None = ...,
-    maximum: int | None = ...,
-    *,
-    optional: Literal[True],
-    error: type[Exception] = ...,
-) -> int | None: ...
-def check_int(
-    name: str,
-    value: Any,
+    value: _T,
     minimum: int | None = None,
     maximum: int | None = None,
     *,
     optional: bool = False,
     error: type[Exception] = ConfigError,
-) -> int | None:
+) -> _T:
     """``value`` when it is an ``int`` (not ``bool``) within ``[minimum, maximum]``; ``None`` too if ``optional``."""
     if value is None and optional:
-        return None
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or not _within(value, minimum, maximum, None):
         raise error(f"{name} must be an int{_bounds(minimum, maximum, None)}{' or None' if optional else ''}, "
                     f"got {value!r}")
     return value
 
 
-@overload
 def check_number(
     name: str,
-    value: Any,
-    minimum: float | None = ...,
-    maximum: float | None = ...,
-    *,
-    above: float | None = ...,
-    finite: bool = ...,
-    optional: Literal[False] = ...,
-    error: type[Exception] = ...,
-) -> float: ...
-@overload
-def check_number(
-    name: str,
-    value: Any,
-    minimum: float | None = ...,
-    maximum: float | None = ...,
-    *,
-    above: float | None = ...,
-    finite: bool = ...,
-    optional: Literal[True],
-    error: type[Exception] = ...,
-) -> float | None: ...
-def check_number(
-    name: str,
-    value: Any,
+    value: _T,
     minimum: float | None = None,
     maximum: float | None = None,
     *,
@@ -121,34 +80,24 @@ def check_number(
     finite: bool = False,
     optional: bool = False,
     error: type[Exception] = ConfigError,
-) -> float | None:
-    """``float(value)`` for an ``int``/``float`` (not ``bool``, never NaN) within the bounds (``above``: strictly
+) -> _T:
+    """``value`` when it is an ``int``/``float`` (not ``bool``, never NaN) within the bounds (``above``: strictly
     greater); ``finite`` also rejects infinities; ``None`` passes when ``optional``."""
     if value is None and optional:
-        return None
+        return value
     ok = is_number(value) and not math.isnan(value) and _within(value, minimum, maximum, above)
-    if not ok or (finite and not math.isfinite(value)):
+    if not ok or (finite and not math.isfinite(value)):  # type: ignore[arg-type]
         what = "a finite number" if finite else "a number"
         raise error(f"{name} must be {what}{_bounds(minimum, maximum, above)}{' or None' if optional else ''}, "
                     f"got {value!r}")
-    return float(value)
+    return value
 
 
-@overload
 def check_choice(
-    name: str, value: Any, choices: Iterable[str], *, optional: Literal[False] = ..., error: type[Exception] = ...
-) -> str: ...
-@overload
-def check_choice(
-    name: str, value: Any, choices: Iterable[str], *, optional: Literal[True], error: type[Exception] = ...
-) -> str | None: ...
-def check_choice(
-    name: str, value: Any, choices: Iterable[str], *, optional: bool = False, error: type[Exception] = ConfigError
-) -> str | None:
+    name: str, value: _T, choices: Iterable[str], *, optional: bool = False, error: type[Exception] = ConfigError
+) -> _T:
     """``value`` when it is one of ``choices`` (``None`` too if ``optional``)."""
     options = list(choices)
-    if value is None and optional:
-        return None
-    if isinstance(value, str) and value in options:
+    if (value is None and optional) or (isinstance(value, str) and value in options):
         return value
     raise error(f"{name} must be one of {options}{' or None' if optional else ''}, got {value!r}")

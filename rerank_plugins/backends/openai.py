@@ -518,7 +518,7 @@ class OpenAIBackend(LLMBackend):
     ) -> dict[str, Any]:
         common: dict[str, Any] = {
             "max_tokens": check_int("max_new_tokens", max_new_tokens, 1),
-            "temperature": check_number("temperature", temperature, 0),
+            "temperature": float(check_number("temperature", temperature, 0)),
         }
         if seed is not None:
             common["seed"] = int(seed)

@@ -70,7 +70,7 @@ class ClipReranker(Reranker):
         trust_remote_code: bool = False,
     ) -> None:
         self.batch_size = check_int("batch_size", batch_size, 1)
-        self.image_weight = check_number("image_weight", image_weight, 0, 1)
+        self.image_weight = float(check_number("image_weight", image_weight, 0, 1))
         self.image_limits = check_image_limits(image_limits)
         st = require("sentence_transformers", "hf", purpose="the CLIP reranker")
         if isinstance(model, st.SentenceTransformer):
