@@ -69,9 +69,12 @@ def token_prompt_inputs(
     for n, p in enumerate(prompts):
         if not isinstance(p, ChatPrompt):
             raise ConfigError(f"prompt {n} is a {type(p).__name__}, expected a ChatPrompt")
-        text = render_prompt(tokenizer, p)
-        special = adds_special_tokens(p, add_special_tokens)
-        ids = [int(i) for i in tokenizer(text, add_special_tokens=special)["input_ids"]]
+        if p.token_ids is not None:  # pre-tokenised (a model recipe's token-level format): used as is
+            text, ids = "", [int(i) for i in p.token_ids]
+        else:
+            text = render_prompt(tokenizer, p)
+            special = adds_special_tokens(p, add_special_tokens)
+            ids = [int(i) for i in tokenizer(text, add_special_tokens=special)["input_ids"]]
         if context_length is not None and len(ids) + reserve > context_length:
             raise ConfigError(
                 f"prompt {n} has {len(ids)} tokens plus {reserve} new, more than the {context_length}-token context "
@@ -247,6 +250,17 @@ class VLLMBackend(LLMBackend):
             add_special_tokens=self.add_special_tokens, model_id=self.model_id,
         )
 
+    def tokenize_text(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    @property
+    def bos_token_id(self) -> int | None:
+        bos, pad = getattr(self.tokenizer, "bos_token_id", None), getattr(self.tokenizer, "pad_token_id", None)
+        return None if bos is None or bos == pad else int(bos)
+
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         if isinstance(prompt, str):
             return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -302,10 +316,14 @@ class VLLMBackend(LLMBackend):
             return []
         texts, inputs = self._token_prompts(prompts, reserve=1)
         label_ids = []
-        for text in texts:
+        for text, prompt in zip(texts, prompts):
             row = []
             for label in labels:
-                tid = self._label_tokens(text, label)
+                if prompt.token_ids is not None:  # a pre-tokenised prompt: the label's own single token
+                    alone = self.tokenize_text(label)
+                    tid = alone[0] if len(alone) == 1 else None
+                else:
+                    tid = self._label_tokens(text, label)
                 if tid is None:
                     raise ConfigError(
                         f"label {label!r} is not a single token of {self.model_id} at the answer position"

@@ -105,3 +105,17 @@ def test_token_inputs_follow_the_special_token_policy_like_transformers(tiny_bos
     assert [i["prompt_token_ids"][0] == bos for i in inputs] == [False, True, True, False]
     with pytest.raises(ConfigError, match="10-token context"):
         token_prompt_inputs(hf.tokenizer, prompts[:1], reserve=5, context_length=10)
+
+
+def test_pre_tokenised_prompts_go_to_vllm_as_they_are(tiny_bos_llm_dir: Path) -> None:
+    """A model recipe's prompt (``ChatPrompt.token_ids``) reaches vLLM as exactly those ids, as in transformers."""
+    pytest.importorskip("torch")
+    from rerank_plugins.backends.base import ChatPrompt
+    from rerank_plugins.backends.transformers import TransformersLLMBackend
+    from rerank_plugins.backends.vllm import token_prompt_inputs
+
+    hf = TransformersLLMBackend(tiny_bos_llm_dir, device="cpu")
+    ids = (hf.tokenizer.bos_token_id, *hf.tokenize_text("Query: q\nDocument: d\nRelevant:"))
+    prompt = ChatPrompt(raw="Query: q\nDocument: d\nRelevant:", token_ids=ids, add_special_tokens=True)
+    _, inputs = token_prompt_inputs(hf.tokenizer, [prompt, prompt], add_special_tokens=False)
+    assert [i["prompt_token_ids"] for i in inputs] == [list(ids)] * 2 == [hf.prompt_token_ids(prompt)] * 2
