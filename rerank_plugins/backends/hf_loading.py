@@ -110,9 +110,7 @@ def clear_quantizer_state(model: Any) -> None:
         model.is_quantized = False
 
 
-def _load_from_gguf(
-    folder: str, gguf_file: str, tokenizer_src: str | None, trust_remote_code: bool, progress: bool = False
-) -> Any:
+def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trust_remote_code: bool) -> Any:
     transformers = require("transformers", "hf", purpose="loading causal language models")
     require("gguf", "hf", purpose="reading GGUF files")
     torch = require("torch", "hf")
@@ -121,8 +119,7 @@ def _load_from_gguf(
     if gguf_config is not None:
         kwargs["quantization_config"] = gguf_config(gguf_file=gguf_file, dequantize=True)
     try:
-        with quiet_load(progress=progress):
-            model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         if tokenizer_src is not None:
             tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_src, trust_remote_code=trust_remote_code)
         else:
@@ -145,7 +142,8 @@ def convert_gguf(ref: ModelRef, *, trust_remote_code: bool = False, progress: bo
     folder = converted_gguf_folder(gguf_path)
     if not _is_complete(folder):
         logger.info("dequantising %s once into %s", gguf_path, folder)
-        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code, progress)
+        with quiet_load(progress=progress):
+            model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
         with atomic_dir(folder) as tmp:
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
@@ -188,7 +186,8 @@ def load_causal_lm(
                         f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
                     ) from exc
                 return model, tokenizer, str(folder)
-        model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code, progress)
+        with quiet_load(progress=progress):
+            model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
         return model.to(dtype), tokenizer, str(gguf_path)
     adapter = _adapter_base(ref.name_or_path)
     if adapter is not None:
