@@ -32,6 +32,12 @@ Label tokens
     the prompt (the tokenizer decides between ``"yes"`` and ``" yes"``). A label that is not one token there
     makes ``label_logprobs`` raise :class:`ConfigError`.
 
+Pre-tokenised prompts (model recipes)
+    A :class:`~rerank_plugins.backends.base.ChatPrompt` with ``token_ids`` is fed as those ids (no template,
+    no special tokens added); its labels are the tokens they tokenise to alone, as the reference rerankers
+    read them (``tokenizer("yes")["input_ids"][0]``). :meth:`TransformersLLMBackend.label_logits` returns the
+    raw last-position logits instead of log-probabilities (FlagEmbedding scores the raw ``Yes`` logit).
+
 Context length
     A prompt longer than the model's context (``max_position_embeddings``; for ``generate`` plus
     ``max_new_tokens``) raises :class:`ConfigError`; it is never cut silently. Strategies keep prompts short
