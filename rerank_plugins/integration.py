@@ -31,7 +31,7 @@ from typing import Any
 
 from .base import Reranker
 from .errors import ConfigError
-from .models import build_reranker as _build_reranker
+from .models import build_reranker
 from .refs import ModelRef
 from .types import RankedList, WindowTrace
 
@@ -57,33 +57,6 @@ DETAILS_KEY = "rerank_details"
 WINDOWS_KEY = "rerank_windows"
 #: Every metadata key :func:`result_metadata` may set.
 RESULT_KEYS = (RANK_KEY, REASONING_KEY, DETAILS_KEY, WINDOWS_KEY)
-
-
-def build_reranker(
-    model: str | os.PathLike[str] | ModelRef | Reranker,
-    kind: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    *,
-    instruction: str | None = None,
-) -> Reranker:
-    """:func:`rerank_plugins.models.build_reranker` plus ``instruction``: the ``instruction=`` option of the LLM
-    strategies and recipes, passed through as an adapter field (an error with a built reranker, where it would be
-    silently ignored, and when ``options`` holds another one)."""
-    if instruction is None:
-        return _build_reranker(model, kind, options)
-    if not isinstance(instruction, str):
-        raise ConfigError(f"instruction must be a str or None, got {type(instruction).__name__}")
-    if isinstance(model, Reranker):
-        raise ConfigError(
-            f"kind/options/instruction apply only when the model is given by name; got an already-built "
-            f"{type(model).__name__} as well: configure that object instead"
-        )
-    if options is not None and not isinstance(options, Mapping):
-        raise ConfigError(f"options must be a mapping of keyword arguments, got {type(options).__name__}")
-    given = dict(options or {})
-    if given.get("instruction", instruction) != instruction:
-        raise ConfigError("instruction is given twice, as a field and in options, with different values")
-    return _build_reranker(model, kind, {**given, "instruction": instruction})
 
 
 def candidate_ids(host_ids: Sequence[Any]) -> list[str]:

@@ -382,7 +382,12 @@ def load_reranker(
 
 
 def build_reranker(
-    model: Any, kind: str | None = None, options: Mapping[str, Any] | None = None, *, what: str = "model"
+    model: Any,
+    kind: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    what: str = "model",
+    instruction: str | None = None,
 ) -> Reranker:
     """A :class:`~rerank_plugins.base.Reranker` from what a caller was given (the one place this is decided).
 
@@ -391,9 +396,28 @@ def build_reranker(
     * a mapping ``{"name": ..., "kind": ..., "options": {...}}`` (``kind`` and ``options`` optional): loaded the
       same way, so nested pipelines can be written as JSON (CLI ``-o``).
 
-    ``what`` names the argument in error messages (``"reranker"``, ``"stage 2"``, ...).
+    ``what`` names the argument in error messages (``"reranker"``, ``"stage 2"``, ...). ``instruction`` is the
+    ``instruction=`` option of the LLM strategies and recipes given as a separate field (the adapters' field): an
+    error with a built reranker, where it would be silently ignored, and when ``options`` holds another one.
     """
     from .base import Reranker
+
+    if instruction is not None:
+        if not isinstance(instruction, str):
+            raise ConfigError(f"instruction must be a str or None, got {type(instruction).__name__}")
+        if isinstance(model, Reranker):
+            raise ConfigError(
+                f"kind/options/instruction apply only when the {what} is given by name; got an already-built "
+                f"{type(model).__name__} as well: configure that object instead"
+            )
+        if options is not None and not isinstance(options, Mapping):
+            raise ConfigError(
+                f"{what}: 'options' must be a mapping of keyword arguments, got {type(options).__name__}"
+            )
+        given = dict(options or {})
+        if given.get("instruction", instruction) != instruction:
+            raise ConfigError("instruction is given twice, as a field and in options, with different values")
+        options = {**given, "instruction": instruction}
 
     if isinstance(model, Reranker):
         if kind is not None or (options is not None and len(options) > 0):

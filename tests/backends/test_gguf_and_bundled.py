@@ -46,7 +46,9 @@ def test_gguf_conversion_is_cached_and_reused(tiny_llm_dir: Path, tmp_path: Path
     (folder / "m.gguf").write_bytes(b"GGUF" + os.urandom(64))
     calls: list[str] = []
 
-    def fake_dequantise(name: str, gguf_file: str, tokenizer: Any, trust: bool) -> tuple[Any, Any]:
+    def fake_dequantise(
+        name: str, gguf_file: str, tokenizer: Any, trust: bool, progress: bool = False
+    ) -> tuple[Any, Any]:
         calls.append(gguf_file)
         return (transformers.AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir)),
                 transformers.AutoTokenizer.from_pretrained(str(tiny_llm_dir)))
