@@ -18,7 +18,17 @@ query (top-20; top-100 with the top-10 early stop, measured on ``--queries-100``
 planner's counts for other settings), the parse-repair rate of generate mode, and nDCG@10 (ir-measures) of
 BM25, generate@20, first@20 and first@100 on the same queries.
 
+Setwise (Rank-R1's algorithm, ``--setwise-queries``, default 1): the ``rank-r1`` prompt (best-only answers) on
+BM25's top-100 for the top 10, ielab's setwise heapsort (groups of 20, k = 10) against sliding windows
+(20 / stride 10, ``top_k_settle=10``): model calls and wall time per query. SmolLM2 is not Rank-R1, so its
+answers are often unusable (``fallback="keep"``) and its generation budget is capped (``--setwise-new-tokens``):
+the figures compare the two schedules' call counts and cost, not ranking quality.
+
+Token budget (``--budget``, on by default, no model call): the RankZephyr/FIRST prompt of each query's top-20 with
+rank_llm's 300-word cap versus the same prompt fitted under ``context_size=4096`` by rank_llm's rule, in tokens.
+
     python benchmarks/listwise.py [--queries 5] [--queries-100 2] [--qwen] [--threads 1] [--max-passage-words 100]
+                                  [--setwise-queries 1] [--setwise-new-tokens 24] [--skip-listwise]
 """
 
 from __future__ import annotations
@@ -168,6 +178,68 @@ def bench_model(name: str, data: Any, run: dict[str, Any], args: argparse.Namesp
     }
 
 
+def bench_setwise(name: str, data: Any, run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Heapsort vs sliding windows for the top 10 of 100 with the rank-r1 prompt: calls and seconds per query."""
+    from rerank_plugins.backends.loader import load_llm_backend
+    from rerank_plugins.rankers.reasoning import ReasoningReranker
+
+    backend = load_llm_backend(name, device="cpu")
+    common = {
+        "prompt": "rank-r1", "window_size": 20, "top_k_settle": 10, "fallback": "keep",
+        "max_new_tokens": args.setwise_new_tokens, "max_passage_words": args.setwise_passage_words,
+    }
+    rankers = {
+        "heapsort": ReasoningReranker(backend, schedule="heapsort", **common),
+        "sliding": ReasoningReranker(backend, schedule="sliding", stride=10, **common),
+    }
+    out: dict[str, Any] = {"model": name, "queries": [], "config": common}
+    for q in list(data.queries)[: args.setwise_queries]:
+        cands = candidates(data, run[q], 100)
+        row: dict[str, Any] = {"qid": q}
+        for label, ranker in rankers.items():
+            g0, t0 = backend.stats.generate_prompts, time.perf_counter()
+            res = ranker.rerank(data.queries[q], cands)
+            row[label] = {
+                "calls": backend.stats.generate_prompts - g0, "seconds": round(time.perf_counter() - t0, 1),
+                "failed": res.details["failed_windows"], "settled": res.details["settled"],
+                "top10": [r.id for r in res.results[:10]],
+            }
+            print(f"  [{name}] setwise query {q} {label}: {row[label]['calls']} calls, {row[label]['seconds']}s",
+                  file=sys.stderr, flush=True)
+        row["sliding_over_heapsort_calls"] = round(row["sliding"]["calls"] / row["heapsort"]["calls"], 2)
+        row["sliding_over_heapsort_seconds"] = round(row["sliding"]["seconds"] / row["heapsort"]["seconds"], 2)
+        out["queries"].append(row)
+    return out
+
+
+def bench_budget(name: str, data: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """Prompt tokens of each query's top-20 FIRST prompt before (300 words) and after rank_llm's 4096 budget."""
+    from rerank_plugins.backends.loader import load_llm_backend
+    from rerank_plugins.rankers.listwise import ListwiseReranker
+
+    backend = load_llm_backend(name, device="cpu")
+    options = {"mode": "first", "prompt": "first-rank-llm", "cleaning": "rank_llm", "max_passage_words": 300}
+    before = ListwiseReranker(backend, **options)
+    after = ListwiseReranker(backend, context_size=4096, **options)
+    rows = []
+    for q in data.queries:
+        cands = candidates(data, run[q], 20)
+        counts = []
+        for ranker in (before, after):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state = ranker._start(_query(data, q), cands)
+                counts.append(backend.count_tokens(ranker._window_prompt(state, list(range(len(cands))))))
+        rows.append({"qid": q, "before": counts[0], "after": counts[1], "fit_words": state.fit_words})
+    return {"model": name, "context_size": 4096, "rows": rows}
+
+
+def _query(data: Any, qid: str) -> Any:
+    from rerank_plugins.types import Query
+
+    return Query(data.queries[qid])
+
+
 def ndcg(run: dict[str, list[tuple[str, float]]], qrels: dict[str, dict[str, int]]) -> float | None:
     from rerank_plugins.eval.metrics import evaluate
 
@@ -243,6 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-passage-words", type=int, default=100)
     p.add_argument("--generate-prompt", default="first", help="prompt for generate mode (default: FIRST's own)")
     p.add_argument("--cranfield", default=None, help="Cranfield folder (default: auto-detected)")
+    p.add_argument("--setwise-queries", type=int, default=1, help="queries for heapsort vs sliding (0: skip)")
+    p.add_argument("--setwise-new-tokens", type=int, default=24, help="generation budget of the setwise runs")
+    p.add_argument("--setwise-passage-words", type=int, default=50, help="passage cap of the setwise runs")
+    p.add_argument("--no-budget", action="store_true", help="skip the token-budget figures")
+    p.add_argument("--skip-listwise", action="store_true", help="skip the generate / FIRST timing section")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "listwise.json"))
     args = p.parse_args(argv)
 
@@ -258,23 +335,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = list(args.models) if args.models else ["smollm2-135m"]
     if args.qwen and "qwen2.5-0.5b" not in models:
         models.append("qwen2.5-0.5b")
-    results = [bench_model(m, data, bm25, args) for m in models]
+    results = [] if args.skip_listwise else [bench_model(m, data, bm25, args) for m in models]
     summaries = [summarise(r, data, bm25) for r in results]
-    print(f"\nCranfield, {args.queries} queries, BM25 candidates, window 20 / stride 10, passages cut to "
-          f"{args.max_passage_words} words, CPU fp32, {args.threads} thread(s); generate prompt "
-          f"'{args.generate_prompt}'\n")
-    print(table(summaries))
-    print("\nWindows per query (planner, window 20 / stride 10):")
-    for k, v in planned_windows().items():
-        print(f"  {k}: {v}")
-    for s in summaries:
-        print(f"  measured {s['model']}: {s['windows_per_query']}")
-        print(f"  sample generate output ({s['model']}): {s['sample_generate_output']!r}")
+    if summaries:
+        print(f"\nCranfield, {args.queries} queries, BM25 candidates, window 20 / stride 10, passages cut to "
+              f"{args.max_passage_words} words, CPU fp32, {args.threads} thread(s); generate prompt "
+              f"'{args.generate_prompt}'\n")
+        print(table(summaries))
+        print("\nWindows per query (planner, window 20 / stride 10):")
+        for k, v in planned_windows().items():
+            print(f"  {k}: {v}")
+        for s in summaries:
+            print(f"  measured {s['model']}: {s['windows_per_query']}")
+            print(f"  sample generate output ({s['model']}): {s['sample_generate_output']!r}")
+    setwise = [bench_setwise(m, data, bm25, args) for m in models] if args.setwise_queries else []
+    for sw in setwise:
+        print(f"\nSetwise top-10 of 100, rank-r1 prompt, {sw['model']} ({args.threads} thread(s), "
+              f"{args.setwise_new_tokens} new tokens, passages cut to {args.setwise_passage_words} words):")
+        print("| query | heapsort calls | heapsort s | sliding calls | sliding s | calls ratio | time ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for r in sw["queries"]:
+            h, w = r["heapsort"], r["sliding"]
+            print(f"| {r['qid']} | {h['calls']} | {h['seconds']} | {w['calls']} | {w['seconds']} | "
+                  f"{r['sliding_over_heapsort_calls']}x | {r['sliding_over_heapsort_seconds']}x |")
+    budget = [] if args.no_budget else [bench_budget(m, data, bm25) for m in models]
+    for b in budget:
+        print(f"\nPrompt tokens of the top-20 FIRST (rank_llm) prompt, {b['model']}: 300-word cap -> fitted "
+              f"under {b['context_size']} (rank_llm's rule)")
+        print("| query | before | after | words per passage after |")
+        print("|---|---|---|---|")
+        for r in b["rows"]:
+            print(f"| {r['qid']} | {r['before']} | {r['after']} | {r['fit_words'] or 300} |")
     record = {
         "benchmark": "listwise", "config": vars(args), "platform": platform.platform(),
         "python": sys.version.split()[0], "torch": torch.__version__, "cpu_count": os.cpu_count(),
         "planned_windows": planned_windows(), "summaries": summaries,
-        "per_query": {r["model"]: r["rows"] for r in results},
+        "per_query": {r["model"]: r["rows"] for r in results}, "setwise": setwise, "budget": budget,
     }
     print()
     save_results(args.out, record, indent=1)
