@@ -7,6 +7,9 @@ target with ``--no-deps``: pylate 1.6.0, sentence-transformers 5.3.0, transforme
 huggingface-hub 1.33.0, ujson 5.12.0) that is put first on ``PYTHONPATH`` of a child interpreter; torch, numpy and
 the rest come from the project's environment. :func:`run_pylate` returns what PyLate produced, as JSON-able data.
 
+A request with ``"batch": [{...}, ...]`` runs each entry (merged over the request) in the same child and returns a
+list (one interpreter start for several model folders).
+
 Run as a script (``python -m rerank_plugins.testing.pylate_reference REQUEST.json``) it reads a request
 ``{"model": path, "queries": [...], "documents": [[...], ...], "batch_size": 32, "repeat": 1, "model_kwargs": {}}``
 and prints ``{"query_ids", "document_ids", "rankings", "seconds"}``; ``seconds`` is the best of ``repeat`` timed
@@ -107,59 +110,65 @@ if threads:
     torch.set_num_threads(int(threads))
 from pylate import models, rank
 import pylate
-assert pylate.__version__ == req.get("expect_version", pylate.__version__), pylate.__version__
-model = models.ColBERT(req["model"], device="cpu", **req.get("model_kwargs", {}))
-queries, documents = req["queries"], req["documents"]
-batch_size = int(req.get("batch_size", 32))
+def handle(req):
+    assert pylate.__version__ == req.get("expect_version", pylate.__version__), pylate.__version__
+    model = models.ColBERT(req["model"], device="cpu", **req.get("model_kwargs", {}))
+    queries, documents = req["queries"], req["documents"]
+    batch_size = int(req.get("batch_size", 32))
 
-def ids(texts, is_query):
-    out = []
-    for t in texts:
-        enc = model.tokenize([t], is_query=is_query)
-        row = enc["input_ids"][0].tolist()
-        mask = enc["attention_mask"][0].tolist()
-        out.append({"input_ids": row, "attention_mask": mask})
-    return out
+    def ids(texts, is_query):
+        out = []
+        for t in texts:
+            enc = model.tokenize([t], is_query=is_query)
+            row = enc["input_ids"][0].tolist()
+            mask = enc["attention_mask"][0].tolist()
+            out.append({"input_ids": row, "attention_mask": mask})
+        return out
 
-def once():
-    q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
-    flat = [d for docs in documents for d in docs]
-    d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
-    grouped, start = [], 0
-    for docs in documents:
-        grouped.append(d[start:start + len(docs)])
-        start += len(docs)
-    doc_ids = [list(range(len(docs))) for docs in documents]
-    return rank.rerank(documents_ids=doc_ids, queries_embeddings=q, documents_embeddings=grouped), q, d
+    def once():
+        q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
+        flat = [d for docs in documents for d in docs]
+        d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
+        grouped, start = [], 0
+        for docs in documents:
+            grouped.append(d[start:start + len(docs)])
+            start += len(docs)
+        doc_ids = [list(range(len(docs))) for docs in documents]
+        return rank.rerank(documents_ids=doc_ids, queries_embeddings=q, documents_embeddings=grouped), q, d
 
-best = None
-for _ in range(int(req.get("repeat", 1))):
-    t0 = time.perf_counter()
-    rankings, q_emb, d_emb = once()
-    elapsed = time.perf_counter() - t0
-    best = elapsed if best is None else min(best, elapsed)
-result = {
-    "version": pylate.__version__,
-    "seconds": best,
-    "rankings": [[{"id": int(r["id"]), "score": float(r["score"])} for r in ranked] for ranked in rankings],
-    "query_tokens": [int(x.shape[0]) for x in q_emb],
-    "document_tokens": [int(x.shape[0]) for x in d_emb],
-}
-if req.get("with_ids", True):
-    result["query_ids"] = ids(queries, True)
-    result["document_ids"] = ids([d for docs in documents for d in docs], False)
-if req.get("single_document_scores", False):
-    single = []
-    for qi, docs in enumerate(documents):
-        qe = model.encode([queries[qi]], is_query=True, show_progress_bar=False)
-        row = []
-        for doc in docs:
-            de = model.encode([doc], is_query=False, show_progress_bar=False)
-            row.append(float(rank.rerank(documents_ids=[[0]], queries_embeddings=qe,
-                                         documents_embeddings=[de])[0][0]["score"]))
-        single.append(row)
-    result["single_document_scores"] = single
-print(json.dumps(result))
+    best = None
+    for _ in range(int(req.get("repeat", 1))):
+        t0 = time.perf_counter()
+        rankings, q_emb, d_emb = once()
+        elapsed = time.perf_counter() - t0
+        best = elapsed if best is None else min(best, elapsed)
+    result = {
+        "version": pylate.__version__,
+        "seconds": best,
+        "rankings": [[{"id": int(r["id"]), "score": float(r["score"])} for r in ranked] for ranked in rankings],
+        "query_tokens": [int(x.shape[0]) for x in q_emb],
+        "document_tokens": [int(x.shape[0]) for x in d_emb],
+    }
+    if req.get("with_ids", True):
+        result["query_ids"] = ids(queries, True)
+        result["document_ids"] = ids([d for docs in documents for d in docs], False)
+    if req.get("single_document_scores", False):
+        single = []
+        for qi, docs in enumerate(documents):
+            qe = model.encode([queries[qi]], is_query=True, show_progress_bar=False)
+            row = []
+            for doc in docs:
+                de = model.encode([doc], is_query=False, show_progress_bar=False)
+                row.append(float(rank.rerank(documents_ids=[[0]], queries_embeddings=qe,
+                                             documents_embeddings=[de])[0][0]["score"]))
+            single.append(row)
+        result["single_document_scores"] = single
+    return result
+
+if "batch" in req:
+    print(json.dumps([handle(dict(req, **sub)) for sub in req["batch"]]))
+else:
+    print(json.dumps(handle(req)))
 """
 
 
