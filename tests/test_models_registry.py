@@ -110,8 +110,10 @@ def test_every_caller_goes_through_the_one_build_reranker() -> None:
     from rerank_plugins import integration
     from rerank_plugins.rankers import _compose
 
-    assert integration.build_reranker is build_reranker
     root = Path(models.__file__).parent
+    assert "from .models import build_reranker" in (root / "integration.py").read_text()
     for module in ("rankers/_compose.py", "serve/app.py", "batch/ray_job.py"):
         assert "build_reranker(" in (root / module).read_text(), module
+    with pytest.raises(ConfigError, match="already-built KeywordReranker"):  # the registry's own check and message
+        integration.build_reranker(KeywordReranker(), kind="fusion")
     assert _compose.as_reranker({"name": "fusion", "options": {"rerankers": [KeywordReranker()]}}, "x").name

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._warnings import caller_stacklevel
-from ..backends.base import LLMBackend
-from ..errors import ConfigError, InvalidInputError
+from ..backends.base import ChatPrompt, LLMBackend
+from ..errors import BackendError, ConfigError, InvalidInputError
 from ..prompts import clean_passage
 from ..refs import ModelRef
 from ..types import Candidate
 from ..validation import check_choice, check_int  # re-exported for the LLM strategies
 
 __all__ = [
-    "check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend", "truncate_tokens",
-    "warn_truncated",
+    "batched_label_logprobs", "check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend",
+    "truncate_tokens", "warn_truncated",
 ]
 
 
@@ -51,6 +51,33 @@ def release_backend(backend: LLMBackend, owned: bool) -> None:
 
     if not any(b is backend for b in cached_llm_backends()):
         backend.close()
+
+
+LabelCall = Callable[[Sequence[ChatPrompt], Sequence[str]], list[list[float]]]
+
+
+def batched_label_logprobs(
+    backend: LLMBackend,
+    prompts: Sequence[ChatPrompt],
+    labels: Sequence[str],
+    batch_size: int | None = None,
+    *,
+    call: LabelCall | None = None,
+) -> list[list[float]]:
+    """One row per prompt of the first answer token's log-probabilities for ``labels`` (one value per label),
+    from ``backend.label_logprobs`` (or ``call``, e.g. ``backend.label_logits``) in batches of ``batch_size``
+    prompts (``None``: one call for all). A backend that answers with another number of rows, or rows of another
+    length, is a :class:`~rerank_plugins.errors.BackendError`: the caller never zips a short answer silently."""
+    fetch = call if call is not None else backend.label_logprobs
+    step = len(prompts) if batch_size is None else batch_size
+    rows: list[list[float]] = []
+    for start in range(0, len(prompts), max(1, step)):
+        batch = prompts[start : start + step]
+        out = fetch(batch, labels)
+        if len(out) != len(batch) or any(len(r) != len(labels) for r in out):
+            raise BackendError(f"{backend.model_id}: label_logprobs returned a malformed result")
+        rows.extend(out)
+    return rows
 
 
 def passage_texts(

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ from ..prompts.cleaning import cut_words, get_cleaning
 from ..refs import ModelRef
 from ..types import Candidate, Query, WindowTrace
 from ._llm import (
+    batched_label_logprobs,
     check_choice,
     check_int,
     passage_texts,
@@ -105,6 +107,71 @@ class _State:
     fitted: int = 0
     fit_words: int | None = None
     fit_tokens: int = 0
+
+
+class WindowAnswer(ABC):
+    """How the listwise loop asks the backend about a group of windows and reads each answer: one contract for
+    both answer types, in the spirit of transformers' logits processors (small objects, no mode string switched
+    on in the loop). :meth:`call` builds and makes one backend call for the prompts of several windows;
+    :meth:`interpret` turns one answer into a window order, raising
+    :class:`~rerank_plugins.errors.ModelOutputError` (with the raw text) when it is unusable."""
+
+    @abstractmethod
+    def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
+        """One backend call for the prompts of several windows (``sizes``: passages in each)."""
+
+    @abstractmethod
+    def interpret(self, ranker: ListwiseReranker, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
+        """One answer of :meth:`call` as a window order."""
+
+
+class FirstLogitsAnswer(WindowAnswer):
+    """FIRST: the first identifier token's log-probabilities, one forward pass per window, sorted."""
+
+    def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
+        labels = ranker.scheme.labels(max(sizes))
+        rows = batched_label_logprobs(ranker.backend, prompts, labels)
+        return [list(r[:size]) for r, size in zip(rows, sizes)]
+
+    def interpret(self, ranker: ListwiseReranker, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
+        labels = ranker.scheme.labels(size)
+        rendered = " ".join(f"{lab}:{lp:.4g}" for lab, lp in zip(labels, raw))
+        try:
+            order, unseen = first_order(raw)
+        except ModelOutputError as exc:
+            raise ModelOutputError(str(exc), raw_text=rendered) from None
+        return _Outcome(order, {"missing": unseen}, rendered)
+
+
+class GeneratedPermutationAnswer(WindowAnswer):
+    """RankGPT / RankZephyr: a generated permutation (``[3] > [1] > ...``), parsed and repaired."""
+
+    def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
+        out = ranker.backend.generate(
+            prompts,
+            max_new_tokens=max(ranker._generation_budget(s) for s in sizes),
+            temperature=ranker.temperature,
+            seed=ranker.seed,
+        )
+        if len(out) != len(prompts):
+            raise BackendError(f"{ranker.backend.model_id}: generate returned {len(out)} outputs for {len(prompts)}")
+        return out
+
+    def interpret(self, ranker: ListwiseReranker, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
+        gen: Generation = raw
+        text = prompt.assistant_prefix + gen.text
+        order, repairs = parse_permutation(
+            text, size, scheme=ranker.scheme, complete=ranker.template.output_format != "best"
+        )
+        counts = repairs.as_dict()
+        order = ranker._best_only(order, counts, text)
+        if gen.finish_reason == "length":
+            counts["truncated"] = 1
+        return _Outcome(order, counts, text)
+
+
+#: the answer reader of each mode
+ANSWERS: dict[str, WindowAnswer] = {"first": FirstLogitsAnswer(), "generate": GeneratedPermutationAnswer()}
 
 
 class ListwiseReranker(Reranker):
@@ -176,6 +243,7 @@ class ListwiseReranker(Reranker):
         shuffle_groups: bool = False,
     ) -> None:
         self.mode = check_choice("mode", mode, _MODES)
+        self.answer: WindowAnswer = ANSWERS[self.mode]
         self.fallback = check_choice("fallback", fallback, self.fallbacks)
         self.schedule = check_choice("schedule", schedule, _SCHEDULES)
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)
@@ -537,42 +605,11 @@ class ListwiseReranker(Reranker):
         return self._budget[size]
 
     def _call(self, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
-        if self.mode == "first":
-            labels = self.scheme.labels(max(sizes))
-            rows = self.backend.label_logprobs(prompts, labels)
-            if len(rows) != len(prompts) or any(len(r) != len(labels) for r in rows):
-                raise BackendError(f"{self.backend.model_id}: label_logprobs returned a malformed result")
-            return [list(r[:size]) for r, size in zip(rows, sizes)]
-        out = self.backend.generate(
-            prompts,
-            max_new_tokens=max(self._generation_budget(s) for s in sizes),
-            temperature=self.temperature,
-            seed=self.seed,
-        )
-        if len(out) != len(prompts):
-            raise BackendError(f"{self.backend.model_id}: generate returned {len(out)} outputs for {len(prompts)}")
-        return out
+        return self.answer.call(self, prompts, sizes)
 
     def _interpret(self, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
         """Turn one backend answer into a window order (raises ModelOutputError when it is unusable)."""
-        if self.mode == "first":
-            labels = self.scheme.labels(size)
-            rendered = " ".join(f"{lab}:{lp:.4g}" for lab, lp in zip(labels, raw))
-            try:
-                order, unseen = first_order(raw)
-            except ModelOutputError as exc:
-                raise ModelOutputError(str(exc), raw_text=rendered) from None
-            return _Outcome(order, {"missing": unseen}, rendered)
-        gen: Generation = raw
-        text = prompt.assistant_prefix + gen.text
-        order, repairs = parse_permutation(
-            text, size, scheme=self.scheme, complete=self.template.output_format != "best"
-        )
-        counts = repairs.as_dict()
-        order = self._best_only(order, counts, text)
-        if gen.finish_reason == "length":
-            counts["truncated"] = 1
-        return _Outcome(order, counts, text)
+        return self.answer.interpret(self, raw, size, prompt)
 
     def _best_only(self, order: list[int], counts: dict[str, int], answer: str) -> list[int]:
         """A best-only answer moves only the passage it names first; further ids are counted (``extra_ids``)

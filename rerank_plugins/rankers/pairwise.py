@@ -43,11 +43,19 @@ from ..engine.pairwise import (
     pair_preference,
     sliding_top_k,
 )
-from ..errors import BackendError, ConfigError, ModelOutputError
+from ..errors import ConfigError, ModelOutputError
 from ..prompts import PromptTemplate, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import check_choice, check_int, passage_texts, release_backend, resolve_backend, warn_truncated
+from ._llm import (
+    batched_label_logprobs,
+    check_choice,
+    check_int,
+    passage_texts,
+    release_backend,
+    resolve_backend,
+    warn_truncated,
+)
 from .pointwise_llm import GradedLLMReranker
 
 __all__ = ["DEFAULT_CHOICE_LABELS", "PairwiseReranker", "RatingJudgeReranker"]
@@ -199,13 +207,7 @@ class PairwiseReranker(Reranker):
             if self.both_orders:
                 prompts.append(self.template.render_pairwise(query.text, y, x))
         labels = self.labels.labels
-        rows: list[list[float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            out = self.backend.label_logprobs(batch, labels)
-            if len(out) != len(batch) or any(len(r) != len(labels) for r in out):
-                raise BackendError(f"{self.backend.model_id}: label_logprobs returned a malformed result")
-            rows.extend(out)
+        rows = batched_label_logprobs(self.backend, prompts, labels, self.batch_size)
         probs = []
         for i, row in enumerate(rows):
             try:

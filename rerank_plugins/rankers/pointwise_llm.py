@@ -44,8 +44,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..backends.base import ChatPrompt, LLMBackend
 from ..base import Reranker, Scores
@@ -58,11 +59,11 @@ from ..engine.logits import (
     yes_probability,
 )
 from ..engine.token_prompt import TokenPromptFormat, build_token_prompt
-from ..errors import BackendError, ConfigError, InvalidInputError, ModelOutputError
+from ..errors import ConfigError, InvalidInputError, ModelOutputError
 from ..prompts import PromptTemplate, clean_passage, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import check_choice, check_int, release_backend, resolve_backend, warn_truncated
+from ._llm import batched_label_logprobs, check_choice, check_int, release_backend, resolve_backend, warn_truncated
 
 __all__ = ["GradedLLMReranker", "PointwiseLLMReranker", "YesNoLLMReranker"]
 
@@ -77,6 +78,62 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+
+
+class LabelAnswer(ABC):
+    """How a pointwise LLM's answer is read: which label tokens the backend is asked about (:attr:`labels`, as
+    log-probabilities, or raw logits when :attr:`raw_logits`) and what one row of them scores (:meth:`read`).
+    The one contract for both answer types, yes/no and graded, in the spirit of transformers' logits processors."""
+
+    labels: list[str]
+    raw_logits: bool = False
+
+    @abstractmethod
+    def read(self, row: list[float]) -> tuple[float, dict[str, Any]]:
+        """The score of one row (one value per label) and its details; unusable rows are a ModelOutputError."""
+
+
+class YesNoAnswer(LabelAnswer):
+    """P(yes) (``score="p_yes"``), or a formula on the yes/no log-probabilities or raw logits (``score=``)."""
+
+    def __init__(self, labels: BinaryLabels, score: str, shift: float) -> None:
+        self.binary, self.score, self.shift = labels, score, shift
+        self.labels = labels.labels
+        self.raw_logits = score in _RAW_SCORES
+
+    def read(self, row: list[float]) -> tuple[float, dict[str, Any]]:
+        if self.raw_logits:
+            z_yes, z_no = (float(v) for v in row)
+            if not (math.isfinite(z_yes) and math.isfinite(z_no)):
+                raise ModelOutputError(f"the model returned invalid logits for yes/no: {row}")
+            value = z_yes if self.score == "logit" else _sigmoid(z_yes - self.shift)
+            return value, {"logit_yes": z_yes, "logit_no": z_no, "labels": self.labels}
+        p, lp_yes, lp_no = yes_probability(row, self.binary)
+        details: dict[str, Any] = {"p_yes": p, "logprob_yes": lp_yes, "logprob_no": lp_no}
+        details["labels"] = self.labels
+        if self.score == "p_yes":
+            return p, details
+        if not (math.isfinite(lp_yes) and math.isfinite(lp_no)):
+            raise ModelOutputError(f"score={self.score!r} needs both yes and no log-probabilities, got {row}")
+        diff = lp_yes - lp_no
+        details["logit_diff"] = diff
+        return (diff if self.score == "logit_diff" else _sigmoid(diff - self.shift)), details
+
+
+class GradedAnswer(LabelAnswer):
+    """The expected grade over the grade tokens ``0..max_grade``, divided by ``max_grade`` (ERank-style)."""
+
+    def __init__(self, max_grade: int) -> None:
+        self.max_grade = max_grade
+        self.labels = [str(g) for g in range(max_grade + 1)]
+
+    def read(self, row: list[float]) -> tuple[float, dict[str, Any]]:
+        expected, dist = graded_expectation(row)
+        return expected / self.max_grade, {
+            "expected_grade": expected,
+            "max_grade": self.max_grade,
+            "distribution": tuple(dist),
+        }
 
 
 class PointwiseLLMReranker(Reranker):
@@ -167,12 +224,10 @@ class PointwiseLLMReranker(Reranker):
             self._check_alone_single(chosen)
             self.labels: BinaryLabels | None = chosen
             self.max_grade: int | None = None
-            self._label_list = chosen.labels
         elif self.mode == "yes_no":
             table = labels_given if labels_given is not None else KNOWN_YES_NO_LABELS.get(self.backend.model_id)
             self.labels = choose_yes_no_labels(single, table)
             self.max_grade = None
-            self._label_list = self.labels.labels
             if self.score != "p_yes" and (len(self.labels.yes) != 1 or len(self.labels.no) != 1):
                 raise ConfigError(
                     f"score={self.score!r} needs exactly one yes and one no label; pass labels={{'yes': [...], "
@@ -181,7 +236,11 @@ class PointwiseLLMReranker(Reranker):
         else:
             self.labels = None
             self.max_grade = choose_grade_scale(single, max_grade)
-            self._label_list = [str(g) for g in range(self.max_grade + 1)]
+        self.answer: LabelAnswer = (
+            YesNoAnswer(self.labels, self.score, self.score_shift) if self.labels is not None
+            else GradedAnswer(cast(int, self.max_grade))
+        )
+        self._label_list = self.answer.labels
         self.name = f"{'yes-no' if self.mode == 'yes_no' else 'graded'}:{self.backend.model_id}"
 
     def _default_prompt(self) -> str:
@@ -236,22 +295,15 @@ class PointwiseLLMReranker(Reranker):
                 stacklevel=4,
             )
 
-        raw = self.score in _RAW_SCORES
-        call = self.backend.label_logits if raw else self.backend.label_logprobs
-        step = len(prompts) if self.prompt_format is not None else self.batch_size
-        rows: list[list[float]] = []
-        for start in range(0, len(prompts), max(1, step)):
-            batch = prompts[start : start + step]
-            out = call(batch, self._label_list)
-            if len(out) != len(batch) or any(len(r) != len(self._label_list) for r in out):
-                raise BackendError(f"{self.backend.model_id}: label_logprobs returned a malformed result")
-            rows.extend(out)
+        call = self.backend.label_logits if self.answer.raw_logits else self.backend.label_logprobs
+        step = None if self.prompt_format is not None else self.batch_size
+        rows = batched_label_logprobs(self.backend, prompts, self._label_list, step, call=call)
 
         best: list[list[tuple[float, dict[str, Any]] | None]] = [[None] * len(c) for c in lists]
         chunks_seen: list[list[int]] = [[0] * len(c) for c in lists]
         for (qi, ci), row in zip(owners, rows):
             try:
-                score, details = self._read(row)
+                score, details = self.answer.read(row)
             except ModelOutputError as exc:
                 cid = lists[qi][ci].id
                 raise ModelOutputError(f"{self.name}: candidate {cid!r}: {exc}", raw_text=str(row)) from None
@@ -332,32 +384,6 @@ class PointwiseLLMReranker(Reranker):
             return [clean_passage(p)[0] for p in pieces], False
         text, cut = clean_passage(cand.text, self.max_passage_words)
         return [text], cut
-
-    def _read(self, row: list[float]) -> tuple[float, dict[str, Any]]:
-        if self.labels is not None and self.score in _RAW_SCORES:
-            z_yes, z_no = (float(v) for v in row)
-            if not (math.isfinite(z_yes) and math.isfinite(z_no)):
-                raise ModelOutputError(f"the model returned invalid logits for yes/no: {row}")
-            value = z_yes if self.score == "logit" else _sigmoid(z_yes - self.score_shift)
-            return value, {"logit_yes": z_yes, "logit_no": z_no, "labels": self._label_list}
-        if self.labels is not None:
-            p, lp_yes, lp_no = yes_probability(row, self.labels)
-            details: dict[str, Any] = {"p_yes": p, "logprob_yes": lp_yes, "logprob_no": lp_no}
-            details["labels"] = self._label_list
-            if self.score == "p_yes":
-                return p, details
-            if not (math.isfinite(lp_yes) and math.isfinite(lp_no)):
-                raise ModelOutputError(f"score={self.score!r} needs both yes and no log-probabilities, got {row}")
-            diff = lp_yes - lp_no
-            details["logit_diff"] = diff
-            return (diff if self.score == "logit_diff" else _sigmoid(diff - self.score_shift)), details
-        assert self.max_grade is not None
-        expected, dist = graded_expectation(row)
-        return expected / self.max_grade, {
-            "expected_grade": expected,
-            "max_grade": self.max_grade,
-            "distribution": tuple(dist),
-        }
 
 
 def _label_table(labels: BinaryLabels | Mapping[str, Sequence[str]]) -> BinaryLabels:

@@ -36,12 +36,12 @@ from typing import Any
 from ..backends.base import ChatPrompt, LLMBackend
 from ..base import Reranker, Scores
 from ..engine.logits import BinaryLabels, choose_yes_no_labels, yes_probability
-from ..errors import BackendError, ConfigError, ModelOutputError
+from ..errors import ConfigError, ModelOutputError
 from ..images import ImageLimits
 from ..prompts import PromptTemplate, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import check_int, warn_truncated
+from ._llm import batched_label_logprobs, check_int, warn_truncated
 from ._vision import Page, check_image_limits, pages_of, reject_query_image, resolve_vision_backend
 
 __all__ = ["VISION_PRESETS", "VisionYesNoReranker"]
@@ -152,13 +152,7 @@ class VisionYesNoReranker(Reranker):
             for ci, page in enumerate(pages):
                 prompts.append(self.build_prompt(query, page))
                 owners.append((qi, ci))
-        rows: list[list[float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            out = self.backend.label_logprobs(batch, self._label_list)
-            if len(out) != len(batch) or any(len(r) != len(self._label_list) for r in out):
-                raise BackendError(f"{self.backend.model_id}: label_logprobs returned a malformed result")
-            rows.extend(out)
+        rows = batched_label_logprobs(self.backend, prompts, self._label_list, self.batch_size)
         values: list[list[float]] = [[0.0] * len(c) for c in lists]
         details: list[list[dict[str, Any]]] = [[{} for _ in c] for c in lists]
         for (qi, ci), row in zip(owners, rows):
