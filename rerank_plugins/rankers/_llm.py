@@ -13,11 +13,10 @@ from ..errors import BackendError, ConfigError, InvalidInputError
 from ..prompts import clean_passage
 from ..refs import ModelRef
 from ..types import Candidate
-from ..validation import check_choice, check_int  # re-exported for the LLM strategies
 
 __all__ = [
-    "batched_label_logprobs", "check_choice", "check_int", "passage_texts", "release_backend", "resolve_backend",
-    "truncate_tokens", "warn_truncated",
+    "batched_label_logprobs", "passage_texts", "release_backend", "resolve_backend", "truncate_tokens",
+    "warn_truncated",
 ]
 
 

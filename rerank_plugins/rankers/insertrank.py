@@ -34,7 +34,7 @@ from ..engine.fusion import normalize_scores
 from ..errors import ConfigError, InvalidInputError
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import check_choice, check_int
+from ..validation import check_choice, check_int
 from .listwise import ListwiseReranker
 
 __all__ = ["InsertRankReranker", "format_scores"]

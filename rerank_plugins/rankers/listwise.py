@@ -65,10 +65,9 @@ from ..prompts import PromptTemplate, get_prompt
 from ..prompts.cleaning import cut_words, get_cleaning
 from ..refs import ModelRef
 from ..types import Candidate, Query, WindowTrace
+from ..validation import check_choice, check_int, check_number
 from ._llm import (
     batched_label_logprobs,
-    check_choice,
-    check_int,
     passage_texts,
     release_backend,
     resolve_backend,
@@ -259,8 +258,7 @@ class ListwiseReranker(Reranker):
         self.context_size = context_size
         self.add_special_tokens = add_special_tokens
         self.shuffle_groups = bool(shuffle_groups)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+        check_number("temperature", temperature, 0)
         if self.mode == "first" and temperature != 0:
             raise ConfigError("FIRST reads logits and never samples: temperature must be 0")
         if stride is None:

@@ -47,10 +47,9 @@ from ..errors import ConfigError, ModelOutputError
 from ..prompts import PromptTemplate, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
+from ..validation import check_choice, check_int
 from ._llm import (
     batched_label_logprobs,
-    check_choice,
-    check_int,
     passage_texts,
     release_backend,
     resolve_backend,

@@ -63,7 +63,8 @@ from ..errors import ConfigError, InvalidInputError, ModelOutputError
 from ..prompts import PromptTemplate, clean_passage, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import batched_label_logprobs, check_choice, check_int, release_backend, resolve_backend, warn_truncated
+from ..validation import check_choice, check_int, check_number
+from ._llm import batched_label_logprobs, release_backend, resolve_backend, warn_truncated
 
 __all__ = ["GradedLLMReranker", "PointwiseLLMReranker", "YesNoLLMReranker"]
 
@@ -193,9 +194,7 @@ class PointwiseLLMReranker(Reranker):
         if score is not None and self.mode != "yes_no":
             raise ConfigError("score applies to mode='yes_no' only")
         self.score = check_choice("score", score if score is not None else "p_yes", _SCORES)
-        if isinstance(score_shift, bool) or not isinstance(score_shift, (int, float)) or not math.isfinite(score_shift):
-            raise ConfigError(f"score_shift must be a finite number, got {score_shift!r}")
-        self.score_shift = float(score_shift)
+        self.score_shift = float(check_number("score_shift", score_shift, finite=True))
         check_int("batch_size", batch_size, 1)
         self.batch_size: int = batch_size
         self.max_passage_words = check_int("max_passage_words", max_passage_words, 1, optional=True)

@@ -41,7 +41,8 @@ from ..images import ImageLimits
 from ..prompts import PromptTemplate, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
-from ._llm import batched_label_logprobs, check_int, warn_truncated
+from ..validation import check_int
+from ._llm import batched_label_logprobs, warn_truncated
 from ._vision import Page, check_image_limits, pages_of, reject_query_image, resolve_vision_backend
 
 __all__ = ["VISION_PRESETS", "VisionYesNoReranker"]
