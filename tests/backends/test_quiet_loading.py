@@ -14,6 +14,19 @@ from rerank_plugins import load_reranker
 from rerank_plugins.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def bars_enabled() -> object:
+    """transformers' process-wide bar switch on, as in a fresh process (the CLI commands' --no-progress turns it
+    off for good in theirs, and other tests in this process may have run one); restored after."""
+    import transformers.utils.logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    yield
+    if not was:
+        hf_logging.disable_progress_bar()
+
+
 @pytest.fixture(scope="module")
 def encoders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder, build_tiny_sentence_transformer
