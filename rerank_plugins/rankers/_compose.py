@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..base import Reranker
-from ..errors import InvalidInputError
+from ..errors import ConfigError, InvalidInputError
 from ..types import Candidate, RankedList
 
-__all__ = ["as_reranker", "candidate_texts", "ranking_pairs"]
+__all__ = ["as_embedder", "as_reranker", "candidate_texts", "ranking_pairs"]
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
@@ -25,6 +25,19 @@ def as_reranker(value: Any, what: str) -> Reranker:
     from ..models import build_reranker
 
     return build_reranker(value, what=what)
+
+
+def as_embedder(model: Any, embedding_options: Mapping[str, Any] | None) -> tuple[Any, bool]:
+    """The embedding model a vector method uses and whether it was built here: an object with ``embed_queries``
+    and ``embed_documents`` (an :class:`~rerank_plugins.rankers.embedding.EmbeddingReranker`) as is, anything
+    else through ``EmbeddingReranker(model, **embedding_options)``."""
+    if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
+        if embedding_options:
+            raise ConfigError("embedding_options apply only when the embedding model is built here")
+        return model, False
+    from .embedding import EmbeddingReranker
+
+    return EmbeddingReranker(model, **(embedding_options or {})), True
 
 
 def ranking_pairs(result: RankedList) -> list[tuple[str, float]]:

@@ -24,10 +24,13 @@ def resolve_backend(
     model: str | os.PathLike[str] | ModelRef | LLMBackend,
     backend: str,
     backend_options: Mapping[str, Any] | None,
+    *,
+    build: Callable[..., LLMBackend] | None = None,
 ) -> tuple[LLMBackend, bool]:
     """The backend to use and whether this reranker built it.
 
-    An :class:`LLMBackend` is used as is; anything else goes through
+    An :class:`LLMBackend` is used as is; anything else goes through ``build(model, **backend_options)`` when
+    given (the vision strategies' :class:`~rerank_plugins.backends.vision.VisionLanguageBackend`), else
     :func:`rerank_plugins.backends.loader.load_llm_backend` (imported here, so building a reranker around a
     ready backend never imports the heavy loaders).
     """
@@ -37,6 +40,8 @@ def resolve_backend(
         return model, False
     if backend_options is not None and not isinstance(backend_options, Mapping):
         raise ConfigError(f"backend_options must be a mapping, got {type(backend_options).__name__}")
+    if build is not None:
+        return build(model, **dict(backend_options or {})), True
     from ..backends.loader import load_llm_backend
 
     return load_llm_backend(model, backend=backend, **dict(backend_options or {})), True

@@ -13,6 +13,7 @@ from ..images import ImageLimits, load_candidate_images
 from ..prompts import clean_passage
 from ..refs import ModelRef
 from ..types import Candidate, Query
+from ._llm import resolve_backend
 
 __all__ = ["Page", "check_image_limits", "modality", "pages_of", "reject_query_image", "resolve_vision_backend"]
 
@@ -46,15 +47,13 @@ def resolve_vision_backend(
     model: str | os.PathLike[str] | ModelRef | LLMBackend, backend_options: Mapping[str, Any] | None
 ) -> tuple[LLMBackend, bool]:
     """The backend to use and whether this reranker built it (a :class:`VisionLanguageBackend` for a name/path)."""
-    if isinstance(model, LLMBackend):
-        if backend_options:
-            raise ConfigError("backend_options cannot apply to an already built backend; configure it directly")
-        return model, False
-    if backend_options is not None and not isinstance(backend_options, Mapping):
-        raise ConfigError(f"backend_options must be a mapping, got {type(backend_options).__name__}")
+    return resolve_backend(model, "vision", backend_options, build=_vision_backend)
+
+
+def _vision_backend(model: Any, **options: Any) -> LLMBackend:
     from ..backends.vision import VisionLanguageBackend
 
-    return VisionLanguageBackend(model, **dict(backend_options or {})), True
+    return VisionLanguageBackend(model, **options)
 
 
 def reject_query_image(query: Query, who: str) -> None:

@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..refs import ModelRef
 from ..types import Candidate, Query
 from ..validation import check_choice, check_int, check_number
-from ._compose import candidate_texts
+from ._compose import as_embedder, candidate_texts
 
 __all__ = ["PAPER_INSTRUCTION", "E2RankReranker", "build_pseudo_query"]
 
@@ -98,16 +98,7 @@ class E2RankReranker(Reranker):
         check_number("original_weight", original_weight, 0, 1)
         if not isinstance(instruction, str):
             raise ConfigError(f"instruction must be a str, got {type(instruction).__name__}")
-        if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
-            if embedding_options:
-                raise ConfigError("embedding_options apply only when the embedding model is built here")
-            self.embedder: Any = model
-            self._owned = False
-        else:
-            from .embedding import EmbeddingReranker
-
-            self.embedder = EmbeddingReranker(model, **(embedding_options or {}))
-            self._owned = True
+        self.embedder, self._owned = as_embedder(model, embedding_options)
         self.num_input_docs = num_input_docs
         self.instruction = instruction
         self.layout = layout

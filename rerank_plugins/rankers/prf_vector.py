@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..refs import ModelRef
 from ..types import Candidate, Query
 from ..validation import check_choice, check_int, check_number
-from ._compose import candidate_texts
+from ._compose import as_embedder, candidate_texts
 
 __all__ = ["VectorPRFReranker", "rocchio"]
 
@@ -80,16 +80,7 @@ class VectorPRFReranker(Reranker):
             raise ConfigError("alpha must be > 0: the query must keep some weight")
         check_int("feedback_docs", feedback_docs, 1)
         check_choice("feedback", feedback, ("self", "input"))
-        if hasattr(model, "embed_queries") and hasattr(model, "embed_documents"):
-            if embedding_options:
-                raise ConfigError("embedding_options apply only when the embedding model is built here")
-            self.embedder: Any = model
-            self._owned = False
-        else:
-            from .embedding import EmbeddingReranker
-
-            self.embedder = EmbeddingReranker(model, **(embedding_options or {}))
-            self._owned = True
+        self.embedder, self._owned = as_embedder(model, embedding_options)
         self.alpha, self.beta = float(alpha), float(beta)
         self.feedback_docs = feedback_docs
         self.feedback = feedback
