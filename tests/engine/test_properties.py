@@ -200,11 +200,13 @@ _FUSERS = {
 }
 
 
+#: random runs, the data to draw more from, and one fusion method
+_fusion_cases = given(runs=_runs(), data=st.data(), method=st.sampled_from(sorted(_FUSERS)))
+
+
 @SETTINGS
-@given(runs=_runs(), data=st.data(), method=st.sampled_from(sorted(_FUSERS)))
-def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(
-    runs: list[dict[str, float]], data: st.DataObject, method: str
-) -> None:
+@_fusion_cases
+def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(runs, data, method) -> None:  # runs, data, method: see _fusion_cases
     fuse = _FUSERS[method]
     base = dict(fuse(runs))
     shuffled_runs = data.draw(st.permutations(runs), "runs order")
@@ -216,10 +218,8 @@ def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(
 
 
 @SETTINGS
-@given(runs=_runs(), data=st.data(), method=st.sampled_from(sorted(_FUSERS)))
-def test_fusion_is_monotone_in_one_runs_evidence(
-    runs: list[dict[str, float]], data: st.DataObject, method: str
-) -> None:
+@_fusion_cases
+def test_fusion_is_monotone_in_one_runs_evidence(runs, data, method) -> None:  # runs, data, method: see _fusion_cases
     """Raising one document's score in one run (every other score unchanged) never lowers its fused score."""
     fuse = _FUSERS[method]
     i = data.draw(st.integers(min_value=0, max_value=len(runs) - 1), "run")
