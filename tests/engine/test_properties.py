@@ -206,7 +206,7 @@ _fusion_cases = given(runs=_runs(), data=st.data(), method=st.sampled_from(sorte
 
 @SETTINGS
 @_fusion_cases
-def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(runs, data, method) -> None:  # runs, data, method: see _fusion_cases
+def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(runs, data, method) -> None:
     fuse = _FUSERS[method]
     base = dict(fuse(runs))
     shuffled_runs = data.draw(st.permutations(runs), "runs order")
@@ -219,7 +219,7 @@ def test_fusion_is_invariant_to_the_order_of_runs_and_of_scores_in_a_run(runs, d
 
 @SETTINGS
 @_fusion_cases
-def test_fusion_is_monotone_in_one_runs_evidence(runs, data, method) -> None:  # runs, data, method: see _fusion_cases
+def test_fusion_is_monotone_in_one_runs_evidence(runs, data, method) -> None:
     """Raising one document's score in one run (every other score unchanged) never lowers its fused score."""
     fuse = _FUSERS[method]
     i = data.draw(st.integers(min_value=0, max_value=len(runs) - 1), "run")
