@@ -24,17 +24,9 @@ from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
+from ._compose import candidate_texts
 
 __all__ = ["EmbeddingReranker"]
-
-
-def _texts_of(candidates: Sequence[Candidate], ranker: str) -> list[str]:
-    texts = []
-    for c in candidates:
-        if c.text is None:
-            raise InvalidInputError(f"{ranker} scores text; candidate {c.id!r} has an image but no text")
-        texts.append(c.text)
-    return texts
 
 
 class EmbeddingReranker(Reranker):
@@ -182,7 +174,7 @@ class EmbeddingReranker(Reranker):
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         np = require("numpy", "hf")
-        pairs = [(q.text, t) for q, cands in zip(queries, lists) for t in _texts_of(cands, self.name)]
+        pairs = [(q.text, t) for q, cands in zip(queries, lists) for t in candidate_texts(cands, self.name)]
         scores: list[float | None] = (
             self.cache.get_many(self._cache_key, pairs) if self.cache is not None else [None] * len(pairs)
         )

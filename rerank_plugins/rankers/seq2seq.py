@@ -33,10 +33,11 @@ from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
-from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
+from ._compose import candidate_texts
 from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning
 
 __all__ = ["DuoT5Reranker", "MonoT5Reranker", "Seq2SeqScorer"]
@@ -245,15 +246,6 @@ class _Seq2SeqReranker(Reranker):
         short = os.path.basename(self.scorer.model_id.rstrip("/\\")) or self.scorer.model_id
         self.name = f"{self.name}:{short}"
 
-    @staticmethod
-    def _texts(candidates: Sequence[Candidate], name: str) -> list[str]:
-        out = []
-        for c in candidates:
-            if c.text is None:
-                raise InvalidInputError(f"{name} scores text; candidate {c.id!r} has an image but no text")
-            out.append(c.text)
-        return out
-
     def _warn(self, truncated: int, total: int) -> None:
         if truncated and self.long_documents == "warn":
             warnings.warn(
@@ -325,7 +317,7 @@ class MonoT5Reranker(_Seq2SeqReranker):
         rows: list[list[int]] = []
         cut = 0
         for q, cands in zip(queries, lists):
-            r, c = self.encode(q.text, self._texts(cands, self.name))
+            r, c = self.encode(q.text, candidate_texts(cands, self.name))
             rows.extend(r)
             cut += c
         logits = self.scorer.label_logits(rows)
@@ -391,7 +383,7 @@ class DuoT5Reranker(_Seq2SeqReranker):
         return {pair: _score_of(lg, "probability") for pair, lg in zip(pairs, logits)}, cut
 
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        docs = self._texts(candidates, self.name)
+        docs = candidate_texts(candidates, self.name)
         probs, cut = self._pair_probabilities(query.text, docs)
         scores = [0.0] * len(docs)
         for (i, j), p in probs.items():
