@@ -24,7 +24,6 @@ three behave the same:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from .errors import ConfigError
 from .models import build_reranker
 from .refs import ModelRef
 from .types import RankedList, WindowTrace
+from .validation import check_int, check_number
 
 __all__ = [
     "DETAILS_KEY",
@@ -270,11 +270,5 @@ def check_limits(top_k: Any, score_threshold: Any) -> None:
     """Refuse a ``top_k`` that is not ``None`` or an int ``>= 0`` and a ``score_threshold`` that is not ``None`` or a
     number (NaN included) with a :class:`ConfigError`: adapters check their defaults when built, not at the first
     run."""
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
-        raise ConfigError(f"top_k must be None or an int >= 0 (0 keeps none), got {top_k!r}")
-    if score_threshold is not None and (
-        isinstance(score_threshold, bool)
-        or not isinstance(score_threshold, (int, float))
-        or math.isnan(score_threshold)
-    ):
-        raise ConfigError(f"score_threshold must be None or a number, got {score_threshold!r}")
+    check_int("top_k", top_k, 0, optional=True)
+    check_number("score_threshold", score_threshold, optional=True)

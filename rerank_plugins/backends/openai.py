@@ -234,8 +234,7 @@ class OpenAIBackend(LLMBackend):
         check_int("top_logprobs", top_logprobs, 1)
         if token_prompts not in ("text", "ids"):
             raise ConfigError(f"token_prompts must be 'text' or 'ids', got {token_prompts!r}")
-        if bos_token_id is not None and (isinstance(bos_token_id, bool) or not isinstance(bos_token_id, int)):
-            raise ConfigError(f"bos_token_id must be an int or None, got {bos_token_id!r}")
+        check_int("bos_token_id", bos_token_id, optional=True)
         self.token_prompts = token_prompts
         self._bos_token_id = bos_token_id
         check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,

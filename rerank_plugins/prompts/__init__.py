@@ -49,6 +49,7 @@ from ..backends.base import ChatPrompt, Message
 from ..engine.identifiers import IdScheme, get_scheme
 from ..engine.reasoning import ReasoningFormat
 from ..errors import ConfigError
+from ..validation import check_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,9 +228,7 @@ def _validate(data: Mapping[str, Any], where: str) -> PromptTemplate:
 def _budget(value: Any, where: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: max_new_tokens must be a positive int, got {value!r}")
-    return value
+    return check_int(f"{where}: max_new_tokens", value, 1)
 
 
 def load_prompt_file(path: str | Path) -> PromptTemplate:
