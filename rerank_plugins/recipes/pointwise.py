@@ -147,39 +147,25 @@ _MXBAI_NOTES = (
     "only_second rule. dtype: the package loads torch_dtype='auto' (bf16 weights)."
 )
 
-register_recipe(
-    Recipe(
-        name="mxbai-rerank-base-v2",
-        ids=("mixedbread-ai/mxbai-rerank-base-v2",),
-        family="mxbai-rerank v2",
-        kind="yes-no",
-        reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
-        options={
-            "prompt_format": MXBAI_V2_FORMAT,
-            "labels": {"yes": ["1"], "no": ["0"]},
-            "score": "sigmoid_diff",
-            "score_shift": 9.0 / 2,  # estimated_max_cfg["mixedbread-ai/mxbai-rerank-base-v2"] / 2
-            "max_passage_words": None,
-        },
-        description="sigmoid(logit '1' - logit '0' - 4.5) at the last position (normalize=True)",
-        notes=_MXBAI_NOTES,
+#: estimated_max_cfg of mxbai-rerank 0.1.6 (mxbai_rerank/mxbai_rerank_v2.py): the score shift is half of it.
+_MXBAI_ESTIMATED_MAX = {"base": 9.0, "large": 12.0}
+
+for _size, _estimated_max in _MXBAI_ESTIMATED_MAX.items():
+    register_recipe(
+        Recipe(
+            name=f"mxbai-rerank-{_size}-v2",
+            ids=(f"mixedbread-ai/mxbai-rerank-{_size}-v2",),
+            family="mxbai-rerank v2",
+            kind="yes-no",
+            reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
+            options={
+                "prompt_format": MXBAI_V2_FORMAT,
+                "labels": {"yes": ["1"], "no": ["0"]},
+                "score": "sigmoid_diff",
+                "score_shift": _estimated_max / 2,
+                "max_passage_words": None,
+            },
+            description=f"sigmoid(logit '1' - logit '0' - {_estimated_max / 2}) at the last position (normalize=True)",
+            notes=_MXBAI_NOTES,
+        )
     )
-)
-register_recipe(
-    Recipe(
-        name="mxbai-rerank-large-v2",
-        ids=("mixedbread-ai/mxbai-rerank-large-v2",),
-        family="mxbai-rerank v2",
-        kind="yes-no",
-        reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
-        options={
-            "prompt_format": MXBAI_V2_FORMAT,
-            "labels": {"yes": ["1"], "no": ["0"]},
-            "score": "sigmoid_diff",
-            "score_shift": 12.0 / 2,  # estimated_max_cfg["mixedbread-ai/mxbai-rerank-large-v2"] / 2
-            "max_passage_words": None,
-        },
-        description="sigmoid(logit '1' - logit '0' - 6.0) at the last position (normalize=True)",
-        notes=_MXBAI_NOTES,
-    )
-)
