@@ -23,7 +23,7 @@ from typing import TypeGuard, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["check_choice", "check_int", "check_number", "is_number"]
+__all__ = ["check_api_keys", "check_choice", "check_instance", "check_int", "check_number", "is_number"]
 
 _T = TypeVar("_T")
 
@@ -101,3 +101,28 @@ def check_choice(
     if (value is None and optional) or (isinstance(value, str) and value in options):
         return value
     raise error(f"{name} must be one of {options}{' or None' if optional else ''}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The service's checks (rerank_plugins/serve/*; kept in their own block, apart from the checks above)
+
+
+def check_instance(name: str, value: _T, types: type | tuple[type, ...], what: str, *,
+                   error: type[Exception] = ConfigError) -> _T:
+    """``value`` when it is an instance of ``types``; ``what`` says what was expected (``"a Reranker or a name"``)."""
+    if not isinstance(value, types):
+        raise error(f"{name} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def check_api_keys(name: str, keys: str | Iterable[str] | None, *, error: type[Exception] = ConfigError) -> list[str]:
+    """API keys as a list: one key or several, each a non-empty ``str`` without whitespace (``None``: none)."""
+    if keys is None:
+        return []
+    items = [keys] if isinstance(keys, str) else list(keys)
+    for key in items:
+        if not isinstance(key, str) or not key.strip():
+            raise error(f"{name} must be non-empty strings, got {key!r}")
+        if any(c.isspace() for c in key):
+            raise error(f"{name} must not contain whitespace")
+    return items

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..base import Reranker
-from ..errors import ConfigError, RerankError
+from ..errors import RerankError
 from ..types import Candidate, Query, RankedList
+from ..validation import check_int, check_number
 
 __all__ = ["MicroBatcher", "Overloaded"]
 
@@ -86,23 +87,12 @@ class MicroBatcher:
         split_share: float = 0.2,
         on_batch: Any = None,
     ) -> None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ConfigError(f"max_batch must be an int >= 1, got {max_batch!r}")
-        if isinstance(batch_wait_ms, bool) or not isinstance(batch_wait_ms, (int, float)) or not batch_wait_ms >= 0:
-            raise ConfigError(f"batch_wait_ms must be a number >= 0, got {batch_wait_ms!r}")
-        if max_batch_documents is not None and (
-            isinstance(max_batch_documents, bool) or not isinstance(max_batch_documents, int) or max_batch_documents < 1
-        ):
-            raise ConfigError(f"max_batch_documents must be an int >= 1 or None, got {max_batch_documents!r}")
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
-            raise ConfigError(f"max_queue must be an int >= 1, got {max_queue!r}")
-        if split_documents is not None and (
-            isinstance(split_documents, bool) or not isinstance(split_documents, int) or split_documents < 1
-        ):
-            raise ConfigError(f"split_documents must be an int >= 1 or None, got {split_documents!r}")
-        self.split_documents = split_documents
-        if isinstance(split_share, bool) or not isinstance(split_share, (int, float)) or not split_share > 0:
-            raise ConfigError(f"split_share must be a number > 0, got {split_share!r}")
+        check_int("max_batch", max_batch, 1)
+        check_number("batch_wait_ms", batch_wait_ms, 0)
+        check_int("max_batch_documents", max_batch_documents, 1, optional=True)
+        check_int("max_queue", max_queue, 1)
+        self.split_documents = check_int("split_documents", split_documents, 1, optional=True)
+        check_number("split_share", split_share, above=0)
         self.split_share = float(split_share)
         self._small_docs = 0.0  # documents of whole requests / of large-request slices, decayed per batch
         self._large_docs = 0.0

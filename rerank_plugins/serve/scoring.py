@@ -35,6 +35,7 @@ from typing import Any
 
 from ..base import Reranker
 from ..rankers._pair_encoding import _cap_texts
+from ..validation import check_choice
 
 __all__ = ["SCORE_ACTIVATIONS", "ScoreMapper", "TokenTools", "score_kind"]
 
@@ -75,11 +76,8 @@ class ScoreMapper:
     """Turns engine scores into the relevance score (activated) or the raw score of one service."""
 
     def __init__(self, engine: Reranker, score_activation: str | None = None) -> None:
+        check_choice("score_activation", score_activation, SCORE_ACTIVATIONS, optional=True)
         mode = "model" if score_activation is None else score_activation
-        if mode not in SCORE_ACTIVATIONS:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"score_activation must be one of {SCORE_ACTIVATIONS} or None, got {score_activation!r}")
         self.mode = mode
         self.model_kind = score_kind(engine)
         self.kind = "logit" if mode == "sigmoid" else self.model_kind

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import ConfigError
+from ..validation import check_api_keys
 
 __all__ = ["API_KEYS_ENV", "APIKeyASGI", "error_body", "keys_from_env", "normalise_keys", "send_json"]
 
@@ -55,17 +55,7 @@ def keys_from_env(environ: MutableMapping[str, str] | None = None) -> list[str]:
 
 
 def normalise_keys(keys: str | Iterable[str] | None) -> list[bytes]:
-    if keys is None:
-        return []
-    items = [keys] if isinstance(keys, str) else list(keys)
-    out = []
-    for k in items:
-        if not isinstance(k, str) or not k.strip():
-            raise ConfigError("API keys must be non-empty strings")
-        if k != k.strip() or any(c.isspace() for c in k):
-            raise ConfigError("API keys must not contain whitespace")
-        out.append(k.encode("utf-8"))
-    return out
+    return [k.encode("utf-8") for k in check_api_keys("API keys", keys)]
 
 
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._optional import require
-from ..errors import ConfigError
+from ..validation import check_number
 
 __all__ = ["ServerTimeouts", "protocol_with_header_timeout", "run_server", "uvicorn_config"]
 
@@ -38,9 +38,7 @@ class ServerTimeouts:
 
     def __post_init__(self) -> None:
         for name in ("header_timeout", "keep_alive", "graceful_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+            check_number(name, getattr(self, name), above=0)
 
 
 def _timeout_response() -> bytes:

@@ -1,0 +1,69 @@
+"""``POST /rerank``, ``/v1/rerank``, ``/v2/rerank``: the Cohere / Jina wire shape (and TEI's, read from the body).
+
+The body is :class:`~rerank_plugins.serve.schemas.RerankRequest`. A body with ``documents`` gets Cohere's answer
+(Jina's and vLLM's ``/rerank`` read the same fields)::
+
+    {"id": "...", "results": [{"index": 0, "relevance_score": 0.93, "document": {"text": "..."}}],
+     "model": "...", "meta": {"api_version": ..., "billed_units": ..., "tokens": ...}, "usage": {...}}
+
+A body with TEI's ``texts`` gets TEI's answer (:mod:`.tei_api`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..types import Candidate, RankedList
+from . import tei_api
+from .pipeline import RERANK_PATHS, RequestPipeline, finite, openapi_body
+from .schemas import RerankRequest
+
+__all__ = ["answer", "handle_rerank", "register"]
+
+
+async def handle_rerank(pipeline: RequestPipeline, request: Any) -> Any:
+    raw = await pipeline.read_body(request)
+    body: RerankRequest = pipeline.parse(RerankRequest, raw)
+    texts = body.document_texts()
+    query = pipeline.check(body.query, texts)
+    engine_texts, n_tokens = await pipeline.prepare(body.query, texts, body)
+    candidates = [Candidate(id=str(i), text=t) for i, t in enumerate(engine_texts)]
+    if candidates:
+        (ranked,) = await pipeline.rank(request, [(query, candidates)])
+    else:
+        ranked = RankedList(query=query, results=(), reranker=pipeline.engine.name)
+    if body.tei:
+        return pipeline.json(tei_api.answer(body, ranked, pipeline.mapper))
+    version = "2" if request.url.path.startswith("/v2/") else "1"
+    return pipeline.json(answer(body, ranked, pipeline, texts, n_tokens, version))
+
+
+def answer(body: RerankRequest, ranked: RankedList, pipeline: RequestPipeline, texts: list[str], n_tokens: int,
+           version: str) -> dict[str, Any]:
+    """Cohere's answer (``version``: the API version of the path, ``"1"`` or ``"2"``)."""
+    results = ranked.results[: body.top_n] if body.top_n is not None else ranked.results
+    payloads = body.document_payloads() if body.wants_documents() else None
+    convert = pipeline.mapper.raw if body.raw_scores else pipeline.mapper.relevance
+    items = []
+    for r in results:
+        entry: dict[str, Any] = {"index": r.original_position, "relevance_score": finite(convert(r.score))}
+        if payloads is not None:
+            entry["document"] = payloads[r.original_position]
+        items.append(entry)
+    return {
+        "id": str(uuid.uuid4()),
+        "results": items,
+        "model": pipeline.name,
+        "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1},
+                 "tokens": {"input_tokens": n_tokens, "output_tokens": 0}},
+        "usage": {"total_tokens": n_tokens, "prompt_tokens": n_tokens, "documents": len(texts),
+                  "characters": sum(map(len, texts))},
+    }
+
+
+def register(app: Any, pipeline: RequestPipeline) -> None:
+    endpoint = pipeline.endpoint(handle_rerank)
+    for route in RERANK_PATHS:
+        app.add_api_route(route, endpoint, methods=["POST"], include_in_schema=route == "/rerank",
+                          summary="Rerank documents for a query", openapi_extra=openapi_body(RerankRequest))
