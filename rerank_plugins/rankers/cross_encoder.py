@@ -39,6 +39,7 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
+from ..engine.length_policy import TruncationWarning
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
@@ -54,10 +55,6 @@ ACTIVATIONS = ("auto", "sigmoid", "softmax", "raw")
 #: AVX-512, quiet machine), budgets of 1024-4096 tokens ran 42 pairs/s, 8192 ran 39 and 16384 ran 32-36 (batch 32).
 #: A long-context model still goes a few pairs at a time (8k-token pairs one by one).
 CPU_TOKEN_BUDGET = 4096
-
-
-class TruncationWarning(UserWarning):
-    """Some (query, document) pairs were longer than ``max_length`` and were cut."""
 
 
 class CrossEncoderReranker(Reranker):
