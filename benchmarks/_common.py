@@ -1,11 +1,20 @@
-"""Shared by the benchmark scripts (run as ``python benchmarks/<name>.py``, which puts this folder on the path)."""
+"""Shared by the benchmark scripts (run as ``python benchmarks/<name>.py``, which puts this folder on the path).
+
+Importing it also puts the repository's ``tests/`` folder on the path, for the helpers the benchmarks share with
+the tests (``tests/_support``: local servers, the PyLate reference run).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+_TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
 
 
 def save_results(path: str | os.PathLike[str], payload: dict[str, Any], *, indent: int = 2) -> Path:

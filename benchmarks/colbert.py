@@ -11,7 +11,7 @@ and process CPU time:
 
 * PyLate 1.6.0: ``models.ColBERT.encode`` (queries, then all candidates flat, ``batch_size=32``) and
   ``rank.rerank``, in a child interpreter with its pinned stack kept alive between rounds
-  (``rerank_plugins.testing.pylate_reference.PyLateWorker``; the model load is outside the timing);
+  (``tests/_support/pylate_reference.py``, ``PyLateWorker``; the model load is outside the timing);
 * ours: ``ColBERTReranker.rerank_batch`` with ``padding_score="zero"`` (PyLate's scores, for the comparison) on
   the same number of threads; distinct texts are encoded once per call (PyLate encodes every candidate);
 * ours, warm document cache (``cache_documents``): the same call again once every candidate's token embeddings
@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+    from _support.pylate_reference import PYLATE_VERSION, PyLateWorker
 
     from rerank_plugins.eval.datasets import load_cranfield
     from rerank_plugins.eval.first_stage import bm25_run
     from rerank_plugins.rankers.late_interaction import ColBERTReranker
-    from rerank_plugins.testing.pylate_reference import PYLATE_VERSION, PyLateWorker
     from rerank_plugins.testing.tiny_encoders import build_colbert_folder
 
     torch.set_num_threads(args.threads)

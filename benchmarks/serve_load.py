@@ -115,7 +115,7 @@ def impatient_body(candidates: int) -> dict[str, Any]:
 
 def start_service(name: str, max_batch: int, wait_ms: float, ms_per_doc: float = 0.5, split: int = 32,
                   timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
-    from rerank_plugins.testing.llama_server import free_port
+    from _support.llama_server import free_port
 
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", name, "--port", str(port), "--max-batch", str(max_batch),

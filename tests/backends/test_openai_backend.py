@@ -9,12 +9,12 @@ import threading
 import time
 
 import pytest
+from _support.http_stub import Recorded, Reply, StubHTTPServer
+from _support.llama_server import free_port
 
 from rerank_plugins.backends.base import ChatPrompt
 from rerank_plugins.backends.openai import OpenAIBackend, match_labels
 from rerank_plugins.errors import BackendError, ConfigError
-from rerank_plugins.testing.http_stub import Recorded, Reply, StubHTTPServer
-from rerank_plugins.testing.llama_server import free_port
 
 pytestmark = pytest.mark.server
 

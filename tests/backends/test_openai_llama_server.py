@@ -64,7 +64,7 @@ def gguf() -> Path:
 @pytest.fixture(scope="session")
 def llama_server(gguf, tmp_path_factory):
     _require_llama_server()
-    from rerank_plugins.testing.llama_server import LlamaServer
+    from _support.llama_server import LlamaServer
 
     server = LlamaServer(gguf, n_ctx=2048, startup_timeout=120, log_path=tmp_path_factory.mktemp("llama") / "log")
     server.start()
@@ -177,7 +177,7 @@ def test_label_logprobs_match_in_process_backend_within_tolerance(remote, local_
 
 def test_missing_logprobs_is_a_clear_error(gguf, tmp_path):
     _require_llama_server()
-    from rerank_plugins.testing.llama_server import LlamaServer
+    from _support.llama_server import LlamaServer
 
     with LlamaServer(gguf, extra_args=["--logits_all", "False"], log_path=tmp_path / "log") as server:
         b = OpenAIBackend(base_url=server.base_url, max_retries=2)

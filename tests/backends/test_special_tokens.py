@@ -87,8 +87,9 @@ def test_option_is_validated(tiny_bos_llm_dir: Path) -> None:
 def test_openai_backend_sends_the_token_ids_the_transformers_backend_reads(tiny_bos_llm_dir: Path) -> None:
     """With ``tokenizer=`` the completions prompt is sent as token ids, BOS as the policy says, equal to the
     in-process ids, so a server that reads ids (vLLM, SGLang, llama-server) adds nothing of its own."""
+    from _support.http_stub import Reply, StubHTTPServer
+
     from rerank_plugins.backends.openai import OpenAIBackend
-    from rerank_plugins.testing.http_stub import Reply, StubHTTPServer
 
     hf = TransformersLLMBackend(tiny_bos_llm_dir, device="cpu")
     prompts = [

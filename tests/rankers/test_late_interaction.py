@@ -14,10 +14,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from _support.pylate_reference import PYLATE_VERSION, pylate_overlay, run_pylate  # noqa: E402
+
 from rerank_plugins import Candidate, ConfigError, InvalidInputError, load_reranker  # noqa: E402
 from rerank_plugins.rankers.late_interaction import ColBERTReranker  # noqa: E402
 from rerank_plugins.testing import RerankerConformance  # noqa: E402
-from rerank_plugins.testing.pylate_reference import PYLATE_VERSION, pylate_overlay, run_pylate  # noqa: E402
 
 QUERIES = ["supersonic shock waves?", "Heat transfer"]
 DOCS = [

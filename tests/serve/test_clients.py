@@ -25,9 +25,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from _support.live_server import LiveServer  # noqa: E402
+
 from rerank_plugins.serve import create_app  # noqa: E402
 from rerank_plugins.serve.security import API_KEYS_ENV  # noqa: E402
-from rerank_plugins.testing.live_server import LiveServer  # noqa: E402
 from rerank_plugins.testing.rerankers import KeywordReranker  # noqa: E402
 
 pytestmark = pytest.mark.server

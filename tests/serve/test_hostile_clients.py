@@ -23,11 +23,11 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from _support.live_server import LiveServer  # noqa: E402
 from serve_helpers import SlowRecorder, connect, raw_request, read_until_closed  # noqa: E402
 
 from rerank_plugins.serve import create_app  # noqa: E402
 from rerank_plugins.serve.server import protocol_with_header_timeout  # noqa: E402
-from rerank_plugins.testing.live_server import LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.server
 
@@ -191,7 +191,7 @@ SERVER_SCRIPT = textwrap.dedent("""
 
 
 def test_sigterm_with_a_stalled_client_exits_in_bound_and_answers_in_flight_requests(tmp_path):
-    from rerank_plugins.testing.llama_server import free_port
+    from _support.llama_server import free_port
 
     port = free_port()
     script = tmp_path / "serve.py"

@@ -9,9 +9,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from _support.live_server import LiveServer  # noqa: E402
+
 from rerank_plugins.serve import create_app  # noqa: E402
 from rerank_plugins.serve.loadtest import percentile, run_load  # noqa: E402
-from rerank_plugins.testing.live_server import LiveServer  # noqa: E402
 from rerank_plugins.testing.rerankers import KeywordReranker  # noqa: E402
 
 pytestmark = pytest.mark.server

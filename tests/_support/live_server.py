@@ -13,7 +13,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .._optional import require
+from rerank_plugins._optional import require
 
 __all__ = ["LiveServer"]
 

