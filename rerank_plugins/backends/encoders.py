@@ -1,7 +1,9 @@
-"""Loading Hugging Face encoders: sequence classifiers (cross-encoders) and sentence-transformers models
-(bi-encoders, CLIP / SigLIP dual encoders), beside the causal-LM loading of :mod:`.hf_loading`.
+"""Loading Hugging Face encoders: sequence classifiers (cross-encoders), sentence-transformers models
+(bi-encoders, CLIP / SigLIP dual encoders), seq2seq models (monoT5 / duoT5) and ColBERT backbones, beside the
+causal-LM loading of :mod:`.hf_loading`.
 
-The rankers (``rankers/cross_encoder.py``, ``rankers/embedding.py``, ``rankers/clip.py``) keep what is theirs
+The rankers (``rankers/cross_encoder.py``, ``rankers/embedding.py``, ``rankers/clip.py``, ``rankers/seq2seq.py``,
+``rankers/late_interaction.py``) keep what is theirs
 (devices, dtypes, scoring) and load through these functions, so every encoder load is quiet the same way (no
 "Loading weights" bar unless ``progress``: :func:`.hf_loading.quiet_load`) and fails with the same documented
 errors: :class:`~rerank_plugins.errors.ModelNotFoundError` when the files cannot be read,
@@ -21,9 +23,12 @@ from ..refs import ModelRef
 from .hf_loading import quiet_load
 
 __all__ = [
+    "load_encoder_backbone",
     "load_sentence_transformer",
+    "load_seq2seq_lm",
     "load_sequence_classifier",
     "load_tokenizer",
+    "local_snapshot",
     "sentence_transformer_kwargs",
 ]
 
@@ -124,3 +129,58 @@ def load_sentence_transformer(
             )
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load {what} {ref.name_or_path!r}: {exc}") from exc
+
+
+def load_seq2seq_lm(ref: ModelRef, *, trust_remote_code: bool = False, progress: bool = False) -> Any:
+    """An ``AutoModelForSeq2SeqLM`` (monoT5 / duoT5) from a hub id or a local folder; unreadable files are a
+    :class:`ModelNotFoundError`, a model of another kind a :class:`ConfigError`."""
+    if ref.gguf_file is not None:
+        raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
+    transformers = require("transformers", "hf", purpose="seq2seq reranking")
+    try:
+        with quiet_load(progress=progress):
+            return transformers.AutoModelForSeq2SeqLM.from_pretrained(
+                ref.name_or_path, trust_remote_code=trust_remote_code
+            )
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load the seq2seq model {ref.name_or_path!r}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{ref.name_or_path!r} is not a sequence-to-sequence model: {exc}") from exc
+
+
+def local_snapshot(ref: ModelRef, *, what: str = "the model") -> Path:
+    """The local folder of ``ref``: the folder itself, or the hub snapshot (``huggingface_hub.snapshot_download``,
+    which reads the cache and, offline, says that offline mode is on); a :class:`ModelNotFoundError` naming
+    ``what`` when it cannot be had."""
+    path = Path(ref.name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
+        raise ModelNotFoundError(f"{ref.name_or_path!r} is not a local folder and huggingface_hub is missing") from exc
+    try:
+        return Path(snapshot_download(ref.name_or_path))
+    except Exception as exc:  # hub errors have many types (offline, missing repo, auth)
+        raise ModelNotFoundError(f"cannot find {what} {ref.name_or_path!r}: {exc}") from exc
+
+
+def load_encoder_backbone(
+    folder: Path, *, trust_remote_code: bool = False, no_pooler_types: frozenset[str] | set[str] = frozenset(),
+    report: bool = True,
+) -> tuple[Any, Any]:
+    """``(tokenizer, AutoModel)`` of the encoder in ``folder`` (a ColBERT backbone); models whose ``model_type`` is
+    in ``no_pooler_types`` are built with ``add_pooling_layer=False`` (unless custom code is trusted, whose
+    constructor may not take it); ``report=False`` hides transformers' "LOAD REPORT" table."""
+    transformers = require("transformers", "hf", purpose="loading an encoder")
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+        config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+        extra = {"add_pooling_layer": False} if config.model_type in no_pooler_types and not trust_remote_code else {}
+        with quiet_load(report=report):
+            backbone = transformers.AutoModel.from_pretrained(
+                str(folder), config=config, trust_remote_code=trust_remote_code, **extra
+            )
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot load the encoder backbone from {folder}: {exc}") from exc
+    return tok, backbone

@@ -39,6 +39,7 @@ from typing import Any
 
 from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
+from ..backends.encoders import load_encoder_backbone, local_snapshot
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
@@ -70,20 +71,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"cannot read {path}: {exc}") from exc
     return value if isinstance(value, dict) else {}
-
-
-def _local_folder(ref: ModelRef) -> Path:
-    path = Path(ref.name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
-        raise ModelNotFoundError(f"{ref.name_or_path!r} is not a local folder and huggingface_hub is missing") from exc
-    try:
-        return Path(snapshot_download(ref.name_or_path))
-    except Exception as exc:  # hub errors have many types (offline, missing repo, auth)
-        raise ModelNotFoundError(f"cannot find the ColBERT model {ref.name_or_path!r}: {exc}") from exc
 
 
 def _load_state(folder: Path) -> dict[str, Any]:
@@ -196,12 +183,12 @@ class ColBERTReranker(Reranker):
         if padding_score not in PADDING_SCORES:
             raise ConfigError(f"padding_score must be one of {PADDING_SCORES}, got {padding_score!r}")
         self._torch = torch = require("torch", "hf", purpose="ColBERT reranking")
-        transformers = require("transformers", "hf", purpose="ColBERT reranking")
+        require("transformers", "hf", purpose="ColBERT reranking")
         self.model_ref = resolve_model(model)
         if self.model_ref.gguf_file is not None:
             raise ConfigError(f"{self.model_ref} is a GGUF file; ColBERT reranking needs a ColBERT model folder")
         self.model_id = self.model_ref.bundled_name or self.model_ref.name_or_path
-        folder = _local_folder(self.model_ref)
+        folder = local_snapshot(self.model_ref, what="the ColBERT model")
         settings, backbone_dir, projections = self._read_format(folder, torch)
         overrides: dict[str, Any] = {
             "query_prefix": query_prefix, "document_prefix": document_prefix, "query_length": query_length,
@@ -233,19 +220,11 @@ class ColBERTReranker(Reranker):
             if length < 3:
                 raise ConfigError(f"{label}={length} leaves no room for text beside the special and marker tokens")
 
-        from ..backends.hf_loading import quiet_load
-
-        try:
-            tok = transformers.AutoTokenizer.from_pretrained(str(backbone_dir), trust_remote_code=trust_remote_code)
-            config = transformers.AutoConfig.from_pretrained(str(backbone_dir), trust_remote_code=trust_remote_code)
-            extra = {"add_pooling_layer": False} if config.model_type in _POOLER_TYPES and not trust_remote_code else {}
-            # A Stanford checkpoint keeps linear.weight beside the backbone (read above): no "unexpected key" table.
-            with quiet_load(report=backbone_dir != folder or (folder / "modules.json").is_file()):
-                backbone = transformers.AutoModel.from_pretrained(
-                    str(backbone_dir), config=config, trust_remote_code=trust_remote_code, **extra
-                )
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"cannot load the ColBERT backbone from {backbone_dir}: {exc}") from exc
+        # A Stanford checkpoint keeps linear.weight beside the backbone (read above): no "unexpected key" table.
+        tok, backbone = load_encoder_backbone(
+            backbone_dir, trust_remote_code=trust_remote_code, no_pooler_types=_POOLER_TYPES,
+            report=backbone_dir != folder or (folder / "modules.json").is_file(),
+        )
         self.tokenizer = tok
         self.query_prefix_id = self._marker_id(self.query_prefix, "query_prefix")
         self.document_prefix_id = self._marker_id(self.document_prefix, "document_prefix")

@@ -31,9 +31,10 @@ from typing import Any
 from .._optional import require
 from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
+from ..backends.encoders import load_seq2seq_lm, load_tokenizer
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
-from ..errors import BackendError, ConfigError, ModelNotFoundError
+from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
@@ -75,26 +76,11 @@ class Seq2SeqScorer:
             tok_source: Any = tokenizer
         else:
             ref = resolve_model(model)
-            if ref.gguf_file is not None:
-                raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
             self.model_id = ref.bundled_name or ref.name_or_path
-            from ..backends.hf_loading import quiet_load
-
-            try:
-                with quiet_load():
-                    hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
-                        ref.name_or_path, trust_remote_code=trust_remote_code
-                    )
-            except OSError as exc:
-                raise ModelNotFoundError(f"cannot load the seq2seq model {ref.name_or_path!r}: {exc}") from exc
-            except ValueError as exc:
-                raise ConfigError(f"{ref.name_or_path!r} is not a sequence-to-sequence model: {exc}") from exc
+            hf_model = load_seq2seq_lm(ref, trust_remote_code=trust_remote_code)
             tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
         if isinstance(tok_source, str):
-            try:
-                tok_source = transformers.AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code)
-            except (OSError, ValueError) as exc:
-                raise ModelNotFoundError(f"cannot load the tokenizer of {tok_source!r}: {exc}") from exc
+            tok_source = load_tokenizer(tok_source, trust_remote_code=trust_remote_code)
         self.tokenizer = tok_source
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError(
