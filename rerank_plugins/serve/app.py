@@ -54,7 +54,7 @@ from ..validation import check_instance, check_int, check_number
 from . import cohere_api, vllm_api
 from .batcher import MicroBatcher
 from .metrics import Metrics
-from .middleware import MetricsASGI
+from .middleware import MetricsASGI, json_cors_middleware
 from .pipeline import RequestPipeline, ServiceLimits, path_label
 from .scoring import ScoreMapper, TokenTools
 from .security import APIKeyASGI, keys_from_env, normalise_keys
@@ -191,6 +191,7 @@ def _register_operations(app: Any, pipeline: RequestPipeline, started: float, re
         return responses.PlainTextResponse(pipeline.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.add_api_route("/health", health, methods=["GET"])
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)  # load balancers' probes
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"])
 
     async def http_error(request: Any, exc: Any) -> Any:
@@ -209,13 +210,15 @@ def _register_operations(app: Any, pipeline: RequestPipeline, started: float, re
 
 def _add_middleware(app: Any, pipeline: RequestPipeline, *, keys: list[bytes], metrics_open: bool,
                     cors_origins: Sequence[str] | None) -> None:
+    """Outermost first: metrics (every answer counted, 401s and CORS refusals included), CORS (so that 401s
+    carry its headers), API keys, the app."""
     metrics = pipeline.metrics
-    app.add_middleware(MetricsASGI, metrics=metrics)
     if keys:
         app.add_middleware(APIKeyASGI, keys=keys, metrics_open=metrics_open,
                            on_reject=lambda path: metrics.error(path_label(path), "unauthorized"))
     if cors_origins is not None:
-        cors = require("starlette.middleware.cors", "serve")
         origins = [cors_origins] if isinstance(cors_origins, str) else list(cors_origins)
-        app.add_middleware(cors.CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+        app.add_middleware(json_cors_middleware(), allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600,
+                           on_refuse=lambda path: metrics.error(path_label(path), "cors_refused"))
+    app.add_middleware(MetricsASGI, metrics=metrics)  # added last: the outermost layer

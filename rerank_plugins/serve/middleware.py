@@ -1,4 +1,5 @@
-"""Pure ASGI layers around the service's app: request metrics (:class:`MetricsASGI`)."""
+"""ASGI layers around the service's app: request metrics (:class:`MetricsASGI`) and CORS with the service's error
+body for a refused preflight (:func:`json_cors_middleware`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .._optional import require
 from .metrics import Metrics
 from .pipeline import path_label
+from .security import error_body
 
-__all__ = ["MetricsASGI"]
+__all__ = ["MetricsASGI", "json_cors_middleware"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -46,3 +49,36 @@ class MetricsASGI:
             raise
         finally:
             self.metrics.request_finished(label, scope.get("method", ""), status, time.perf_counter() - start)
+
+
+def json_cors_middleware() -> type:
+    """starlette's ``CORSMiddleware`` whose refused preflights (starlette: ``400 text/plain "Disallowed CORS
+    origin"``) get the service's JSON error body, kind ``cors_refused``; ``on_refuse(path)`` counts them."""
+    cors = require("starlette.middleware.cors", "serve")
+    datastructures = require("starlette.datastructures", "serve")
+    responses = require("starlette.responses", "serve")
+
+    class JSONCORSMiddleware(cors.CORSMiddleware):  # type: ignore[misc, name-defined]
+        def __init__(self, app: Any, *, on_refuse: Callable[[str], None] | None = None, **options: Any) -> None:
+            super().__init__(app, **options)
+            self.on_refuse = on_refuse
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "OPTIONS":
+                headers = datastructures.Headers(scope=scope)
+                if "origin" in headers and "access-control-request-method" in headers:
+                    response = self.preflight_response(request_headers=headers)
+                    if response.status_code >= 400:
+                        reason = bytes(response.body).decode("utf-8", "replace")
+                        if self.on_refuse is not None:
+                            self.on_refuse(scope.get("path", ""))
+                        kept = {k: v for k, v in response.headers.items()
+                                if k.lower() not in ("content-type", "content-length")}
+                        response = responses.JSONResponse(
+                            error_body(f"CORS preflight refused: {reason} (origin {headers['origin']!r})",
+                                       "cors_refused"), status_code=response.status_code, headers=kept)
+                    await response(scope, receive, send)
+                    return
+            await super().__call__(scope, receive, send)
+
+    return JSONCORSMiddleware

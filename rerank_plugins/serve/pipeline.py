@@ -132,10 +132,14 @@ def validation_message(exc: ValidationError) -> tuple[int, str, str]:
 
 
 def check_content_type(value: str | None) -> None:
+    """JSON bodies only (415 otherwise): a body without ``Content-Type`` is refused like ``text/plain``, since a
+    browser sends either without a CORS preflight."""
     if value is None:
-        return
+        raise HTTPProblem(415, "unsupported_media_type",
+                          "the body must be JSON sent as 'Content-Type: application/json'; the request has no "
+                          "Content-Type")
     main = value.split(";", 1)[0].strip().lower()
-    if main in ("", "application/json") or (main.startswith("application/") and main.endswith("+json")):
+    if main == "application/json" or (main.startswith("application/") and main.endswith("+json")):
         return
     raise HTTPProblem(415, "unsupported_media_type",
                       f"the body must be JSON sent as 'Content-Type: application/json', got {value!r}")

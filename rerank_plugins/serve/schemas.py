@@ -60,7 +60,8 @@ class RerankRequest(_TruncationFields):
         default=None, description="documents to rerank: strings or objects with a 'text' field"
     )
     texts: list[StrictStr] | None = Field(default=None, description="TEI's name for the documents (strings)")
-    top_n: StrictInt | None = Field(default=None, ge=0, description="keep the best n (all when absent)")
+    top_n: StrictInt | None = Field(default=None, ge=1, description="keep the best n, n >= 1 as Cohere requires (all "
+                                                                   "when absent)")
     return_documents: StrictBool | None = Field(default=None, description="echo each document in its result")
     return_text: StrictBool | None = Field(default=None, description="TEI's name for return_documents")
     model: StrictStr | None = Field(

@@ -4,7 +4,10 @@ uvicorn (0.54) has a keep-alive timeout but no timeout for a request's headers: 
 connection and sends nothing, or trickles header bytes, holds it forever. :func:`protocol_with_header_timeout`
 subclasses uvicorn's h11 protocol (``uvicorn/protocols/http/h11_impl.py``, ``H11Protocol``) so that the request
 line and headers must arrive within ``header_timeout`` seconds of the connection opening or of the previous
-response; otherwise the service answers 408 and closes the connection. The body has its own limit inside the
+response; otherwise the service answers 408 and closes the connection. A request h11 cannot parse (a bad or
+conflicting ``Content-Length``, a request head over 16 KiB: a long path or header) gets the service's JSON error
+body (400, or 431 for the long head) where uvicorn sends ``text/plain "Invalid HTTP request received."``; both
+count in the app's metrics (``path="other"``). The body has its own limit inside the
 app (``create_app(body_timeout=...)``, 408 too).
 
 Shutdown (SIGTERM / SIGINT): uvicorn stops accepting connections, closes idle ones (a stalled client that has
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .._optional import require
 from ..validation import check_number
+from .metrics import Metrics
+from .security import error_body
 
 __all__ = ["ServerTimeouts", "protocol_with_header_timeout", "run_server", "uvicorn_config"]
 
@@ -41,25 +47,48 @@ class ServerTimeouts:
             check_number(name, getattr(self, name), above=0)
 
 
-def _timeout_response() -> bytes:
-    body = json.dumps({"error": "the request headers did not arrive in time", "type": "header_timeout",
-                       "error_type": "validation", "detail": "the request headers did not arrive in time"}).encode()
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Content Too Large", 414: b"URI Too Long",
+            431: b"Request Header Fields Too Large", 501: b"Not Implemented"}
 
 
-def protocol_with_header_timeout(header_timeout: float) -> type:
-    """uvicorn's ``H11Protocol`` with a deadline for each request's headers (see the module docstring)."""
+def _raw_error(status: int, kind: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer with the service's error body (:func:`.security.error_body`), closing the
+    connection: what the protocol writes itself, before any request reached the app."""
+    body = json.dumps(error_body(message, kind)).encode()
+    reason = _REASONS.get(status, b"Error")
+    return (b"HTTP/1.1 " + str(status).encode() + b" " + reason + b"\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def _invalid_request(exc: Exception | None) -> tuple[int, str]:
+    """(status, message) for a request h11 could not parse (``exc``: its ``RemoteProtocolError``)."""
+    hint = getattr(exc, "error_status_hint", 400)
+    status = hint if hint in _REASONS else 400
+    detail = str(exc) if exc is not None else "unparsable request"
+    if status == 431:
+        return 431, ("the request line and headers are too long (h11's limit of 16 KiB for the request head, "
+                     f"a long path included): {detail}")
+    return status, f"invalid HTTP request: {detail}"
+
+
+def protocol_with_header_timeout(header_timeout: float, metrics: Metrics | None = None) -> type:
+    """uvicorn's ``H11Protocol`` with a deadline for each request's headers (see the module docstring), and the
+    service's JSON error body for requests h11 cannot parse (uvicorn answers ``400 text/plain "Invalid HTTP
+    request received."``). Both answers count in ``metrics`` (``path="other"``: no path was read)."""
     h11_impl = require("uvicorn.protocols.http.h11_impl", "serve")
+    h11 = require("h11", "serve")
 
     class H11WithHeaderTimeout(h11_impl.H11Protocol):  # type: ignore[misc, name-defined]
         _header_timer: asyncio.TimerHandle | None = None
+        _protocol_error: Exception | None = None
+        _opened: float = 0.0
 
         def _waiting_for_headers(self) -> bool:
             return self.cycle is None or self.cycle.response_complete
 
         def _arm(self) -> None:
             if self._header_timer is None:
+                self._opened = time.perf_counter()
                 self._header_timer = self.loop.call_later(header_timeout, self._header_deadline)
 
         def _disarm(self) -> None:
@@ -69,6 +98,18 @@ def protocol_with_header_timeout(header_timeout: float) -> type:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            # keep h11's parse error for send_400_response (uvicorn drops it); the h11 connection object is
+            # this protocol's for its whole life (start_next_cycle reuses it)
+            next_event = self.conn.next_event
+
+            def remembering_next_event() -> Any:
+                try:
+                    return next_event()
+                except h11.RemoteProtocolError as exc:
+                    self._protocol_error = exc
+                    raise
+
+            self.conn.next_event = remembering_next_event
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -89,13 +130,26 @@ def protocol_with_header_timeout(header_timeout: float) -> type:
             self._disarm()
             super().connection_lost(exc)
 
+        def _count(self, status: int, kind: str) -> None:
+            if metrics is not None:
+                metrics.error("other", kind)
+                metrics.request_started()
+                metrics.request_finished("other", "", status, time.perf_counter() - self._opened)
+
+        def send_400_response(self, msg: str) -> None:
+            status, message = _invalid_request(self._protocol_error)
+            self._count(status, "bad_request")
+            self.transport.write(_raw_error(status, "bad_request", message))
+            self.transport.close()
+
         def _header_deadline(self) -> None:
             self._header_timer = None
             if self.transport.is_closing() or not self._waiting_for_headers():
                 return
             if self.cycle is not None and self.timeout_keep_alive_task is not None:
                 return  # an idle keep-alive connection (no bytes of a new request yet): uvicorn's timer
-            self.transport.write(_timeout_response())
+            self._count(408, "header_timeout")
+            self.transport.write(_raw_error(408, "header_timeout", "the request headers did not arrive in time"))
             self.transport.close()
 
     return H11WithHeaderTimeout
@@ -108,7 +162,8 @@ def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 8000, timeo
     t = timeouts if timeouts is not None else ServerTimeouts()
     return uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on",
-        http=protocol_with_header_timeout(t.header_timeout),
+        http=protocol_with_header_timeout(t.header_timeout, metrics=getattr(getattr(app, "state", None), "metrics",
+                                                                            None)),
         timeout_keep_alive=t.keep_alive, timeout_graceful_shutdown=t.graceful_timeout, **options,
     )
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rerank_plugins.base import Reranker, Scores
 from rerank_plugins.testing.rerankers import KeywordReranker
@@ -65,3 +70,62 @@ def read_until_closed(sock: socket.socket, deadline: float) -> bytes:
             break
         chunks.append(data)
     return b"".join(chunks)
+
+
+class ServerProcess:
+    """``run_server`` in a child process on 127.0.0.1 (a real uvicorn process: signals, its own interpreter).
+
+    ``setup`` is Python source that defines ``app`` (``serve_helpers`` is importable); ``timeouts`` is the source
+    of a ``ServerTimeouts(...)``. Startup waits at most ``startup`` seconds for ``GET /health``.
+    """
+
+    def __init__(self, tmp_path: Path, setup: str, *, timeouts: str = "ServerTimeouts()", startup: float = 120.0,
+                 log_level: str = "warning") -> None:
+        from rerank_plugins.testing.llama_server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        script = tmp_path / f"serve_{self.port}.py"
+        script.write_text(
+            "import sys\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from rerank_plugins.serve import create_app\n"
+            "from rerank_plugins.serve.server import ServerTimeouts, run_server\n"
+            f"{textwrap.dedent(setup)}\n"
+            f"run_server(app, host='127.0.0.1', port={self.port}, log_level={log_level!r}, timeouts={timeouts})\n"
+        )
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.log = tmp_path / f"serve_{self.port}.log"
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=self._log_file,
+                                     stdout=self._log_file)
+        self.startup = startup
+
+    def __enter__(self) -> ServerProcess:
+        import httpx
+
+        deadline = time.monotonic() + self.startup
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise AssertionError(f"server did not start in {self.startup}s: {self.output()[-3000:]}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log_file.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -110,8 +110,11 @@ def test_tei_texts_get_tei_answer(client):
     assert data[0]["text"] == DOCS[data[0]["index"]]
 
 
-def test_top_n_zero_and_empty_documents(client):
-    assert post(client, {"query": QUERY, "documents": DOCS, "top_n": 0}).json()["results"] == []
+def test_top_n_zero_is_422_as_cohere_and_empty_documents(client):
+    # Cohere's API requires top_n >= 1 (issue 21 item 6: it answered 200 with no results)
+    zero = post(client, {"query": QUERY, "documents": DOCS, "top_n": 0})
+    assert zero.status_code == 422 and "top_n" in zero.json()["error"]
+    assert post(client, {"query": QUERY, "documents": DOCS, "top_n": 1}).json()["results"][0]["index"] in (1, 2)
     assert post(client, {"query": QUERY, "documents": []}).json()["results"] == []
 
 
@@ -129,7 +132,7 @@ def test_malformed_json_is_400_with_position(client):
         ({"query": 3, "documents": DOCS}, "query: Input should be a valid string"),
         ({"query": QUERY, "documents": "abc"}, "documents: Input should be a valid"),
         ({"query": QUERY, "documents": [1, "ok", {"txt": "x"}]}, "documents.0: must be a string or an object"),
-        ({"query": QUERY, "documents": DOCS, "top_n": -1}, "top_n: Input should be greater than or equal to 0"),
+        ({"query": QUERY, "documents": DOCS, "top_n": -1}, "top_n: Input should be greater than or equal to 1"),
         ({"query": QUERY, "documents": DOCS, "top_n": "3"}, "top_n: Input should be a valid integer"),
         ({"query": QUERY}, "give the documents to rerank"),
         ({"query": QUERY, "documents": DOCS, "texts": DOCS}, "either 'documents' or 'texts'"),
@@ -224,6 +227,8 @@ async def test_full_queue_answers_503_and_others_still_succeed():
 # ----------------------------------------------------------------------------------------------- health, metrics
 def test_health_and_metrics(client):
     assert client.get("/health").json()["status"] == "ok"
+    head = client.head("/health")  # load balancers probe with HEAD (issue 21 item 6: it was 405)
+    assert head.status_code == 200 and head.content == b""
     post(client, {"query": QUERY, "documents": DOCS})
     post(client, {"query": QUERY, "documents": "nope"})
     client.post("/rerank", content=b"{", headers={"content-type": "application/json"})

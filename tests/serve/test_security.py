@@ -98,16 +98,37 @@ def test_cors_is_opt_in_and_preflight_needs_no_key():
         other = c.options("/rerank", headers={"Origin": "https://evil.example",
                                               "Access-Control-Request-Method": "POST"})
         assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+        # the one error body (issue 21 item 3: starlette answered text/plain "Disallowed CORS origin")
+        assert other.headers["content-type"] == "application/json" and set(other.json()) == ERROR_KEYS
+        assert other.json()["type"] == "cors_refused" and "origin" in other.json()["error"]
         real = c.post("/rerank", json=BODY, headers={"Origin": "https://app.example", **bearer("k-one")})
         assert real.status_code == 200 and real.headers["access-control-allow-origin"] == "https://app.example"
         refused = c.post("/rerank", json=BODY, headers={"Origin": "https://app.example"})
         assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://app.example"
+        metrics = c.get("/metrics", headers=bearer("k-one")).text
+    assert 'rerank_errors_total{path="/rerank",kind="cors_refused"} 1' in metrics
+    assert 'rerank_requests_total{path="/rerank",method="OPTIONS",status="400"} 1' in metrics
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_refused_keys_count_in_the_request_metrics(monkeypatch):
+    # issue 21 item 6: a 401 was answered outside the metrics layer and never reached rerank_requests_total
+    monkeypatch.delenv(API_KEYS_ENV, raising=False)
+    with keyed() as c:
+        assert c.post("/rerank", json=BODY).status_code == 401
+        assert c.post("/rerank", json=BODY, headers=bearer("nope")).status_code == 401
+        metrics = c.get("/metrics", headers=bearer("k-one")).text
+    assert 'rerank_requests_total{path="/rerank",method="POST",status="401"} 2' in metrics
+    assert 'rerank_errors_total{path="/rerank",kind="unauthorized"} 2' in metrics
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None, ""])
 def test_non_json_content_types_are_415(content_type):
+    # None: no Content-Type at all, which a browser sends without a CORS preflight (issue 21 item 4: it was scored)
+    headers = {} if content_type is None else {"content-type": content_type}
     with TestClient(create_app(KeywordReranker(traces=False))) as c:
-        r = c.post("/rerank", content=b'{"query": "q", "documents": ["d"]}', headers={"content-type": content_type})
+        r = c.post("/rerank", content=b'{"query": "q", "documents": ["d"]}', headers=headers)
+        assert "content-type" in r.request.headers or content_type is None
         assert r.status_code == 415 and r.json()["type"] == "unsupported_media_type"
         assert set(r.json()) == ERROR_KEYS
         for ok in ("application/json", "application/json; charset=utf-8", "application/vnd.api+json"):
