@@ -21,6 +21,10 @@ file of the same shape. Each file holds:
     listwise: the default identifier scheme (``numeric``, ``upper``, ``lower``, ``mixed``);
 ``think_open``, ``think_close``, ``answer_open``, ``answer_close``
     reasoning formats (``answer_open = ""`` means the answer follows ``</think>`` without tags);
+``answer_pattern``, ``answer_exact``
+    reasoning formats read as the reference reads them: its regular expression over the output (group 1 the
+    answer; anything it does not match is unusable) and whether the answer must be exactly one label
+    (:class:`~rerank_plugins.engine.reasoning.ReasoningFormat`);
 ``max_new_tokens``
     the reference's generation budget (reasoning prompts), the reasoning ranker's default.
 
@@ -71,7 +75,7 @@ _PLACEHOLDERS = {
 _FIELDS = {
     "name", "version", "description", "source", "kind", "output_format", "system", "user", "assistant_prefix",
     "passage", "passage_ack", "prefix_ack", "suffix", "ids", "think_open", "think_close", "answer_open",
-    "answer_close", "max_new_tokens",
+    "answer_close", "answer_pattern", "answer_exact", "max_new_tokens",
 }
 _BRACKETED = re.compile(r"\[(\s*\w{1,3}\s*)\]")
 
@@ -201,7 +205,10 @@ def _validate(data: Mapping[str, Any], where: str) -> PromptTemplate:
         answer_open = data.get("answer_open") or None
         answer_close = data.get("answer_close") or None
         try:
-            reasoning = ReasoningFormat(data.get("think_open", ""), data["think_close"], answer_open, answer_close)
+            reasoning = ReasoningFormat(
+                data.get("think_open", ""), data["think_close"], answer_open, answer_close,
+                pattern=data.get("answer_pattern") or None, exact_label=bool(data.get("answer_exact", False)),
+            )
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     get_scheme(data.get("ids", "numeric"))

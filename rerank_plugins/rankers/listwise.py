@@ -23,8 +23,10 @@ Heapsort schedule (``schedule="heapsort"``, best-only answers such as Rank-R1)
     the top ``top_k_settle`` (default 10) are selected with ielab's setwise heapsort
     (:class:`~rerank_plugins.engine.windows.HeapsortSchedule`): groups of ``window_size`` passages (a node and its
     ``window_size - 1`` children), one model call per group, each answer naming the best. With
-    ``shuffle_groups`` the passages of a group are shown in a seeded random order (``seed``), as the reference
-    shuffles them; answers are mapped back. Across queries the groups at the same step go in one backend call.
+    ``shuffle_groups`` the passages of a group are shown in a seeded random order, as the reference shuffles
+    them; answers are mapped back. Each query has its own stream, seeded from ``seed`` and the query text, so a
+    query's result does not depend on the rest of the batch. Across queries the groups at the same step go in
+    one backend call.
 
 Prompt text and token budget
     ``cleaning`` picks the reference's text rules (:mod:`rerank_plugins.prompts.cleaning`); ``max_passage_tokens``
@@ -33,8 +35,11 @@ Prompt text and token budget
     prompt is fitted as rank_llm fits it (``rank_listwise_os_llm.py`` ``create_prompt``, rank-llm 0.25.7): the word
     cap starts at ``max_passage_words * 20 / window`` (300 words for 20 passages) and, while the rendered prompt
     has more than ``context_size - reserve`` tokens (``reserve``: the tokens of the full permutation, rank_llm's
-    ``num_output_tokens``), drops by ``max(1, excess // (4 * window))`` words; a warning names how many passages
-    were cut and to how many words and tokens. ``add_special_tokens`` is the special-token policy of every prompt
+    ``num_output_tokens``), drops by ``max(1, excess // (4 * window))`` words. ``fit_rule="first"`` follows FIRST's
+    own ``create_prompt`` instead (gangiswag/llm-reranker@2d7cba4): the cap starts at ``max_passage_words`` for
+    every window size and the reserve is a numeric permutation of ``window_size``. One warning per call names how
+    many passages were cut, to how many words, and whether the starting cap or the context cut them.
+    ``add_special_tokens`` is the special-token policy of every prompt
     (see :class:`~rerank_plugins.backends.base.ChatPrompt`).
 
 Results: monotone scores from the final order (:func:`~rerank_plugins.base.scores_from_order`) and one
@@ -47,11 +52,12 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .._warnings import caller_stacklevel
 from ..backends.base import ChatPrompt, Generation, LLMBackend
@@ -77,8 +83,8 @@ from ._llm import (
 
 __all__ = ["FirstReranker", "ListwiseReranker"]
 
-_MODES = ("generate", "first")
 _SCHEDULES = ("sliding", "heapsort")
+_FIT_RULES = ("rank_llm", "first")
 
 
 @dataclass
@@ -106,14 +112,45 @@ class _State:
     fitted: int = 0
     fit_words: int | None = None
     fit_tokens: int = 0
+    #: the (largest) starting word cap of the fitted windows, and how many of them had to go below it
+    fit_start: int | None = None
+    fit_lowered: int = 0
 
 
 class WindowAnswer(ABC):
-    """How the listwise loop asks the backend about a group of windows and reads each answer: one contract for
-    both answer types, in the spirit of transformers' logits processors (small objects, no mode string switched
-    on in the loop). :meth:`call` builds and makes one backend call for the prompts of several windows;
-    :meth:`interpret` turns one answer into a window order, raising
-    :class:`~rerank_plugins.errors.ModelOutputError` (with the raw text) when it is unusable."""
+    """How the listwise loop asks the backend about a group of windows and reads each answer: everything that
+    depends on the answer type lives here, in the spirit of transformers' logits processors (small objects, no
+    mode string switched on in the ranker). :meth:`call` builds and makes one backend call for the prompts of
+    several windows; :meth:`interpret` turns one answer into a window order, raising
+    :class:`~rerank_plugins.errors.ModelOutputError` (with the raw text) when it is unusable. A reader talks to
+    the ranker only through its public attributes (``backend``, ``template``, ``scheme``, ``temperature``,
+    ``seed``, ``window_size``, ``fallback``) and :meth:`ListwiseReranker.generation_budget`."""
+
+    #: the ``mode=`` this reader serves
+    mode: str = ""
+    #: the bundled prompt used when none is given
+    default_prompt: str = "rankzephyr"
+
+    def check_options(self, *, temperature: float) -> None:  # noqa: B027 - readers without constraints
+        """Refuse options this answer type cannot honour (called before any model is loaded)."""
+
+    def ordered(self, template: PromptTemplate) -> int | None:
+        """Positions of a window answer that are ordered: 1 for best-only answers, ``None`` for all."""
+        return None
+
+    def assistant_prefix(self, template: PromptTemplate) -> str:
+        """What the answer is forced to start with."""
+        return template.assistant_prefix
+
+    def counted_prefix(self, template: PromptTemplate) -> str:
+        """The answer prefix as the references count and fit the prompt (see ``context_size``)."""
+        return self.assistant_prefix(template)
+
+    def choose_scheme(self, ranker: ListwiseReranker, ids: str | IdScheme | None) -> IdScheme:
+        """The identifier scheme of the windows (``ids``: the caller's choice, if any)."""
+        scheme = get_scheme(ids if ids is not None else ranker.template.ids)
+        scheme.check_size(ranker.window_size)
+        return scheme
 
     @abstractmethod
     def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
@@ -123,9 +160,36 @@ class WindowAnswer(ABC):
     def interpret(self, ranker: ListwiseReranker, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
         """One answer of :meth:`call` as a window order."""
 
+    def failed_reasoning(self, ranker: ListwiseReranker, raw_text: str | None) -> str | None:
+        """Reasoning to keep in the trace of a window whose answer failed (reasoning answers override)."""
+        return None
+
 
 class FirstLogitsAnswer(WindowAnswer):
-    """FIRST: the first identifier token's log-probabilities, one forward pass per window, sorted."""
+    """FIRST: the first identifier token's log-probabilities, one forward pass per window, sorted. The answer is
+    forced to start with ``[``; the prompt is counted without it, as FIRST and rank_llm count theirs (their
+    batched runs let the model write the ``[``)."""
+
+    mode = "first"
+    default_prompt = "first"
+
+    def check_options(self, *, temperature: float) -> None:
+        if temperature != 0:
+            raise ConfigError("FIRST reads logits and never samples: temperature must be 0")
+
+    def assistant_prefix(self, template: PromptTemplate) -> str:
+        prefix = template.assistant_prefix
+        return prefix if prefix.endswith("[") else prefix + "["
+
+    def counted_prefix(self, template: PromptTemplate) -> str:
+        return self.assistant_prefix(template)[:-1]
+
+    def choose_scheme(self, ranker: ListwiseReranker, ids: str | IdScheme | None) -> IdScheme:
+        if ids is not None:
+            preferences: tuple[str | IdScheme, ...] = (ids,)
+        else:
+            preferences = tuple(dict.fromkeys([ranker.template.ids, "upper", "lower", "numeric", "mixed"]))
+        return choose_id_scheme(ranker.backend.single_token, ranker.window_size, preferences)
 
     def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
         labels = ranker.scheme.labels(max(sizes))
@@ -143,12 +207,19 @@ class FirstLogitsAnswer(WindowAnswer):
 
 
 class GeneratedPermutationAnswer(WindowAnswer):
-    """RankGPT / RankZephyr: a generated permutation (``[3] > [1] > ...``), parsed and repaired."""
+    """RankGPT / RankZephyr: a generated permutation (``[3] > [1] > ...``), parsed and repaired; a best-only
+    prompt (Rank-R1) moves only the passage it names first (:func:`keep_best_only`)."""
+
+    mode = "generate"
+    default_prompt = "rankzephyr"
+
+    def ordered(self, template: PromptTemplate) -> int | None:
+        return 1 if template.output_format == "best" else None
 
     def call(self, ranker: ListwiseReranker, prompts: list[ChatPrompt], sizes: list[int]) -> list[Any]:
         out = ranker.backend.generate(
             prompts,
-            max_new_tokens=max(ranker._generation_budget(s) for s in sizes),
+            max_new_tokens=max(ranker.generation_budget(s) for s in sizes),
             temperature=ranker.temperature,
             seed=ranker.seed,
         )
@@ -159,14 +230,24 @@ class GeneratedPermutationAnswer(WindowAnswer):
     def interpret(self, ranker: ListwiseReranker, raw: Any, size: int, prompt: ChatPrompt) -> _Outcome:
         gen: Generation = raw
         text = prompt.assistant_prefix + gen.text
-        order, repairs = parse_permutation(
-            text, size, scheme=ranker.scheme, complete=ranker.template.output_format != "best"
-        )
+        best = ranker.template.output_format == "best"
+        order, repairs = parse_permutation(text, size, scheme=ranker.scheme, complete=not best)
         counts = repairs.as_dict()
-        order = ranker._best_only(order, counts, text)
+        if best:
+            order = keep_best_only(order, counts, text, ranker.scheme)
         if gen.finish_reason == "length":
             counts["truncated"] = 1
         return _Outcome(order, counts, text)
+
+
+def keep_best_only(order: list[int], counts: dict[str, int], answer: str, scheme: IdScheme) -> list[int]:
+    """A best-only answer moves only the passage it names first; further ids are counted (``extra_ids`` in
+    ``counts``) and ignored, so ``[3] > [1]`` never moves both to the front."""
+    _, full = parse_permutation(answer, len(order), scheme=scheme, complete=True)
+    extra = len(order) - full.missing - 1
+    if extra > 0:
+        counts["extra_ids"] = extra
+    return [order[0], *(j for j in range(len(order)) if j != order[0])]
 
 
 #: the answer reader of each mode
@@ -197,6 +278,10 @@ class ListwiseReranker(Reranker):
         context_size: fit every prompt under this many tokens minus the answer's, shortening passages evenly
             (rank_llm's rule, see the module docstring); ``None``: no fitting (the backend still refuses a prompt
             longer than the model's context).
+        fit_rule: whose ``create_prompt`` the context fitting follows: ``"rank_llm"`` (the word cap starts at
+            ``max_passage_words * 20 / window``, the reserve is the window's permutation) or ``"first"``
+            (FIRST's: the cap starts at ``max_passage_words``, the reserve is a numeric permutation of
+            ``window_size``).
         add_special_tokens: special-token (BOS) policy of the prompts (``None``: the backend's default).
         schedule: ``"sliding"`` windows or ``"heapsort"`` (best-only answers; see the module docstring).
         shuffle_groups: heapsort: show each group in a seeded random order (``seed``), as Rank-R1's reference.
@@ -207,6 +292,8 @@ class ListwiseReranker(Reranker):
     """
 
     kind = "listwise"
+    #: the answer reader of each ``mode``
+    answers: ClassVar[Mapping[str, WindowAnswer]] = ANSWERS
     #: accepted ``fallback`` values (the reasoning ranker adds ``"partial"``)
     fallbacks: tuple[str, ...] = ("raise", "keep")
     _stacklevel = 2
@@ -240,9 +327,10 @@ class ListwiseReranker(Reranker):
         add_special_tokens: bool | None = None,
         schedule: str = "sliding",
         shuffle_groups: bool = False,
+        fit_rule: str = "rank_llm",
     ) -> None:
-        self.mode = check_choice("mode", mode, _MODES)
-        self.answer: WindowAnswer = ANSWERS[self.mode]
+        self.mode = check_choice("mode", mode, tuple(self.answers))
+        self.answer: WindowAnswer = self.answers[self.mode]
         self.fallback = check_choice("fallback", fallback, self.fallbacks)
         self.schedule = check_choice("schedule", schedule, _SCHEDULES)
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)
@@ -256,11 +344,11 @@ class ListwiseReranker(Reranker):
         self.cleaning.fixer()  # a missing ftfy fails here, before any model is loaded
         self.max_passage_tokens, self.max_query_tokens = max_passage_tokens, max_query_tokens
         self.context_size = context_size
+        self.fit_rule = check_choice("fit_rule", fit_rule, _FIT_RULES)
         self.add_special_tokens = add_special_tokens
         self.shuffle_groups = bool(shuffle_groups)
         check_number("temperature", temperature, 0)
-        if self.mode == "first" and temperature != 0:
-            raise ConfigError("FIRST reads logits and never samples: temperature must be 0")
+        self.answer.check_options(temperature=temperature)
         if stride is None:
             stride = max(1, window_size // 2) if isinstance(window_size, int) else 1
         # validate the window configuration before loading any model
@@ -272,7 +360,7 @@ class ListwiseReranker(Reranker):
         self.template = get_prompt(prompt if prompt is not None else self._default_prompt(), prompt_version)
         self._check_template(self.template)
         if self.schedule == "heapsort":
-            if self.template.output_format != "best" or self.mode != "generate":
+            if self.answer.ordered(self.template) != 1:
                 raise ConfigError(
                     f"schedule='heapsort' needs a best-only prompt in generate mode (e.g. 'rank-r1'); "
                     f"{self.template.key} answers with a {self.template.output_format}"
@@ -311,7 +399,7 @@ class ListwiseReranker(Reranker):
 
     # ------------------------------------------------------------------ configuration hooks
     def _default_prompt(self) -> str:
-        return "first" if self.mode == "first" else "rankzephyr"
+        return self.answer.default_prompt
 
     def _check_template(self, template: PromptTemplate) -> None:
         if template.kind != "listwise":
@@ -322,28 +410,17 @@ class ListwiseReranker(Reranker):
             )
 
     def _choose_scheme(self, ids: str | IdScheme | None) -> IdScheme:
-        if self.mode != "first":
-            scheme = get_scheme(ids if ids is not None else self.template.ids)
-            scheme.check_size(self.window_size)
-            return scheme
-        if ids is not None:
-            preferences: tuple[str | IdScheme, ...] = (ids,)
-        else:
-            preferences = tuple(dict.fromkeys([self.template.ids, "upper", "lower", "numeric", "mixed"]))
-        return choose_id_scheme(self.backend.single_token, self.window_size, preferences)
+        return self.answer.choose_scheme(self, ids)
 
     @property
     def _ordered(self) -> int | None:
         """Positions of a window answer that are ordered: 1 for best-only formats (Rank-R1), else all."""
-        return 1 if self.template.output_format == "best" and self.mode == "generate" else None
+        return self.answer.ordered(self.template)
 
     @property
     def assistant_prefix(self) -> str:
         """What the answer is forced to start with; FIRST always ends it with ``[`` (the identifier comes next)."""
-        prefix = self.template.assistant_prefix
-        if self.mode == "first" and not prefix.endswith("["):
-            prefix += "["
-        return prefix
+        return self.answer.assistant_prefix(self.template)
 
     # ------------------------------------------------------------------ Reranker
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
@@ -365,19 +442,32 @@ class ListwiseReranker(Reranker):
         return [self._result(s) for s in states]
 
     def _warn_fitted(self, states: Sequence[_State]) -> None:
+        """One warning per call for the passages the context fitting cut, saying what cut them: the starting
+        word cap (``max_passage_words``, scaled to the window as rank_llm scales it) or the context size."""
         fitted = [s for s in states if s.fitted]
         if not fitted:
             return
         words = min(s.fit_words for s in fitted if s.fit_words is not None)
+        start = max(s.fit_start for s in fitted if s.fit_start is not None)
         tokens = max(s.fit_tokens for s in fitted)
         cut = sum(s.truncated for s in fitted)
         windows = sum(s.fitted for s in fitted)
+        lowered = sum(s.fit_lowered for s in fitted)
+        scaled = " scaled to the window as rank_llm scales it" if self.fit_words_scaled else ""
+        cap = f"the starting word cap of {start} words (max_passage_words={self.max_passage_words}{scaled})"
+        if lowered:
+            why = (
+                f"were shortened to {words} words: {cap} was lowered in {lowered} window(s) so the prompts fit "
+                f"context_size={self.context_size} (largest prompt {tokens} tokens, answer reserve included); "
+                "raise context_size or use smaller windows to keep more text"
+            )
+        else:
+            why = (
+                f"were cut to {cap}; the context did not cut them (context_size={self.context_size}, largest "
+                f"prompt {tokens} tokens); raise max_passage_words to keep more text"
+            )
         warnings.warn(
-            f"{type(self).__name__}: {cut} passage(s) in {windows} window(s) were shortened to {words} words so "
-            f"the prompts fit context_size={self.context_size} (largest prompt {tokens} tokens, answer reserve "
-            "included); raise context_size or use smaller windows to keep more text",
-            UserWarning,
-            stacklevel=5,
+            f"{type(self).__name__}: {cut} passage(s) in {windows} window(s) {why}", UserWarning, stacklevel=5
         )
 
     def close(self) -> None:
@@ -462,13 +552,16 @@ class ListwiseReranker(Reranker):
         """How many the heapsort selects: ``top_k_settle``, else the reference's ``--k 10``."""
         return self.top_k_settle if self.top_k_settle is not None else 10
 
-    def _prompt(self, query: Query, passages: list[str]) -> ChatPrompt:
+    def _prompt(self, query: Query, passages: list[str], *, forced: bool = True) -> ChatPrompt:
+        """The window's prompt; ``forced=False`` leaves out what the answer reader forces after the template's
+        own prefix (FIRST's ``[``): the references count and fit the prompt without it."""
         prompt = self.template.render_listwise(self._query_text(query), passages, self.scheme)
         messages = prompt.messages
         if self._fix is not None:
             fix = self._fix
             messages = tuple({**m, "content": fix(m["content"])} for m in messages)
-        return ChatPrompt(messages, self.assistant_prefix, prompt.raw, add_special_tokens=self.add_special_tokens)
+        prefix = self.assistant_prefix if forced else self.answer.counted_prefix(self.template)
+        return ChatPrompt(messages, prefix, prompt.raw, add_special_tokens=self.add_special_tokens)
 
     def _window_prompt(self, state: _State, ids: Sequence[int]) -> ChatPrompt:
         """The prompt of one window; with ``context_size``, fitted as rank_llm fits it (module docstring)."""
@@ -476,8 +569,8 @@ class ListwiseReranker(Reranker):
             return self._prompt(state.query, [state.texts[i] for i in ids])
         size = len(ids)
         limit = self.context_size - self._output_reserve(size)
-        start = self.max_passage_words if self.max_passage_words is not None else 300
-        max_length = start * (20 / size)  # rank_llm: 300 * (20 / (rank_end - rank_start))
+        start = self._start_words(size)
+        max_length: float = start
         while True:
             words = int(max_length)
             if words < 1:
@@ -485,22 +578,44 @@ class ListwiseReranker(Reranker):
                     f"{self.name}: even with 0 words per passage the prompt has more than {limit} tokens "
                     f"(context_size={self.context_size}); raise context_size or use a smaller window"
                 )
-            prompt = self._prompt(state.query, [cut_words(state.texts[i], words) for i in ids])
-            tokens = self.backend.count_tokens(prompt)
+            shown = [cut_words(state.texts[i], words) for i in ids]
+            tokens = self.backend.count_tokens(self._prompt(state.query, shown, forced=False))
             if tokens <= limit:
                 break
             max_length -= max(1, (tokens - limit) // (size * 4))
-        if any(len(state.texts[i].split()) > words for i in ids):
+        prompt = self._prompt(state.query, shown)
+        longer = sum(len(state.texts[i].split()) > words for i in ids)
+        if longer:
             state.fitted += 1
             state.fit_words = words if state.fit_words is None else min(state.fit_words, words)
-            state.truncated += sum(len(state.texts[i].split()) > words for i in ids)
+            state.fit_start = int(start) if state.fit_start is None else max(state.fit_start, int(start))
+            state.fit_lowered += words < int(start)
+            state.truncated += longer
         state.fit_tokens = max(state.fit_tokens, tokens)
         return prompt
 
+    @property
+    def fit_words_scaled(self) -> bool:
+        """Whether the starting word cap is scaled to the window (rank_llm) or flat (FIRST)."""
+        return self.fit_rule == "rank_llm"
+
+    def _start_words(self, size: int) -> float:
+        """The word cap a window's fitting starts from: rank_llm's ``300 * (20 / window)`` (``max_passage_words``
+        scaled to the window) or FIRST's flat ``300`` (``fit_rule="first"``)."""
+        start = self.max_passage_words if self.max_passage_words is not None else 300
+        return start * (20 / size) if self.fit_words_scaled else float(start)
+
     def _output_reserve(self, size: int) -> int:
-        """rank_llm's ``num_output_tokens``: ``len(tokenizer.encode("[1] > [2] > ... > [size]")) - 1``."""
+        """The answer's reserve in the fitting: rank_llm's ``num_output_tokens``,
+        ``len(tokenizer.encode("[1] > [2] > ... > [size]")) - 1`` in the window's identifiers; with
+        ``fit_rule="first"`` FIRST's, which always counts numeric ids over the configured ``window_size``
+        (its ``create_prompt`` passes the window length as ``use_alpha``, so the default window size is used)."""
+        if self.fit_rule == "first":
+            size, scheme = self.window_size, get_scheme("numeric")
+        else:
+            scheme = self.scheme
         if size not in self._reserve:
-            text = format_permutation(range(size), self.scheme)
+            text = format_permutation(range(size), scheme)
             self._reserve[size] = self.backend.count_tokens(ChatPrompt(raw=text, add_special_tokens=True)) - 1
         return self._reserve[size]
 
@@ -523,19 +638,17 @@ class ListwiseReranker(Reranker):
 
     def _run_heapsort(self, states: list[_State]) -> None:
         """Setwise heapsort: each state's next group, all queries' groups in one backend call per step."""
-        import random
-
-        rng = random.Random(self.seed)
+        rngs = [self._shuffle_rng(state.query) for state in states]
         step = 0
         while True:
             todo: list[tuple[_State, tuple[int, ...], list[int], ChatPrompt]] = []
-            for state in states:
+            for state, rng in zip(states, rngs):
                 assert state.heap is not None
                 group = state.heap.next_group()
                 if group is None:
                     continue
                 shown = list(range(len(group)))
-                if self.shuffle_groups:
+                if rng is not None:
                     shown = rng.sample(shown, len(shown))
                 todo.append((state, group, shown, self._window_prompt(state, [group[j] for j in shown])))
             if not todo:
@@ -549,6 +662,17 @@ class ListwiseReranker(Reranker):
         for state in states:
             assert state.heap is not None
             state.order = state.heap.order()
+
+    def _shuffle_rng(self, query: Query) -> random.Random | None:
+        """The display-order stream of one query's heapsort groups (``shuffle_groups``): seeded from ``seed`` and
+        the query text alone, so a query's result never depends on the other queries of the batch or on its
+        position in it (``rerank("q", docs) == rerank_batch(["q", "q"], [docs, docs])[0]``); ``seed=None`` draws
+        a fresh stream."""
+        if not self.shuffle_groups:
+            return None
+        if self.seed is None:
+            return random.Random()
+        return random.Random(f"{self.seed}\x00{query.text}")  # str seeds are hashed with SHA-512: stable
 
     def _apply_group(
         self, state: _State, group: tuple[int, ...], shown: list[int], prompt: ChatPrompt, raw: Any, step: int
@@ -564,7 +688,8 @@ class ListwiseReranker(Reranker):
             if self.fallback == "raise":
                 raise ModelOutputError(f"{where}: {exc}", raw_text=exc.raw_text) from exc
             # the reference keeps the node where it is when the answer names no passage
-            outcome = _Outcome(list(range(len(group))), {}, exc.raw_text, self._failed_reasoning(exc.raw_text))
+            kept = self.answer.failed_reasoning(self, exc.raw_text)
+            outcome = _Outcome(list(range(len(group))), {}, exc.raw_text, kept)
             failed, error, best = True, str(exc), None
         heap.feed(best)
         if outcome.reasoning is not None and not failed:
@@ -588,11 +713,10 @@ class ListwiseReranker(Reranker):
             )
         )
 
-    def _failed_reasoning(self, raw_text: str | None) -> str | None:
-        """Reasoning to keep in the trace of a window whose answer failed (the reasoning ranker overrides)."""
-        return None
-
-    def _generation_budget(self, size: int) -> int:
+    def generation_budget(self, size: int) -> int:
+        """``max_new_tokens`` for a window of ``size`` passages: the option when given; with ``context_size``
+        rank_llm's ``num_output_tokens`` (it generates exactly that many); else the tokens of a full
+        permutation plus a margin."""
         if self.max_new_tokens is not None:
             return self.max_new_tokens
         if self.context_size is not None:
@@ -609,17 +733,6 @@ class ListwiseReranker(Reranker):
         """Turn one backend answer into a window order (raises ModelOutputError when it is unusable)."""
         return self.answer.interpret(self, raw, size, prompt)
 
-    def _best_only(self, order: list[int], counts: dict[str, int], answer: str) -> list[int]:
-        """A best-only answer moves only the passage it names first; further ids are counted (``extra_ids``)
-        and ignored, so ``[3] > [1]`` never moves both to the front."""
-        if self.template.output_format != "best":
-            return order
-        _, full = parse_permutation(answer, len(order), scheme=self.scheme, complete=True)
-        extra = len(order) - full.missing - 1
-        if extra > 0:
-            counts["extra_ids"] = extra
-        return [order[0], *(j for j in range(len(order)) if j != order[0])]
-
     def _apply(self, state: _State, window: Window, ids: tuple[int, ...], prompt: ChatPrompt, raw: Any) -> None:
         try:
             outcome = self._interpret(raw, len(ids), prompt)
@@ -631,7 +744,8 @@ class ListwiseReranker(Reranker):
             )
             if self.fallback == "raise":
                 raise ModelOutputError(f"{where}: {exc}", raw_text=exc.raw_text) from exc
-            outcome = _Outcome(list(range(len(ids))), {}, exc.raw_text, self._failed_reasoning(exc.raw_text))
+            kept = self.answer.failed_reasoning(self, exc.raw_text)
+            outcome = _Outcome(list(range(len(ids))), {}, exc.raw_text, kept)
             failed, error = True, str(exc)
         state.cache[ids] = outcome.order
         state.order = apply_window(state.order, window.start, window.end, outcome.order)

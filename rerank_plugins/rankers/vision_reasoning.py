@@ -94,7 +94,7 @@ class VisionReasoningReranker(ReasoningReranker):
         pages, cut = pages_of(candidates, self.image_limits, self.max_passage_words)
         return cast(list[str], pages), cut
 
-    def _prompt(self, query: Query, passages: list[Any]) -> ChatPrompt:
+    def _prompt(self, query: Query, passages: list[Any], *, forced: bool = True) -> ChatPrompt:
         return self.build_prompt(query, cast(list[Page], passages))
 
     def build_prompt(self, query: Query, pages: Sequence[Page]) -> ChatPrompt:

@@ -75,12 +75,19 @@ LISTWISE_RECIPES = (
         "use_logits/use_alpha: prompt + '[' then one token), scripts/utils/llm_util.py, bash/run_rerank_llm.sh",
         options={
             "mode": "first", "prompt": "first", "prompt_version": 1, "ids": "upper", "window_size": 20,
-            "stride": 10, "context_size": 32768, "max_passage_words": 300, "cleaning": "first",
+            "stride": 10, "context_size": 32768, "max_passage_words": 300, "fit_rule": "first", "cleaning": "first",
             "add_special_tokens": True, "fallback": "keep",
         },
-        description="FIRST (Zephyr, the paper's model): alphabetical ids, answer forced to start with '[', ranking "
-        "from the first identifier's logits; windows 20 / stride 10 as run_rerank_llm.sh",
-        notes="FIRST's script defaults to --context_size 32768, so the 300-word cap is the effective passage budget.",
+        description="FIRST (Zephyr, the paper's model): alphabetical ids, ranking from the logits of the first "
+        "identifier after '['; windows 20 / stride 10 as run_rerank_llm.sh",
+        notes="Followed: FIRST's own create_prompt as bash/run_rerank_llm.sh runs it (--do_batched 1, --context_size "
+        "32768): the word cap starts at 300 for every window size (not rank_llm's 300*20/window: a [0,15) window "
+        "keeps 300 words per passage) and the reserve is a numeric permutation of window_size (fit_rule='first'), "
+        "so the 300-word cap is the effective passage budget. Deviation: run_llm_batched lets the model write its "
+        "first token and reads the top-30 logprobs at the second position; our backends read the first answer "
+        "token, so we force '[' (FIRST's unbatched run_llm) -- the same position whenever the model's greedy "
+        "first token is '[' -- and read all 20 identifiers' logprobs: ids outside FIRST's top 30 are ordered by "
+        "logprob instead of appended in input order.",
     ),
     Recipe(
         name="rank-r1",
@@ -98,9 +105,12 @@ LISTWISE_RECIPES = (
         description="Rank-R1 (LoRA adapter on Qwen2.5-Instruct, base named in its adapter_config.json, merged at "
         "load as the README's get_model): setwise heapsort of groups of 20 for the top 10, the best of each group "
         "named in <answer>[i]</answer>",
-        notes="The reference samples each group's display order with Python's global random (seeded 929 at import); "
-        "we shuffle with a private Random(seed). An answer that is not exactly one id keeps the group's node "
-        "(fallback='keep'), as the reference's 'Unexpected voting' does; v0.2 adapters use another prompt "
+        notes="The reference samples each group's display order with Python's global random (seeded 929 at import), "
+        "one stream for the whole run; we shuffle from one stream per query seeded by seed and the query text, so "
+        "a query's result does not depend on the rest of the batch. Answers are read with the reference's pattern "
+        "(<think>.*?</think>\\s*<answer>(.*?)</answer>) and must be exactly one label [i]: anything else "
+        "(<answer>[3] > [1]</answer>, <answer>3</answer>, text between </think> and <answer>, no <think>) is its "
+        "'Unexpected voting' and keeps the group's node (fallback='keep'). v0.2 adapters use another prompt "
         "(prompt_setwise-R1-v0.2.toml) and are not listed.",
     ),
     Recipe(

@@ -270,3 +270,23 @@ def test_registry_kinds_and_async() -> None:
 def test_generation_objects_pass_through() -> None:
     llm = ScriptedLLM([Generation("[2] > [1]", "stop")])
     assert ListwiseReranker(llm, window_size=4).rerank(QUERY, docs(2)).ids == ["d1", "d0"]
+
+
+def test_context_fitting_warning_names_what_cut_the_passages() -> None:
+    """Issue 21.16: a passage cut by the starting word cap is not blamed on the context, and a cap lowered for
+    the context says so."""
+    cands = [Candidate(id=f"d{i}", text="supersonic " * 400) for i in range(20)]
+    roomy = ListwiseReranker(listwise_llm(), context_size=32768, fallback="keep")
+    with pytest.warns(UserWarning) as caught:
+        result = roomy.rerank(QUERY, cands)
+    (message,) = [str(w.message) for w in caught if "passage(s)" in str(w.message)]
+    assert "20 passage(s) in 1 window(s) were cut to the starting word cap of 300 words" in message
+    assert "so the prompts fit" not in message and "context did not cut them" in message
+    assert result.details["fit_words"] == 300
+    tight = ListwiseReranker(listwise_llm(), context_size=2048, fallback="keep")
+    with pytest.warns(UserWarning) as caught:
+        result = tight.rerank(QUERY, cands)
+    (message,) = [str(w.message) for w in caught if "passage(s)" in str(w.message)]
+    words = result.details["fit_words"]
+    assert words < 300 and f"shortened to {words} words" in message
+    assert "starting word cap of 300 words" in message and "so the prompts fit context_size=2048" in message

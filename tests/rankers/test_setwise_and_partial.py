@@ -83,11 +83,23 @@ def test_sliding_windows_stay_available_for_rank_r1_with_a_warning() -> None:
 
 
 def test_a_best_only_answer_naming_two_ids_moves_only_the_first() -> None:
+    """A best-only prompt read leniently (no reference pattern) counts the extra ids; Rank-R1's own prompt, read
+    with llm-rankers' pattern, refuses the answer (issue 21.13; tests/recipes/test_listwise_recipes.py)."""
+    import dataclasses
+
+    from rerank_plugins.prompts import get_prompt
+
+    r1 = get_prompt("rank-r1")
+    assert r1.reasoning is not None and r1.reasoning.pattern is not None
+    lenient = dataclasses.replace(r1, reasoning=dataclasses.replace(r1.reasoning, pattern=None, exact_label=False))
     llm = ScriptedLLM(lambda _: "<think> both </think> <answer>[3] > [2]</answer>")
-    ranker = ReasoningReranker(llm, prompt="rank-r1", window_size=4, stride=2, top_k_settle=1)
+    ranker = ReasoningReranker(llm, prompt=lenient, window_size=4, stride=2, top_k_settle=1)
     result = ranker.rerank("q", _docs(4))
     assert [r.id for r in result] == ["d2", "d0", "d1", "d3"]
     assert result.traces[0].repairs["extra_ids"] == 1
+    strict = ReasoningReranker(llm, prompt="rank-r1", window_size=4, stride=2, top_k_settle=1)
+    with pytest.raises(ModelOutputError, match="not exactly one of the labels"):
+        strict.rerank("q", _docs(4))
 
 
 def test_heapsort_options_are_checked() -> None:

@@ -94,11 +94,14 @@ def rank_llm_multiturn_messages(query: str, passages: list[str]) -> list[dict[st
 
 
 # ------------------------------------------------------------------------------------------------- FIRST (Zephyr)
-def first_zephyr_prompt(tokenizer: Any, query: str, passages: list[str], *, context_size: int = 32768) -> str:
+def first_zephyr_prompt(
+    tokenizer: Any, query: str, passages: list[str], *, context_size: int = 32768, window_size: int = 20
+) -> str:
     """gangiswag/llm-reranker@2d7cba4 ``scripts/utils/rank_listwise_os_llm.py`` ``RankListwiseOSLLM.create_prompt``
     (text reranking, use_alpha=True, variable_passages=True and the system message of
-    ``scripts/utils/llm_util.py`` ``rerank_beir_outputs_llm``, no few-shot examples), then ``prompt + "["`` as
-    ``run_llm(use_logits=True, use_alpha=True)`` sends it."""
+    ``scripts/utils/llm_util.py`` ``rerank_beir_outputs_llm``, no few-shot examples) for one window holding all
+    ``passages`` (``window_size``: the ``--window_size`` the ranker was built with), then ``prompt + "["``: the
+    '[' that ``run_llm`` forces and that ``run_llm_batched`` lets the model write before the position it reads."""
     from ftfy import fix_text
 
     alph_start_idx = ord("A") - 1
@@ -110,8 +113,15 @@ def first_zephyr_prompt(tokenizer: Any, query: str, passages: list[str], *, cont
     def replace_number(s: str) -> str:  # scripts/utils/rankllm.py _replace_number(use_alpha=True)
         return re.sub(r"\[([A-z]+)\]", r"(\1)", s)
 
-    def num_output_tokens(window: int) -> int:  # sic: use_alpha counts numeric ids in FIRST's code
-        token_str = " > ".join([f"[{i + 1}]" for i in range(window)])
+    def num_output_tokens(use_alpha: int, current_window_size: int | None = None) -> int:
+        # sic: create_prompt calls num_output_tokens(rank_end - rank_start), so the window length lands in
+        # use_alpha (truthy: numeric ids) and the configured window size is counted
+        if current_window_size is None:
+            current_window_size = window_size
+        if use_alpha:
+            token_str = " > ".join([f"[{i + 1}]" for i in range(current_window_size)])
+        else:
+            token_str = " > ".join([f"[{chr(alph_start_idx + i + 1)}]" for i in range(current_window_size)])
         return len(tokenizer.encode(token_str)) - 1
 
     num = len(passages)
@@ -241,3 +251,17 @@ def reasonrank_prompt(tokenizer: Any, query: str, passages: list[str], *, max_le
     messages.append({"role": "user", "content": input_context})
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return str(fix_text(prompt))
+
+
+def rank_r1_vote(completion: str, n: int) -> int | None:
+    """The passage (0-based, in the order shown) that ``RankR1SetwiseLlmRanker.compare`` (ielab/llm-rankers@b36517b
+    llmrankers/setwise.py) votes for from one completion, or ``None`` for its "Unexpected voting" (``heapify``
+    then keeps the node). ``pattern`` is Rank-R1/prompts/prompt_setwise-R1.toml's."""
+    pattern = r"<think>.*?</think>\s*<answer>(.*?)</answer>"
+    characters = [f"[{i + 1}]" for i in range(n)]
+    match = re.search(pattern, completion.lower(), re.DOTALL)
+    result = match.group(1).strip() if match else f"input_text:\n..., completion:\n{completion}"
+    result = result.strip()
+    if result not in characters:
+        return None
+    return characters.index(result)

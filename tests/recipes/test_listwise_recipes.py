@@ -134,6 +134,25 @@ def test_first_zephyr_sends_firsts_own_prompt(zephyr_dir: Path, monkeypatch: pyt
     assert ranker.backend.prompt_token_ids(prompt) == tok(expected)["input_ids"]
 
 
+@pytest.mark.parametrize("context_size", [32768, 2048])
+def test_first_zephyr_fits_a_15_passage_window_as_firsts_create_prompt(
+    context_size: int, zephyr_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21.12: a [0,15) window keeps FIRST's 300 words per passage (not 300*20/15 = 400), and with a tight
+    context the cap shrinks against FIRST's reserve (a numeric permutation of window_size 20): the same prompt
+    and the same token count as FIRST's create_prompt."""
+    texts = passages(n=15, words=420)
+    ranker, seen, tok = _ours(zephyr_dir, "rryisthebest/First_Model", monkeypatch, texts, context_size=context_size)
+    (prompt,) = seen
+    expected = ref.first_zephyr_prompt(tok, QUERY, texts, context_size=context_size)
+    assert ranker.backend.render(prompt) == expected
+    assert ranker.backend.prompt_token_ids(prompt) == tok(expected)["input_ids"]
+    # FIRST's num_tokens: the prompt it sends, before the '[' the model writes (run_llm_batched)
+    assert ranker.result.details["max_prompt_tokens"] == len(tok.encode(expected[:-1]))
+    words = ranker.result.details["fit_words"]
+    assert words == 300 if context_size == 32768 else words < 300
+
+
 def test_rank_r1_group_prompt_equals_the_reference(qwen_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = passages(n=20, words=700)  # longer than 512 tokens: the passage budget cuts them
     query = QUERY * 6  # longer than 32 tokens
@@ -174,3 +193,58 @@ def test_rankgpt_v2_messages_equal_rank_llms_multiturn_prompt() -> None:
     )
     assert list(ours.messages) == ref.rank_llm_multiturn_messages(QUERY, texts)
     assert "e.g., [1] > [2]." in ours.messages[-1]["content"]
+
+
+# ------------------------------------------------------------------------------------------------- Rank-R1 answers
+def _rank_r1(outputs: Any, **options: Any) -> Any:
+    """The rank-r1 recipe's ranker over a scripted model (no tokenizer: the token budgets are left out)."""
+    from rerank_plugins.rankers.reasoning import ReasoningReranker
+    from rerank_plugins.recipes import get_recipe
+    from rerank_plugins.testing.fake_llm import ScriptedLLM
+
+    merged = {**get_recipe("rank-r1").options, "max_passage_tokens": None, "max_query_tokens": None, **options}
+    return ReasoningReranker(ScriptedLLM(outputs), **merged)
+
+
+VOTES = [
+    "<think> 3 is best </think>\n<answer>[3]</answer>",
+    "<think>r</think><answer> [2] </answer> trailing",
+    "<THINK>r</THINK> <ANSWER>[4]</ANSWER>",
+    "<answer>[3]</answer>",  # no reasoning at all
+    "3 is best </think> <answer>[3]</answer>",  # no <think>
+    "<think> r </think> <answer>[3] > [1]</answer>",
+    "<think> r </think> <answer>3</answer>",
+    "<think> r </think> Document [3] is the most relevant. <answer>[3]</answer>",
+    "<think> r </think> <answer>[7]</answer>",  # out of range for a group of 4
+    "<think> r </think> <answer>[3]",
+    "<think> r </think> <answer></answer>",
+]
+
+
+@pytest.mark.parametrize("output", VOTES)
+def test_rank_r1_accepts_exactly_the_votes_llm_rankers_accepts(output: str) -> None:
+    """Issue 21.13: what ielab/llm-rankers@b36517b counts "Unexpected voting" keeps the group's node here too
+    (fallback='keep'); what it accepts moves the same passage to the front."""
+    ranker = _rank_r1([output], window_size=4, top_k_settle=1, shuffle_groups=False)
+    result = ranker.rerank("q", candidates([f"passage {i}" for i in range(4)]))
+    (trace,) = result.traces
+    vote = ref.rank_r1_vote(output, 4)
+    assert trace.failed == (vote is None), output
+    expected = ["d0", "d1", "d2", "d3"] if vote is None else [f"d{vote}"]
+    assert result.ids[: len(expected)] == expected
+
+
+def test_rank_r1_result_does_not_depend_on_the_rest_of_the_batch() -> None:
+    """Issue 21.14: one shuffle stream per query (seed and query text), not one per call."""
+    texts = [f"passage {i}" for i in range(40)]
+
+    def first_shown(prompt: str) -> str:  # always votes for the first passage shown: the shuffle decides
+        return "<think> the first </think> <answer>[1]</answer>"
+
+    alone = _rank_r1(first_shown).rerank("q", candidates(texts))
+    batch = _rank_r1(first_shown).rerank_batch(["q", "q"], [candidates(texts), candidates(texts)])
+    other = _rank_r1(first_shown).rerank_batch(["other query", "q"], [candidates(texts), candidates(texts)])
+    assert alone.ids == batch[0].ids == batch[1].ids == other[1].ids
+    assert alone.ids != [f"d{i}" for i in range(40)] and other[0].ids != alone.ids  # the shuffle is live and per query
+    again = _rank_r1(first_shown, seed=930).rerank("q", candidates(texts))
+    assert again.ids != alone.ids
