@@ -3,7 +3,10 @@
 * device: explicit ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"cpu"``; ``None`` / ``"auto"`` picks CUDA, then
   Apple MPS, then the CPU.
 * dtype: explicit ``"float32"``, ``"float16"``, ``"bfloat16"`` (or a ``torch.dtype``); ``None`` / ``"auto"``
-  picks fp32 on CPU, bf16 on CUDA devices that support it and fp16 otherwise, fp16 on MPS.
+  picks fp32 on CPU, bf16 on CUDA devices whose tensor cores run it (compute capability 8.0 and up: Ampere, Ada,
+  Hopper; ROCm) and fp16 on older ones (T4, V100), fp16 on MPS. ``torch.cuda.is_bf16_supported()`` is not the
+  test: by default it also says yes where bf16 is only emulated, far slower than fp16, and it asks about the
+  current device rather than the one requested.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def resolve_dtype(dtype: Any, device: Any) -> Any:
         return dtype
     if dtype is None or dtype == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if _native_bf16(torch, device) else torch.float16
         if device.type == "mps":
             return torch.float16
         return torch.float32
@@ -68,3 +71,12 @@ def resolve_dtype(dtype: Any, device: Any) -> Any:
     if name is None:
         raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
     return getattr(torch, name)
+
+
+def _native_bf16(torch: Any, device: Any) -> bool:
+    """Whether ``device`` (a CUDA ``torch.device``) computes bf16 in hardware, not by emulation."""
+    if getattr(torch.version, "hip", None):
+        return True
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, _minor = torch.cuda.get_device_capability(index)
+    return bool(major >= 8)
