@@ -19,7 +19,8 @@ three behave the same:
   suffixes and embedded meta fields of Haystack's rankers (the same rule in every adapter);
 * :func:`check_limits` - an adapter's default ``top_k`` / ``score_threshold`` checked when it is built;
 * :func:`host_options` - Haystack-style loading conventions (``device``, ``batch_size``, ``model_kwargs``,
-  ``tokenizer_kwargs``, ``token``, ``scale_score``) turned into the options of the strategy that will be loaded.
+  ``tokenizer_kwargs``, ``token``, ``scale_score``, ``trust_remote_code``, ``config_kwargs`` and
+  sentence-transformers' ``backend``) turned into the options of the strategy that will be loaded.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .errors import ConfigError
 from .models import build_reranker
 from .refs import ModelRef
 from .types import RankedList, WindowTrace
-from .validation import check_int, check_number
+from .validation import check_bool, check_choice, check_int, check_number
 
 __all__ = [
     "DETAILS_KEY",
@@ -210,6 +211,9 @@ def host_options(
     tokenizer_kwargs: Mapping[str, Any] | None = None,
     token: str | None = None,
     scale_score: bool | None = None,
+    trust_remote_code: bool | None = None,
+    config_kwargs: Mapping[str, Any] | None = None,
+    runtime: str | None = None,
 ) -> dict[str, Any]:
     """``options`` plus the host's loading conventions, under the keywords of the strategy that will be loaded.
 
@@ -219,15 +223,26 @@ def host_options(
     goes into both ``model_kwargs`` and ``tokenizer_kwargs``. ``scale_score=False`` asks a cross-encoder for raw
     logits (``activation="raw"``); ``True`` keeps its default, which maps logits to probabilities. A convention
     the strategy cannot take, or one also given in ``options`` with another value, is a :class:`ConfigError`.
+
+    As in sentence-transformers' ``CrossEncoder`` (which Haystack's rankers load): ``trust_remote_code`` may be
+    given itself or inside ``model_kwargs`` (it becomes the strategy's or backend's ``trust_remote_code``);
+    ``config_kwargs`` (``AutoConfig`` overrides) join ``model_kwargs``, whose config-attribute keys transformers'
+    ``from_pretrained`` applies to the config; ``runtime`` is sentence-transformers' ``backend``: ``"torch"`` (the
+    default) or ``"onnx"`` (a cross-encoder's ``quantize="onnx"``; ``"openvino"`` is not supported).
     """
     out = dict(options or {})
+    model_kwargs, trust_remote_code = _split_trust(model_kwargs, trust_remote_code)
+    if config_kwargs is not None:
+        model_kwargs = _merged("config_kwargs", dict(config_kwargs), model_kwargs)
     given: dict[str, Any] = {
         "device": device, "batch_size": batch_size,
         "model_kwargs": dict(model_kwargs) if model_kwargs is not None else None,
         "tokenizer_kwargs": dict(tokenizer_kwargs) if tokenizer_kwargs is not None else None,
+        "trust_remote_code": check_bool("trust_remote_code", trust_remote_code, optional=True),
     }
+    check_choice("backend", runtime, RUNTIMES, optional=True)
     wanted = {k: v for k, v in given.items() if v is not None}
-    if not wanted and scale_score is None and token is None:
+    if not wanted and scale_score is None and token is None and runtime in (None, "torch"):
         return out
     cls = _strategy_class(model, kind)
     if cls is None:
@@ -246,14 +261,21 @@ def host_options(
         elif "backend_options" in params:
             target = out["backend_options"] = dict(out.get("backend_options") or {})
             where = f"backend_options[{key!r}]"
+        elif key == "trust_remote_code" and not value:
+            continue  # nothing to trust where no model code is loaded
         else:
             raise ConfigError(f"{key} does not apply to the {name!r} strategy ({cls.__name__})")
         if key in target and target[key] != value:
             raise ConfigError(f"{key} is given twice, as a field and as {where} in options, with different values")
         target[key] = value
+    if runtime == "onnx":
+        if "quantize" not in params:
+            raise ConfigError(f"backend='onnx' applies to cross-encoders; the {name!r} strategy has no ONNX path")
+        if out.get("quantize", "onnx") not in ("onnx", "onnx-int8"):
+            raise ConfigError(f"backend='onnx' and quantize={out['quantize']!r} in options disagree")
+        out.setdefault("quantize", "onnx")
     if scale_score is not None:
-        if not isinstance(scale_score, bool):
-            raise ConfigError(f"scale_score must be a bool or None, got {type(scale_score).__name__}")
+        check_bool("scale_score", scale_score)
         if "activation" in params:
             if not scale_score:
                 if out.get("activation", "raw") != "raw":
@@ -263,6 +285,36 @@ def host_options(
             raise ConfigError(
                 f"scale_score=False (raw logits) applies to cross-encoders; the {name!r} strategy has no score scaling"
             )
+    return out
+
+
+#: sentence-transformers' ``backend`` values (Haystack's rankers pass theirs on) that :func:`host_options` maps.
+RUNTIMES = ("torch", "onnx")
+
+
+def _split_trust(
+    model_kwargs: Mapping[str, Any] | None, trust_remote_code: bool | None
+) -> tuple[dict[str, Any] | None, bool | None]:
+    """``trust_remote_code`` taken out of ``model_kwargs`` (where Haystack users put it) and checked against the
+    argument itself: one value, never two (a duplicated keyword is a bare ``TypeError`` in ``from_pretrained``)."""
+    if model_kwargs is None or "trust_remote_code" not in model_kwargs:
+        return (dict(model_kwargs) if model_kwargs is not None else None), trust_remote_code
+    rest = dict(model_kwargs)
+    inner = check_bool("model_kwargs['trust_remote_code']", rest.pop("trust_remote_code"))
+    if trust_remote_code is not None and trust_remote_code != inner:
+        raise ConfigError(
+            f"trust_remote_code={trust_remote_code} and model_kwargs['trust_remote_code']={inner} disagree"
+        )
+    return rest, inner
+
+
+def _merged(name: str, extra: dict[str, Any], model_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``model_kwargs`` plus ``extra`` (``config_kwargs``); a key in both with different values is an error."""
+    out = dict(model_kwargs or {})
+    for key, value in extra.items():
+        if key in out and out[key] != value:
+            raise ConfigError(f"{key!r} is given in both {name} and model_kwargs, with different values")
+        out[key] = value
     return out
 
 

@@ -23,7 +23,7 @@ from typing import TypeGuard, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["check_api_keys", "check_choice", "check_instance", "check_int", "check_number", "is_number"]
+__all__ = ["check_api_keys", "check_bool", "check_choice", "check_instance", "check_int", "check_number", "is_number"]
 
 _T = TypeVar("_T")
 
@@ -101,6 +101,13 @@ def check_choice(
     if (value is None and optional) or (isinstance(value, str) and value in options):
         return value
     raise error(f"{name} must be one of {options}{' or None' if optional else ''}, got {value!r}")
+
+
+def check_bool(name: str, value: _T, *, optional: bool = False, error: type[Exception] = ConfigError) -> _T:
+    """``value`` when it is a ``bool`` (``None`` too if ``optional``); ``0`` / ``"yes"`` are refused."""
+    if (value is None and optional) or isinstance(value, bool):
+        return value
+    raise error(f"{name} must be a bool{' or None' if optional else ''}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,41 @@ def test_encoders_take_them_directly_and_scale_score_false_is_raw() -> None:
     assert host_options("some/model", "embedding", {"batch_size": 8}, batch_size=8) == {"batch_size": 8}
 
 
+def test_sentence_transformers_loading_arguments_issue_21() -> None:
+    """Issue 21 items 17-18: ``trust_remote_code`` given itself or inside ``model_kwargs`` becomes the strategy's
+    (or the LLM backend's) keyword, never a second ``from_pretrained`` keyword; ``config_kwargs`` join
+    ``model_kwargs``; ``runtime`` (sentence-transformers' ``backend``) ``"onnx"`` is the cross-encoder's ONNX path."""
+    out = host_options("m", "cross-encoder", None, model_kwargs={"trust_remote_code": True, "revision": "r"})
+    assert out == {"model_kwargs": {"revision": "r"}, "trust_remote_code": True}
+    assert host_options("m", "embedding", None, trust_remote_code=True) == {"trust_remote_code": True}
+    assert host_options("m", "first", None, model_kwargs={"trust_remote_code": True}) == {
+        "backend_options": {"model_kwargs": {}, "trust_remote_code": True}
+    }
+    assert host_options("fusion", None, None, trust_remote_code=False) == {}
+    assert host_options("m", "cross-encoder", None, config_kwargs={"hidden_act": "relu"}, model_kwargs={"a": 1}) == {
+        "model_kwargs": {"a": 1, "hidden_act": "relu"}
+    }
+    assert host_options("m", "cross-encoder", None, runtime="onnx") == {"quantize": "onnx"}
+    assert host_options("m", "cross-encoder", {"quantize": "onnx-int8"}, runtime="onnx") == {"quantize": "onnx-int8"}
+    assert host_options("m", "cross-encoder", None, runtime="torch") == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "conventions", "message"),
+    [
+        ("cross-encoder", {"trust_remote_code": False, "model_kwargs": {"trust_remote_code": True}}, "disagree"),
+        ("cross-encoder", {"model_kwargs": {"trust_remote_code": "yes"}}, "must be a bool"),
+        ("cross-encoder", {"config_kwargs": {"a": 1}, "model_kwargs": {"a": 2}}, "config_kwargs and model_kwargs"),
+        ("cross-encoder", {"runtime": "openvino"}, "backend must be one of"),
+        ("embedding", {"runtime": "onnx"}, "backend='onnx' applies to cross-encoders"),
+        ("fusion", {"trust_remote_code": True}, "trust_remote_code does not apply"),
+    ],
+)
+def test_loading_arguments_that_cannot_apply(kind, conventions, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=message):
+        host_options("m", kind, None, **conventions)
+
+
 def test_token_is_skipped_where_no_hugging_face_model_is_loaded() -> None:
     assert host_options("fusion", None, {"method": "rrf"}, token="hf_x") == {"method": "rrf"}
     assert host_options("m", "first", {"backend": "openai"}, token="hf_x") == {"backend": "openai"}

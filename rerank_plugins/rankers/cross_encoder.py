@@ -28,6 +28,7 @@ windows that fit (``chunk_overlap`` tokens shared between neighbours) and keep t
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -207,6 +208,18 @@ class CrossEncoderReranker(Reranker):
         clone.__dict__.update(self.__dict__)
         clone.last_stats = dict(self.last_stats)
         memo[id(self)] = clone
+        return clone
+
+    def with_activation(self, activation: str) -> CrossEncoderReranker:
+        """A copy sharing this reranker's model and score cache whose scores use ``activation`` (``"sigmoid"``,
+        ``"softmax"``, ``"raw"``; ``"auto"`` reads the model's saved one): how an adapter honours a per-call
+        ``scale_score`` (Haystack's rankers take one at run time) without loading the model twice."""
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        clone = copy.deepcopy(self)
+        clone.activation = clone._resolve_activation(activation, clone.model.config)
+        if clone.activation != self.activation:
+            clone._cache_key = f"{self._cache_key}|as={clone.activation}"
         return clone
 
     def __getstate__(self) -> dict[str, Any]:

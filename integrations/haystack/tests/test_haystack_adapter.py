@@ -40,27 +40,34 @@ def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
-class TestConformanceRun(RerankerConformance):
-    checks_duplicates = False  # duplicate document ids are reranked by position (test_duplicate_ids_all_kept)
+class HaystackConformance(RerankerConformance):
+    """The shared suite, with Haystack's own rules: ``top_k=0`` is a ``ValueError`` (sentence-transformers-haystack
+    2.0.0 ``SentenceTransformersSimilarityRanker.run``: "top_k must be > 0") and duplicate ids are merged
+    (test_duplicate_ids_deduplicated_as_haystack_does)."""
+
+    checks_duplicates = False
+
+    def test_top_k_zero(self, reranker: Any) -> None:
+        with pytest.raises(ValueError, match="top_k"):
+            reranker.rerank(QUERY, sample_candidates(), top_k=0)
+
+
+class TestConformanceRun(HaystackConformance):
 
     @pytest.fixture
     def reranker(self) -> HaystackHost:
         return HaystackHost(KeywordReranker())
 
 
-class TestConformanceRunAsync(RerankerConformance):
-    checks_duplicates = False
-
+class TestConformanceRunAsync(HaystackConformance):
     @pytest.fixture
     def reranker(self) -> HaystackHost:
         return HaystackHost(KeywordReranker(), asynchronous=True)
 
 
 
-class TestConformanceListwise(RerankerConformance):
+class TestConformanceListwise(HaystackConformance):
     """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
-
-    checks_duplicates = False
 
     @pytest.fixture
     def reranker(self) -> HaystackHost:
@@ -201,16 +208,20 @@ def test_document_without_content_is_ranked_once_and_images_are_carried() -> Non
     assert seen["img"].text is None and seen["img"].image == b"\x89PNG"
 
 
-def test_top_k_zero_override_and_negative() -> None:
+def test_top_k_zero_is_a_value_error_as_in_haystack_s_rankers() -> None:
+    """Issue 21 item 18: Haystack's rankers raise ``ValueError("top_k must be > 0 ...")`` for 0, at init and per call
+    (sentence-transformers-haystack 2.0.0); ours returned ``[]``."""
     ranker = RerankPluginsRanker(model=KeywordReranker(), top_k=2)
-    assert ranker.run(query=QUERY, documents=_docs(), top_k=0)["documents"] == []
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+            ranker.run(query=QUERY, documents=_docs(), top_k=bad)
+        with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+            asyncio.run(ranker.run_async(query=QUERY, documents=_docs(), top_k=bad))
+        with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+            RerankPluginsRanker(model=KeywordReranker(), top_k=bad)
     assert len(ranker.run(query=QUERY, documents=_docs())["documents"]) == 2
     assert len(ranker.run(query=QUERY, documents=_docs(), top_k=5)["documents"]) == 5
-    assert RerankPluginsRanker(model=KeywordReranker(), top_k=0).run(query=QUERY, documents=_docs()) == {
-        "documents": []
-    }
-    with pytest.raises(InvalidInputError, match="top_k"):
-        ranker.run(query=QUERY, documents=_docs(), top_k=-1)
+    assert len(RerankPluginsRanker(model=KeywordReranker()).run(query=QUERY, documents=_docs())["documents"]) == 6
 
 
 def test_threshold_zero_is_honoured_at_init_and_at_run() -> None:
@@ -240,10 +251,27 @@ def test_empty_documents_and_empty_query() -> None:
         ranker.run(query="  ", documents=_docs())
 
 
-def test_duplicate_ids_all_kept() -> None:
-    docs = [Document(id="same", content="shock waves"), Document(id="same", content="cooking pasta")]
-    out = RerankPluginsRanker(model=KeywordReranker()).run(query=QUERY, documents=docs)["documents"]
-    assert [d.content for d in out] == ["shock waves", "cooking pasta"]
+def test_duplicate_ids_deduplicated_as_haystack_does() -> None:
+    """Issue 21 item 18: 6 documents with 3 ids give 3, keeping of each id the highest-scored one (the first among
+    equals or unscored), exactly as haystack's ``_deduplicate_documents`` that its rankers call; ours gave 6."""
+    from haystack.utils.misc import _deduplicate_documents
+
+    docs = [
+        Document(id="a", content="shock waves one", score=0.2),
+        Document(id="b", content="pasta one"),
+        Document(id="a", content="shock waves two", score=0.9),
+        Document(id="c", content="flutter one", score=0.5),
+        Document(id="b", content="pasta two"),
+        Document(id="c", content="flutter two", score=0.5),
+    ]
+    engine = KeywordReranker()
+    out = RerankPluginsRanker(model=engine).run(query=QUERY, documents=docs)["documents"]
+    assert len(out) == 3 and sorted(d.id for d in out) == ["a", "b", "c"]
+    kept = _deduplicate_documents(docs)
+    assert [c.text for c in engine.seen] == [d.content for d in kept]
+    assert {d.id: d.content for d in out} == {"a": "shock waves two", "b": "pasta one", "c": "flutter one"}
+    again = asyncio.run(RerankPluginsRanker(model=KeywordReranker()).run_async(query=QUERY, documents=docs))
+    assert [(d.id, d.content, d.score) for d in again["documents"]] == [(d.id, d.content, d.score) for d in out]
 
 
 def test_wrong_document_type_is_a_type_error() -> None:

@@ -6,6 +6,7 @@ rebuilt with ``dataclasses.replace``. Ranking, ``top_k`` and ``score_threshold``
 
 from __future__ import annotations
 
+import math
 import mimetypes
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +17,9 @@ from haystack.core.errors import SerializationError
 from haystack.utils import ComponentDevice, Secret
 from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kwargs
 
-from rerank_plugins import Candidate, ConfigError, Query, RankedList, Reranker
+from rerank_plugins import Candidate, ConfigError, InvalidInputError, Query, RankedList, Reranker
 from rerank_plugins.integration import (
+    RUNTIMES,
     affixed,
     build_reranker,
     candidate_ids,
@@ -27,6 +29,7 @@ from rerank_plugins.integration import (
     model_name,
     result_metadata,
 )
+from rerank_plugins.validation import check_bool, check_choice, check_int
 
 
 @component
@@ -43,19 +46,25 @@ class RerankPluginsRanker:
     ``model`` may also be an already-built :class:`rerank_plugins.Reranker` (used as is; such a ranker cannot be
     serialised).
 
-    Every input document comes back exactly once, best first, unless ``top_k`` (0 keeps none) or
+    As Haystack's rankers do, documents are first deduplicated by id, keeping of each id the document with the
+    highest ``score`` (the first one among equals or unscored ones; ``haystack.utils.misc._deduplicate_documents``,
+    haystack-ai 3.4.0); every remaining document comes back exactly once, best first, unless ``top_k`` (an int
+    ``>= 1``; ``None`` returns all, where Haystack's rankers keep 10; 0 is a ``ValueError`` as there) or
     ``score_threshold`` (keep scores ``>=`` it; 0.0 is a threshold like any other) says otherwise. Documents are
     never modified: each result is ``dataclasses.replace(doc, score=..., meta=...)`` with the same id, its meta
     extended by ``rerank_rank`` and, when the strategy produces them, ``rerank_reasoning``, ``rerank_details`` and
     ``rerank_windows``. A document without ``content`` is ranked as an empty text (as Haystack's rankers do), or
     by its image when its ``blob`` has an ``image/*`` mime type or, as ``ImageFileToDocument`` and
     ``DocumentToImageContent`` do, its ``meta[file_path_meta_field]`` names an image file (under ``root_path``);
-    a document with both content and an image is a mixed candidate. Duplicate ids are all kept and ranked.
+    a document with both content and an image is a mixed candidate.
 
     The loading conventions of Haystack's own rankers (``SentenceTransformersSimilarityRanker``) are accepted and
     serialised: ``device`` (a ``ComponentDevice``), ``token`` (a ``Secret``, read from ``HF_API_TOKEN`` /
-    ``HF_TOKEN`` by default), ``model_kwargs``, ``tokenizer_kwargs``, ``batch_size`` and ``scale_score``
-    (``False``: a cross-encoder's raw logits; ``None`` or ``True``: its probabilities). They reach the strategy
+    ``HF_TOKEN`` by default), ``trust_remote_code`` (also accepted inside ``model_kwargs``), ``model_kwargs``,
+    ``tokenizer_kwargs``, ``config_kwargs``, ``backend`` (``"torch"``, or ``"onnx"``: a cross-encoder's ONNX
+    Runtime path), ``batch_size`` and ``scale_score`` (``False``: a cross-encoder's raw logits; ``None`` or
+    ``True``: its probabilities), which :meth:`run` also takes per call and as a pipeline input (the loaded model
+    is shared, never loaded twice). They reach the strategy
     under its own keywords (an LLM strategy's backend options); one that cannot apply is a ``ConfigError``. So do
     ``query_prefix`` / ``query_suffix`` / ``document_prefix`` / ``document_suffix``, ``meta_fields_to_embed`` and
     ``embedding_separator``, applied exactly as Haystack's rankers apply them. Every argument is checked here,
@@ -74,8 +83,12 @@ class RerankPluginsRanker:
     :param root_path: folder that relative image paths are resolved against.
     :param device: where the model runs; ``None`` lets the strategy choose.
     :param token: Hugging Face token for private models.
+    :param trust_remote_code: allow custom model code from the hub; ``None`` keeps the strategy's (or recipe's)
+        default.
     :param model_kwargs: extra ``from_pretrained`` arguments for the model.
     :param tokenizer_kwargs: extra ``from_pretrained`` arguments for the tokenizer.
+    :param config_kwargs: ``AutoConfig`` overrides (passed to ``from_pretrained`` with ``model_kwargs``).
+    :param backend: ``"torch"`` or ``"onnx"`` (sentence-transformers' backend names); ``None`` keeps the strategy's.
     :param batch_size: most inputs per forward pass; ``None`` keeps the strategy's default.
     :param scale_score: ``False`` for a cross-encoder's raw logits; ``None`` keeps the strategy's scores.
     :param query_prefix: text put before the query (an instruction, e.g. for bge models).
@@ -99,8 +112,11 @@ class RerankPluginsRanker:
         *,
         device: ComponentDevice | None = None,
         token: Secret | None = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False),  # noqa: B008
+        trust_remote_code: bool | None = None,
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        backend: str | None = None,
         batch_size: int | None = None,
         scale_score: bool | None = None,
         query_prefix: str = "",
@@ -109,18 +125,23 @@ class RerankPluginsRanker:
         document_suffix: str = "",
         instruction: str | None = None,
     ) -> None:
+        check_int("top_k", top_k, 1, optional=True)  # Haystack's rankers refuse 0 ("top_k must be > 0")
         check_limits(top_k, score_threshold)
+        check_bool("trust_remote_code", trust_remote_code, optional=True)
+        check_choice("backend", backend, RUNTIMES, optional=True)
         self._check(
             kind=kind, options=options, meta_fields_to_embed=meta_fields_to_embed,
             embedding_separator=embedding_separator, file_path_meta_field=file_path_meta_field, root_path=root_path,
             device=device, token=token, model_kwargs=model_kwargs, tokenizer_kwargs=tokenizer_kwargs,
+            config_kwargs=config_kwargs,
             batch_size=batch_size, scale_score=scale_score, query_prefix=query_prefix, query_suffix=query_suffix,
             document_prefix=document_prefix, document_suffix=document_suffix, instruction=instruction,
         )
         self._reranker: Reranker | None = None
         if isinstance(model, Reranker):
             loading = {"device": device, "model_kwargs": model_kwargs, "tokenizer_kwargs": tokenizer_kwargs,
-                       "batch_size": batch_size, "scale_score": scale_score}
+                       "batch_size": batch_size, "scale_score": scale_score, "trust_remote_code": trust_remote_code,
+                       "config_kwargs": config_kwargs, "backend": backend}
             given = sorted(k for k, v in loading.items() if v is not None)
             if given:
                 raise ConfigError(
@@ -139,8 +160,11 @@ class RerankPluginsRanker:
         self.root_path = root_path
         self.device = device
         self.token = token
+        self.trust_remote_code = trust_remote_code
         self.model_kwargs = model_kwargs
         self.tokenizer_kwargs = tokenizer_kwargs
+        self.config_kwargs = config_kwargs
+        self.backend = backend
         self.batch_size = batch_size
         self.scale_score = scale_score
         self.query_prefix = query_prefix
@@ -149,6 +173,7 @@ class RerankPluginsRanker:
         self.document_suffix = document_suffix
         self.instruction = instruction
         self._serialisable = self._reranker is None
+        self._views: dict[bool, Reranker] = {}  # per-call scale_score -> a reranker sharing the loaded model
 
     @staticmethod
     def _check(**values: Any) -> None:
@@ -156,7 +181,8 @@ class RerankPluginsRanker:
         expected: dict[str, tuple[type, ...]] = {
             "kind": (str,), "options": (dict,), "meta_fields_to_embed": (list,), "file_path_meta_field": (str,),
             "root_path": (str,), "device": (ComponentDevice,), "token": (Secret,), "model_kwargs": (dict,),
-            "tokenizer_kwargs": (dict,), "batch_size": (int,), "scale_score": (bool,), "instruction": (str,),
+            "tokenizer_kwargs": (dict,), "config_kwargs": (dict,), "batch_size": (int,), "scale_score": (bool,),
+            "instruction": (str,),
         }
         for name, types in expected.items():
             value = values[name]
@@ -190,10 +216,22 @@ class RerankPluginsRanker:
                 device=self.device.to_torch_str() if self.device is not None else None,
                 batch_size=self.batch_size, model_kwargs=self.model_kwargs, tokenizer_kwargs=self.tokenizer_kwargs,
                 token=self.token.resolve_value() if self.token is not None else None,
-                scale_score=self.scale_score,
+                scale_score=self.scale_score, trust_remote_code=self.trust_remote_code,
+                config_kwargs=self.config_kwargs, runtime=self.backend,
             )
-            self._reranker = build_reranker(self.model, self.kind, options, instruction=self.instruction)
+            reranker = build_reranker(self.model, self.kind, options, instruction=self.instruction)
+            # True means scaled, as in Haystack's rankers, also for a model that saves an identity activation
+            self._reranker = _scaled(reranker, True) if self.scale_score else reranker
         return self._reranker
+
+    def _with_scale(self, reranker: Reranker, scale_score: bool | None) -> Reranker:
+        """``reranker``, or a copy sharing its model that gives the scores ``run(scale_score=...)`` asks for."""
+        if scale_score is None:
+            return reranker
+        check_bool("scale_score", scale_score, error=InvalidInputError)
+        if scale_score not in self._views:
+            self._views[scale_score] = _scaled(reranker, scale_score)
+        return self._views[scale_score]
 
     def to_dict(self) -> dict[str, Any]:
         if not self._serialisable:
@@ -214,8 +252,11 @@ class RerankPluginsRanker:
             root_path=self.root_path,
             device=self.device,
             token=self.token,
+            trust_remote_code=self.trust_remote_code,
             model_kwargs=self.model_kwargs,
             tokenizer_kwargs=self.tokenizer_kwargs,
+            config_kwargs=self.config_kwargs,
+            backend=self.backend,
             batch_size=self.batch_size,
             scale_score=self.scale_score,
             query_prefix=self.query_prefix,
@@ -239,12 +280,19 @@ class RerankPluginsRanker:
 
     # ------------------------------------------------------------------ conversion
     def _prepare(
-        self, query: str, documents: list[Document], top_k: int | None, score_threshold: float | None
-    ) -> tuple[Reranker, Query, list[Candidate], dict[str, Any]]:
-        reranker = self._live()
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None,
+        score_threshold: float | None,
+        scale_score: bool | None,
+    ) -> tuple[Reranker, Query, list[Document], list[Candidate], dict[str, Any]]:
+        check_int("top_k", top_k, 1, optional=True, error=InvalidInputError)  # "top_k must be > 0" in Haystack
+        reranker = self._with_scale(self._live(), scale_score)
         for i, doc in enumerate(documents):
             if not isinstance(doc, Document):
                 raise TypeError(f"document at position {i} must be a haystack Document, got {type(doc).__name__}")
+        documents = deduplicated(documents)
         candidates = []
         for cid, doc in zip(candidate_ids([d.id for d in documents]), documents):
             is_image = doc.blob is not None and (doc.blob.mime_type or "").startswith("image/")
@@ -264,7 +312,7 @@ class RerankPluginsRanker:
         # an empty query stays empty, so the reranker refuses it with its usual message
         query_text = affixed(query, self.query_prefix, self.query_suffix) if isinstance(query, str) \
             and query.strip() else query
-        return reranker, Query(text=query_text), candidates, limits
+        return reranker, Query(text=query_text), documents, candidates, limits
 
     def _image_path(self, doc: Document) -> str | None:
         """The image file a document stands for (``ImageFileToDocument`` convention), or None."""
@@ -292,10 +340,13 @@ class RerankPluginsRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        scale_score: bool | None = None,
     ) -> dict[str, list[Document]]:
-        """Rank ``documents`` for ``query``; ``top_k`` / ``score_threshold`` override the defaults when given."""
-        reranker, q, candidates, limits = self._prepare(query, documents, top_k, score_threshold)
-        return self._documents(documents, reranker.rerank(q, candidates, **limits))
+        """Rank ``documents`` for ``query``; ``top_k`` / ``score_threshold`` / ``scale_score`` override the
+        defaults when given (``scale_score`` as Haystack's rankers take it: ``False`` for a cross-encoder's raw
+        logits). Documents with the same id are deduplicated first, as Haystack's rankers do."""
+        reranker, q, docs, candidates, limits = self._prepare(query, documents, top_k, score_threshold, scale_score)
+        return self._documents(docs, reranker.rerank(q, candidates, **limits))
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -304,7 +355,41 @@ class RerankPluginsRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        scale_score: bool | None = None,
     ) -> dict[str, list[Document]]:
         """Async form of :meth:`run` (uses the reranker's native ``arerank``)."""
-        reranker, q, candidates, limits = self._prepare(query, documents, top_k, score_threshold)
-        return self._documents(documents, await reranker.arerank(q, candidates, **limits))
+        reranker, q, docs, candidates, limits = self._prepare(query, documents, top_k, score_threshold, scale_score)
+        return self._documents(docs, await reranker.arerank(q, candidates, **limits))
+
+
+def deduplicated(documents: list[Document]) -> list[Document]:
+    """Of each document id, the document with the highest ``score`` (``None`` below any number; the first among
+    equals), in the order the ids first appear: what Haystack's rankers do before ranking
+    (``haystack.utils.misc._deduplicate_documents``, haystack-ai 3.4.0, called by sentence-transformers-haystack
+    2.0.0's ``SentenceTransformersSimilarityRanker.run``)."""
+    best: dict[str, Document] = {}
+    for doc in documents:
+        kept = best.get(doc.id)
+        if kept is None or _score(doc) > _score(kept):
+            best[doc.id] = doc
+    return list(best.values())
+
+
+def _score(doc: Document) -> float:
+    return doc.score if doc.score is not None else -math.inf
+
+
+def _scaled(reranker: Reranker, scale_score: bool) -> Reranker:
+    """``reranker`` giving scaled (``True``: sigmoid, or softmax for a two-logit head, as Haystack's rankers'
+    ``Sigmoid``) or raw (``False``) scores; a cross-encoder's copy sharing the loaded model when it must change."""
+    activation = getattr(reranker, "activation", None)
+    with_activation = getattr(reranker, "with_activation", None)
+    if activation is None or with_activation is None:
+        if not scale_score:
+            raise InvalidInputError(
+                f"scale_score=False (raw logits) applies to cross-encoders; {reranker.name!r} has no score scaling"
+            )
+        return reranker
+    if scale_score == (activation != "raw"):
+        return reranker
+    return with_activation("sigmoid" if scale_score else "raw")  # type: ignore[no-any-return]
