@@ -54,19 +54,25 @@ __all__ = [
     "CHUNK_AGGREGATES",
     "DEFAULT_CHUNK_OVERLAP",
     "DEFAULT_MAX_CHUNKS",
+    "LEGACY_LONG_DOCUMENTS",
     "LONG_DOCUMENTS",
     "POLICY_OPTIONS",
     "TRUNCATION_SIDES",
     "ChunkPlan",
+    "DocumentPlan",
     "LengthPolicy",
     "TruncationWarning",
     "aggregate",
     "best_chunk",
+    "call_stats",
     "check_room",
     "chunk_spans",
     "cut_points",
     "deprecated_option",
+    "document_score",
     "fit_span",
+    "plan_document",
+    "policy_from_options",
     "warn_truncated",
 ]
 
@@ -144,14 +150,16 @@ def deprecated_option(old: str, new: str) -> None:
                   stacklevel=caller_stacklevel())
 
 
-def warn_truncated(who: str, count: int, total: int, budget: int | None, unit: str = "documents") -> None:
+def warn_truncated(who: str, count: int, total: int, budget: int | None, *, chunking: bool = False,
+                   unit: str = "documents") -> None:
     """The one warning per call that ``count`` of ``total`` inputs were cut to fit ``budget`` tokens."""
     if count <= 0:
         return
     where = f" of {budget} tokens" if budget is not None else ""
+    advice = ("their tails past max_chunks windows were not scored; raise max_chunks" if chunking else
+              "pass long_documents='chunk' to score every part of long documents")
     warnings.warn(
-        f"{who}: {count} of {total} {unit} exceeded the model's budget{where} and were truncated; pass "
-        "long_documents='chunk' to score every part of long documents",
+        f"{who}: {count} of {total} {unit} exceeded the model's budget{where} and were truncated; {advice}",
         TruncationWarning,
         stacklevel=caller_stacklevel(),
     )
@@ -345,3 +353,96 @@ def best_chunk(spans: Sequence[tuple[int, int]], scores: Sequence[float], how: s
     start, end = spans[k]
     return value, {"start": int(start), "end": int(end), "score": float(scores[k]), "index": k,
                    "chunks": len(spans)}
+
+
+# ---------------------------------------------------------------------- one document, end to end
+@dataclass(frozen=True)
+class DocumentPlan:
+    """What the model reads of one document: one span (it fits, or was cut) or several windows (chunk mode)."""
+
+    spans: tuple[tuple[int, int], ...]
+    #: part of the document is not read (cut in truncate mode; past ``max_chunks`` windows in chunk mode)
+    truncated: bool
+
+    @property
+    def chunked(self) -> bool:
+        return len(self.spans) > 1
+
+
+def plan_document(
+    policy: LengthPolicy,
+    text_len: int,
+    budget: int,
+    measure: Measure,
+    offsets: Callable[[], Sequence[Sequence[int]]],
+    *,
+    full_length: int | None = None,
+    who: str = "reranker",
+) -> DocumentPlan:
+    """Plan one document under ``policy``: ``measure(start, end)`` is the token length of the model input built
+    around ``text[start:end]``; ``offsets()`` the document's token offsets (asked only when it is too long);
+    ``full_length`` the already known ``measure(0, text_len)``."""
+    length = measure(0, text_len) if full_length is None else full_length
+    if length <= budget:
+        return DocumentPlan(((0, text_len),), False)
+    check_room(measure, budget, who)
+    offs = offsets()
+    if policy.chunking:
+        plan = chunk_spans(measure, offs, text_len, budget, overlap=policy.chunk_overlap,
+                           max_chunks=policy.max_chunks)
+        return DocumentPlan(plan.spans, plan.truncated)
+    return DocumentPlan((fit_span(measure, offs, text_len, budget, side=policy.truncation_side),), True)
+
+
+def document_score(policy: LengthPolicy, plan: DocumentPlan, scores: Sequence[float]) -> tuple[float, dict[str, Any]]:
+    """A document's score from its windows' scores, and the details it reports (``best_chunk`` in chunk mode,
+    ``truncated`` when part of it was not read)."""
+    details: dict[str, Any] = {}
+    if policy.chunking:
+        value, details[BEST_CHUNK_KEY] = best_chunk(plan.spans, scores, policy.chunk_aggregate)
+    else:
+        value = float(scores[0])
+    if plan.truncated:
+        details["truncated"] = True
+    return value, details
+
+
+def call_stats(plans: Sequence[DocumentPlan], rows_scored: int) -> dict[str, int]:
+    """The per-call counts reported in ``RankedList.details`` (module docstring)."""
+    return {
+        "truncated": sum(p.truncated for p in plans),
+        "chunked": sum(p.chunked for p in plans),
+        "chunks": sum(len(p.spans) for p in plans),
+        "rows_scored": rows_scored,
+    }
+
+
+#: earlier spellings of ``long_documents`` -> (mode, aggregate): accepted with a ``FutureWarning``
+LEGACY_LONG_DOCUMENTS = {"warn": ("truncate", None), "chunk-max": ("chunk", "max"), "chunk-mean": ("chunk", "mean")}
+
+
+def policy_from_options(
+    *,
+    long_documents: str | None = None,
+    max_chunks: int | None = None,
+    chunk_overlap: int | None = None,
+    chunk_aggregate: str | None = None,
+    max_query_tokens: int | None = None,
+    max_document_tokens: int | None = None,
+    truncation_side: str | None = None,
+) -> LengthPolicy:
+    """:meth:`LengthPolicy.from_options`, also accepting the earlier ``long_documents`` spellings ``"warn"``
+    (now ``"truncate"``, which warns once per call) and ``"chunk-max"`` / ``"chunk-mean"`` (now ``"chunk"`` with
+    ``chunk_aggregate``), each with a ``FutureWarning`` at the caller's line."""
+    if isinstance(long_documents, str) and long_documents in LEGACY_LONG_DOCUMENTS:
+        mode, how = LEGACY_LONG_DOCUMENTS[long_documents]
+        new = f"long_documents={mode!r}" + (f", chunk_aggregate={how!r}" if how is not None else "")
+        deprecated_option(f"long_documents={long_documents!r}", new)
+        if how is not None and chunk_aggregate is not None and chunk_aggregate != how:
+            raise ConfigError(f"long_documents={long_documents!r} contradicts chunk_aggregate={chunk_aggregate!r}")
+        long_documents, chunk_aggregate = mode, how if how is not None else chunk_aggregate
+    return LengthPolicy.from_options(
+        long_documents=long_documents, max_chunks=max_chunks, chunk_overlap=chunk_overlap,
+        chunk_aggregate=chunk_aggregate, max_query_tokens=max_query_tokens, max_document_tokens=max_document_tokens,
+        truncation_side=truncation_side,
+    )

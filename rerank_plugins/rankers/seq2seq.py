@@ -13,40 +13,56 @@ pair ``(i, j)`` of candidates and takes ``p_ij = P(true)`` as the probability th
 (the paper reranks monoT5's top 50), e.g. in a cascade.
 
 Both tokenise each rendered prompt once and run length-sorted, token-budgeted batches (encoder plus one decoder
-step, under ``torch.inference_mode``). A prompt that fits ``max_length`` is encoded exactly as the references
-encode it. Truncation is token-level and never silent: the references cut the end of the rendered string (and with
-it ``Relevant:``); here the document (duoT5: the longer of the two) is cut at a token boundary so the template's
-tail survives, with one warning per call (``long_documents="truncate"`` silences it; counts are in
-``RankedList.details``).
+step, under ``torch.inference_mode``); identical prompts run once. A prompt that fits ``max_length`` is encoded
+exactly as the references encode it.
+
+Long documents follow the length policy (:mod:`rerank_plugins.engine.length_policy`). The references cut the end
+of the rendered string (rerankers' ``T5Ranker`` tokenises with ``truncation="longest_first"``), and with it
+``Relevant:``; here ``long_documents="truncate"`` (the default) cuts the document (duoT5: the parts share the room
+as ``longest_first`` shares it) at a token boundary, measured on the whole rendered prompt, so the template's tail
+survives, with one warning per call naming how many were cut. The cut is searched over the tokenizer's cut points
+(:func:`~rerank_plugins.engine.length_policy.cut_points`), so a standalone SentencePiece ``▁`` that shares the
+next character's offset cannot stall it. monoT5's ``long_documents="chunk"`` scores token windows that each fit
+(``max_chunks``, ``chunk_overlap``) and aggregates them (``chunk_aggregate``: ``"max"``, MaxP, by default), with the
+best window's span in ``details["best_chunk"]``; duoT5 refuses to chunk (it would score every pair of windows of
+every pair of documents).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from .._optional import require
-from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
 from ..backends.encoders import load_seq2seq_lm, load_tokenizer
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
+from ..engine.length_policy import (
+    DocumentPlan,
+    LengthPolicy,
+    call_stats,
+    document_score,
+    fit_span,
+    plan_document,
+    policy_from_options,
+    warn_truncated,
+)
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
 from ._compose import candidate_texts
-from .cross_encoder import CPU_TOKEN_BUDGET, TruncationWarning
+from .cross_encoder import CPU_TOKEN_BUDGET
 
 __all__ = ["DuoT5Reranker", "MonoT5Reranker", "Seq2SeqScorer"]
 
 MONO_TEMPLATE = "Query: {query} Document: {document} Relevant:"
 DUO_TEMPLATE = "Query: {query} Document0: {document0} Document1: {document1} Relevant:"
 SCORES = ("probability", "log-probability", "logit")
-LONG_DOCUMENTS = ("warn", "truncate")
 
 
 class Seq2SeqScorer:
@@ -112,41 +128,82 @@ class Seq2SeqScorer:
         return int(token_id)
 
     # ------------------------------------------------------------------ prompts
-    def encode_all(self, render: Callable[[list[str]], str], parts: Sequence[list[str]]) -> tuple[list[list[int]], int]:
-        """Token ids of ``render(p)`` for each ``p`` in ``parts`` (one tokenizer call; overlong ones :meth:`fit`)."""
-        if not parts:
-            return [], 0
-        rows = [list(r) for r in self.tokenizer([render(p) for p in parts], verbose=False)["input_ids"]]
-        cut = 0
-        for k, row in enumerate(rows):
-            if len(row) > self.max_length:
-                rows[k], _ = self.fit(render, parts[k])
-                cut += 1
-        return rows, cut
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, verbose=False)["input_ids"])
+
+    def _offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(o) for o in enc["offset_mapping"]]
+
+    def _part_length(self, text: str, start: int, end: int) -> int:
+        return len(self._offsets(text[start:end]))
+
+    def encode_documents(
+        self, policy: LengthPolicy, render: Callable[[str], str], documents: Sequence[str], who: str
+    ) -> tuple[list[DocumentPlan], list[list[list[int]]]]:
+        """The plan of each document under ``policy`` and the token ids of each of its spans' prompts (one
+        tokenizer call for all prompts that fit; an overlong one is cut or chunked at token boundaries, measured
+        on the whole rendered prompt, so the template's tail always survives)."""
+        if not documents:
+            return [], []
+        full = self.tokenizer([render(d) for d in documents], verbose=False)["input_ids"]
+        plans: list[DocumentPlan] = []
+        rows: list[list[list[int]]] = []
+        for doc, ids in zip(documents, full):
+            if len(ids) <= self.max_length:
+                plans.append(DocumentPlan(((0, len(doc)),), False))
+                rows.append([list(ids)])
+                continue
+            seen: dict[tuple[int, int], list[int]] = {}
+
+            def measure(s: int, e: int, doc: str = doc, seen: dict[tuple[int, int], list[int]] = seen) -> int:
+                if (s, e) not in seen:
+                    seen[(s, e)] = self._ids(render(doc[s:e]))
+                return len(seen[(s, e)])
+
+            plan = plan_document(policy, len(doc), self.max_length, measure, partial(self._offsets, doc),
+                                 full_length=len(ids), who=who)
+            for s, e in plan.spans:
+                measure(s, e)
+            plans.append(plan)
+            rows.append([seen[span] for span in plan.spans])
+        return plans, rows
 
     def fit(self, render: Callable[[list[str]], str], parts: list[str]) -> tuple[list[int], bool]:
-        """Token ids of ``render(parts)``, cutting the longest part at token boundaries until it fits."""
-        ids = self.tokenizer(render(parts), verbose=False)["input_ids"]
+        """Token ids of ``render(parts)`` cut to ``max_length``: the parts share the room left by the template as
+        ``"longest_first"`` shares it (the longer part is cut first), each cut at a token boundary; then, should
+        re-tokenising the joined prompt still overflow, the longest part is fitted against the whole prompt."""
+        ids = self._ids(render(parts))
         if len(ids) <= self.max_length:
-            return list(ids), False
+            return ids, False
         parts = list(parts)
-        for _ in range(64):
-            excess = len(ids) - self.max_length
-            if excess <= 0:
-                return list(ids), True
-            k = max(range(len(parts)), key=lambda i: len(parts[i]))
-            offsets = self.tokenizer(parts[k], add_special_tokens=False, return_offsets_mapping=True,
-                                     verbose=False)["offset_mapping"]
-            keep = len(offsets) - excess
-            if keep <= 0:
-                if all(not p for p in parts):
-                    raise ConfigError(f"max_length={self.max_length} leaves no room for documents after the template "
-                                      "and query; raise max_length or shorten the query")
-                parts[k] = ""
-            else:
-                parts[k] = parts[k][: offsets[keep - 1][1]]
-            ids = self.tokenizer(render(parts), verbose=False)["input_ids"]
-        raise ConfigError("could not fit the prompt into max_length")  # pragma: no cover - 64 rounds always suffice
+        empty = len(self._ids(render([""] * len(parts))))
+        if empty > self.max_length:
+            raise ConfigError(f"max_length={self.max_length} leaves no room for documents after the template and "
+                              f"query ({empty} tokens); raise max_length or shorten the query")
+        room = self.max_length - empty
+        counts = [len(o) for o in (self._offsets(p) for p in parts)]
+        share, left = [0] * len(parts), room
+        for n_left, k in enumerate(sorted(range(len(parts)), key=lambda i: counts[i])):
+            share[k] = min(counts[k], left // (len(parts) - n_left))
+            left -= share[k]
+        for k, part in enumerate(parts):
+            if counts[k] > share[k]:
+                s, e = fit_span(partial(self._part_length, part), self._offsets(part), len(part), share[k])
+                parts[k] = part[s:e]
+        for k in sorted(range(len(parts)), key=lambda i: -len(parts[i])):
+            ids = self._ids(render(parts))
+            if len(ids) <= self.max_length:
+                break
+            part = parts[k]
+
+            def measure(s: int, e: int, k: int = k, part: str = part) -> int:
+                return len(self._ids(render([part[s:e] if i == k else p for i, p in enumerate(parts)])))
+
+            s, e = fit_span(measure, self._offsets(part), len(part), self.max_length)
+            parts[k] = part[s:e]
+        ids = self._ids(render(parts))
+        return ids, True
 
     # ------------------------------------------------------------------ model
     def label_logits(self, rows: Sequence[list[int]]) -> list[tuple[float, float]]:
@@ -204,7 +261,7 @@ class _Seq2SeqReranker(Reranker):
         max_length: int,
         batch_size: int,
         max_tokens: int | None,
-        long_documents: str,
+        policy: LengthPolicy,
         device: str | None,
         dtype: str | None,
         tokenizer: Any,
@@ -215,13 +272,12 @@ class _Seq2SeqReranker(Reranker):
         check_int("max_tokens", max_tokens, 1, optional=True)
         if not isinstance(template, str):
             raise ConfigError(f"template must be a str, got {type(template).__name__}")
-        if long_documents not in LONG_DOCUMENTS:
-            raise ConfigError(f"long_documents must be one of {LONG_DOCUMENTS}, got {long_documents!r}")
         for label, token in (("token_true", token_true), ("token_false", token_false)):
             if not isinstance(token, str) or not token:
                 raise ConfigError(f"{label} must be a non-empty str, got {token!r}")
         self.template = template
-        self.long_documents = long_documents
+        self.policy = policy
+        self.long_documents = policy.long_documents
         self.scorer = Seq2SeqScorer(
             model, token_true=token_true, token_false=token_false, max_length=max_length, batch_size=batch_size,
             max_tokens=max_tokens, device=device, dtype=dtype, tokenizer=tokenizer,
@@ -231,15 +287,6 @@ class _Seq2SeqReranker(Reranker):
         self.max_length = self.scorer.max_length
         short = os.path.basename(self.scorer.model_id.rstrip("/\\")) or self.scorer.model_id
         self.name = f"{self.name}:{short}"
-
-    def _warn(self, truncated: int, total: int) -> None:
-        if truncated and self.long_documents == "warn":
-            warnings.warn(
-                f"{self.name}: {truncated} of {total} prompts exceeded max_length={self.max_length} tokens; their "
-                "documents were cut at a token boundary (pass long_documents='truncate' to silence this warning)",
-                TruncationWarning,
-                stacklevel=caller_stacklevel(),
-            )
 
     def close(self) -> None:
         """Drop the model. Idempotent."""
@@ -257,7 +304,11 @@ class MonoT5Reranker(_Seq2SeqReranker):
         score: ``"probability"`` (rerankers' ``T5Ranker``), ``"log-probability"`` (pygaggle) or ``"logit"``.
         max_length: tokens per prompt (EOS included).
         batch_size / max_tokens: prompts / padded tokens per forward pass (``max_tokens`` ``None``: 4096 on CPU).
-        long_documents: ``"warn"`` or ``"truncate"`` (documents are cut at a token boundary either way).
+        long_documents / max_chunks / chunk_overlap / chunk_aggregate: the length policy
+            (:mod:`rerank_plugins.engine.length_policy`): ``"truncate"`` (default; the document is cut at a token
+            boundary so ``Relevant:`` survives, one warning per call) or ``"chunk"`` (token windows that each fit
+            beside the query and template, aggregated by ``"max"``, ``"first"`` or ``"mean"``; the best window's
+            span is in ``details["best_chunk"]``). ``"warn"`` is a deprecated spelling of ``"truncate"``.
         device / dtype / tokenizer / trust_remote_code: as for the cross-encoder.
     """
 
@@ -274,12 +325,17 @@ class MonoT5Reranker(_Seq2SeqReranker):
         max_length: int = 512,
         batch_size: int = 32,
         max_tokens: int | None = None,
-        long_documents: str = "warn",
+        long_documents: str | None = None,
+        max_chunks: int | None = None,
+        chunk_overlap: int | None = None,
+        chunk_aggregate: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
         tokenizer: str | Any | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        policy = policy_from_options(long_documents=long_documents, max_chunks=max_chunks,
+                                     chunk_overlap=chunk_overlap, chunk_aggregate=chunk_aggregate)
         if score not in SCORES:
             raise ConfigError(f"score must be one of {SCORES}, got {score!r}")
         if not isinstance(template, str) or "{query}" not in template or "{document}" not in template:
@@ -287,32 +343,47 @@ class MonoT5Reranker(_Seq2SeqReranker):
         self.score = score
         super().__init__(
             model, template=template, token_true=token_true, token_false=token_false, max_length=max_length,
-            batch_size=batch_size, max_tokens=max_tokens, long_documents=long_documents, device=device,
+            batch_size=batch_size, max_tokens=max_tokens, policy=policy, device=device,
             dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
         )
 
-    def encode(self, query: str, documents: Sequence[str]) -> tuple[list[list[int]], int]:
-        """Token ids of each ``(query, document)`` prompt and how many were cut to fit ``max_length``."""
-        return self.scorer.encode_all(lambda p: self.template.format(query=query, document=p[0]),
-                                      [[d] for d in documents])
+    def encode(self, query: str, documents: Sequence[str]) -> tuple[list[DocumentPlan], list[list[list[int]]]]:
+        """The plan of each document under the length policy and the token ids of its prompts (one per span)."""
+        return self.scorer.encode_documents(
+            self.policy, lambda d: self.template.format(query=query, document=d), documents, self.name
+        )
 
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         return self._score_many([query], [candidates])[0]
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
-        rows: list[list[int]] = []
-        cut = 0
+        plans: list[DocumentPlan] = []
+        doc_rows: list[list[list[int]]] = []
         for q, cands in zip(queries, lists):
-            r, c = self.encode(q.text, candidate_texts(cands, self.name))
-            rows.extend(r)
-            cut += c
-        logits = self.scorer.label_logits(rows)
-        self._warn(cut, len(rows))
+            p, r = self.encode(q.text, candidate_texts(cands, self.name))
+            plans.extend(p)
+            doc_rows.extend(r)
+        # identical prompts (repeated documents, repeated windows) run once
+        distinct: dict[tuple[int, ...], int] = {}
+        for rows in doc_rows:
+            for row in rows:
+                distinct.setdefault(tuple(row), len(distinct))
+        logits = self.scorer.label_logits([list(r) for r in distinct])
+        warn_truncated(self.name, sum(p.truncated for p in plans), len(plans), self.max_length,
+                       chunking=self.policy.chunking)
+        stats = {"prompts": sum(len(r) for r in doc_rows), **call_stats(plans, len(distinct))}
         out, start = [], 0
         for cands in lists:
-            values = [_score_of(p, self.score) for p in logits[start : start + len(cands)]]
+            values: list[float] = []
+            details: list[dict[str, Any]] = []
+            for plan, rows in zip(plans[start : start + len(cands)], doc_rows[start : start + len(cands)]):
+                value, info = document_score(
+                    self.policy, plan, [_score_of(logits[distinct[tuple(r)]], self.score) for r in rows]
+                )
+                values.append(value)
+                details.append(info)
             start += len(cands)
-            out.append(Scores(values, extra={"prompts": len(rows), "truncated": cut}))
+            out.append(Scores(values, details=details, extra=stats))
         return out
 
 
@@ -335,17 +406,24 @@ class DuoT5Reranker(_Seq2SeqReranker):
         max_length: int = 512,
         batch_size: int = 32,
         max_tokens: int | None = None,
-        long_documents: str = "warn",
+        long_documents: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
         tokenizer: str | Any | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        policy = policy_from_options(long_documents=long_documents)
+        if policy.chunking:
+            raise ConfigError(
+                "duoT5 compares two whole documents per prompt, so long_documents='chunk' would score every pair "
+                "of windows of every pair of documents; chunk with monoT5 first (long_documents='chunk'), then "
+                "give duoT5 the head of that list with long_documents='truncate'"
+            )
         if not isinstance(template, str) or not all(k in template for k in ("{query}", "{document0}", "{document1}")):
             raise ConfigError("template must contain {query}, {document0} and {document1}")
         super().__init__(
             model, template=template, token_true=token_true, token_false=token_false, max_length=max_length,
-            batch_size=batch_size, max_tokens=max_tokens, long_documents=long_documents, device=device,
+            batch_size=batch_size, max_tokens=max_tokens, policy=policy, device=device,
             dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
         )
 
@@ -361,12 +439,25 @@ class DuoT5Reranker(_Seq2SeqReranker):
 
     def _pair_probabilities(self, query: str, documents: Sequence[str]) -> tuple[dict[tuple[int, int], float], int]:
         pairs = list(itertools.permutations(range(len(documents)), 2))
-        rows, cut = self.scorer.encode_all(
-            lambda p: self.template.format(query=query, document0=p[0], document1=p[1]),
-            [[documents[i], documents[j]] for i, j in pairs],
-        )
-        logits = self.scorer.label_logits(rows)
-        return {pair: _score_of(lg, "probability") for pair, lg in zip(pairs, logits)}, cut
+
+        def render(p: list[str]) -> str:
+            return self.template.format(query=query, document0=p[0], document1=p[1])
+
+        rows: list[list[int]] = []
+        cut = 0
+        if pairs:
+            full = self.tokenizer([render([documents[i], documents[j]]) for i, j in pairs], verbose=False)
+            for (i, j), ids in zip(pairs, full["input_ids"]):
+                if len(ids) > self.max_length:
+                    ids, _ = self.scorer.fit(render, [documents[i], documents[j]])
+                    cut += 1
+                rows.append(list(ids))
+        # identical prompts (repeated documents) run once, so equal documents get exactly equal scores
+        distinct: dict[tuple[int, ...], int] = {}
+        for row in rows:
+            distinct.setdefault(tuple(row), len(distinct))
+        logits = self.scorer.label_logits([list(r) for r in distinct])
+        return {pair: _score_of(logits[distinct[tuple(row)]], "probability") for pair, row in zip(pairs, rows)}, cut
 
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         docs = candidate_texts(candidates, self.name)
@@ -375,5 +466,5 @@ class DuoT5Reranker(_Seq2SeqReranker):
         for (i, j), p in probs.items():
             scores[i] += p
             scores[j] += 1.0 - p
-        self._warn(cut, len(probs))
+        warn_truncated(self.name, cut, len(probs), self.max_length, unit="prompts (document pairs)")
         return Scores(scores, extra={"pairs": len(probs), "truncated": cut})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -89,8 +88,10 @@ def test_monot5_parity_with_rerankers_t5ranker(t5_dir: Path, mono: MonoT5Reranke
     ref, seen = _rerankers_t5(t5_dir)
     assert (ref.token_false_id, ref.token_true_id) == tuple(mono.scorer.label_ids)
     expected = ref._get_scores(QUERY, DOCS)
-    ids, cut = mono.encode(QUERY, DOCS)
-    assert cut == 0 and ids == seen
+    plans, rows = mono.encode(QUERY, DOCS)
+    assert not any(p.truncated or p.chunked for p in plans)
+    ids = [r[0] for r in rows]
+    assert ids == seen
     assert ids[0][-1] == mono.tokenizer.eos_token_id  # T5 appends </s>, like the reference
     got = _by_position(mono.rerank(QUERY, DOCS))
     assert got == pytest.approx(expected, abs=1e-5)
@@ -162,20 +163,24 @@ def test_duot5_parity_with_pygaggle_aggregation(t5_dir: Path, duo: DuoT5Reranker
 def test_truncation_keeps_the_template_tail(t5_dir: Path) -> None:
     long_doc = " ".join(["boundary layer flow"] * 200)
     ranker = MonoT5Reranker(str(t5_dir), max_length=40)
-    with pytest.warns(TruncationWarning, match="1 of 2"):
+    with pytest.warns(TruncationWarning, match="1 of 2 documents"):
         result = ranker.rerank(QUERY, [long_doc, "x"])
     assert result.details["truncated"] == 1
-    ids, cut = ranker.encode(QUERY, [long_doc])
-    assert cut == 1 and len(ids[0]) <= 40
+    by_id = {r.id: r for r in result.results}
+    assert by_id["0"].details == {"truncated": True} and not by_id["1"].details
+    plans, rows = ranker.encode(QUERY, [long_doc])
+    assert plans[0].truncated and len(rows[0]) == 1 and len(rows[0][0]) <= 40
+    (start, end), = plans[0].spans
+    assert start == 0 and long_doc.startswith(long_doc[start:end]) and 0 < end < len(long_doc)
     tail = ranker.tokenizer("Relevant:", add_special_tokens=False)["input_ids"]
-    assert ids[0][-len(tail) - 1 : -1] == tail  # "... Relevant:" then </s>
-    quiet = MonoT5Reranker(str(t5_dir), max_length=40, long_documents="truncate")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TruncationWarning)
-        assert quiet.rerank(QUERY, [long_doc]).details["truncated"] == 1
-    duo = DuoT5Reranker(str(t5_dir), max_length=48, long_documents="truncate")
+    assert rows[0][0][-len(tail) - 1 : -1] == tail  # "... Relevant:" then </s>
+    with pytest.warns(FutureWarning, match="long_documents='warn' is deprecated"):
+        legacy = MonoT5Reranker(str(t5_dir), max_length=40, long_documents="warn")
+    assert legacy.policy.long_documents == "truncate"
+    duo = DuoT5Reranker(str(t5_dir), max_length=48)
     pair, cut = duo.encode_pair(QUERY, long_doc, long_doc)
     assert cut and len(pair) <= 48
+    assert pair[-len(tail) - 1 : -1] == tail
 
 
 def test_recipes_load_without_kind(tmp_path: Path, t5_dir: Path) -> None:
@@ -192,7 +197,8 @@ def test_recipes_load_without_kind(tmp_path: Path, t5_dir: Path) -> None:
 
 def test_bad_options_and_inputs(t5_dir: Path, mono: MonoT5Reranker) -> None:
     for bad in ({"token_true": "\u2581maybe"}, {"score": "softmax"}, {"max_length": 0}, {"batch_size": True},
-                {"template": "Query: {query}"}, {"long_documents": "chunk-max"}, {"token_false": ""}):
+                {"template": "Query: {query}"}, {"long_documents": "chunks"}, {"max_chunks": 0},
+                {"chunk_aggregate": "median"}, {"token_false": ""}):
         with pytest.raises(ConfigError):
             MonoT5Reranker(str(t5_dir), **bad)
     with pytest.raises(ConfigError, match="maybe"):
