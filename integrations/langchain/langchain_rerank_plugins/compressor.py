@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
+from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rerank_plugins import Candidate, Query, RankedList, Reranker
 from rerank_plugins.integration import affixed, build_reranker, candidate_ids, model_name, result_metadata
+
+from ._cross_encoder import CrossEncoderModelReranker
 
 #: Metadata key of the rerank score (the key LangChain's rerank compressors use).
 RELEVANCE_SCORE_KEY = "relevance_score"
@@ -27,12 +30,18 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
 
     ``RerankPluginsCompressor(model="minilm", top_n=5)`` loads the reranker once, here; so does
     ``RerankPluginsCompressor(model="path/or/hub-id", kind="cross-encoder", options={"max_length": 256})``.
-    ``RerankPluginsCompressor(model=reranker)`` uses an already-built :class:`rerank_plugins.Reranker` as is.
+    ``RerankPluginsCompressor(model=reranker)`` uses an already-built :class:`rerank_plugins.Reranker` as is;
+    ``RerankPluginsCompressor(model=HuggingFaceCrossEncoder(...))`` takes any LangChain ``BaseCrossEncoder`` (the
+    model of LangChain's ``CrossEncoderReranker``), scoring with its ``score`` method (the same order as there).
 
     Returns copies of the documents (same ``id``; the inputs are never modified), best first, whose metadata
     gains ``relevance_score`` (a float), ``rerank_rank`` and, when the strategy produces them,
-    ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``. Every document comes back exactly once unless
-    ``top_n`` (0 keeps none) or ``score_threshold`` (keep scores ``>=`` it) says otherwise.
+    ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``; ``prefix_metadata`` is put before each of these
+    keys, as in langchain-community's ``FlashrankRerank`` (whose keys are ``{prefix}id`` and
+    ``{prefix}relevance_score``; ours keep ``Document.id`` instead of a position key, and on a clash the added key
+    wins where Flashrank keeps the document's own value). Every document comes back exactly once unless ``top_n``
+    (0 keeps none; ``None``, the default, keeps all where LangChain's rerankers keep 3) or ``score_threshold``
+    (keep scores ``>=`` it) says otherwise.
 
     Images (for multimodal rerankers) come from document metadata, under the first of ``image_metadata_keys``
     present: ``"image"`` (a path, bytes or PIL image put there by the application) and ``"image_path"`` (the key
@@ -67,12 +76,15 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
     instruction: str | None = Field(
         default=None, description="Task instruction passed to the reranker's instruction= option (LLM recipes)."
     )
+    prefix_metadata: str = Field(default="", description="Put before every metadata key added (as FlashrankRerank).")
 
     model_config = ConfigDict(extra="forbid")
 
     _reranker: Reranker = PrivateAttr()
 
-    def __init__(self, model: str | os.PathLike[str] | Reranker = "minilm", **kwargs: Any) -> None:
+    def __init__(self, model: str | os.PathLike[str] | Reranker | BaseCrossEncoder = "minilm", **kwargs: Any) -> None:
+        if isinstance(model, BaseCrossEncoder):
+            model = CrossEncoderModelReranker(model)
         super().__init__(model=model_name(model), **kwargs)  # type: ignore[call-arg]
         self._reranker = build_reranker(model, self.kind, self.options, instruction=self.instruction)
 
@@ -109,12 +121,13 @@ class RerankPluginsCompressor(BaseDocumentCompressor):
             )
         return float(value)
 
-    @staticmethod
-    def _documents(documents: Sequence[Document], ranked: RankedList) -> list[Document]:
+    def _documents(self, documents: Sequence[Document], ranked: RankedList) -> list[Document]:
         out = []
+        prefix = self.prefix_metadata
         for item, extra in zip(ranked.results, result_metadata(ranked)):
             doc = documents[item.original_position]
-            meta = {**doc.metadata, RELEVANCE_SCORE_KEY: item.score, **extra}
+            added = {RELEVANCE_SCORE_KEY: item.score, **extra}
+            meta = {**doc.metadata, **{prefix + key: value for key, value in added.items()}}
             out.append(doc.model_copy(update={"metadata": meta}))
         return out
 
