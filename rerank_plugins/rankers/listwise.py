@@ -61,6 +61,7 @@ from typing import Any, ClassVar
 
 from .._warnings import caller_stacklevel
 from ..backends.base import ChatPrompt, Generation, LLMBackend
+from ..backends.chat_template import ChatTemplate
 from ..base import Reranker, Scores, scores_from_order
 from ..engine.identifiers import IdScheme, get_scheme
 from ..engine.logits import choose_id_scheme, first_order
@@ -283,6 +284,9 @@ class ListwiseReranker(Reranker):
             (FIRST's: the cap starts at ``max_passage_words``, the reserve is a numeric permutation of
             ``window_size``).
         add_special_tokens: special-token (BOS) policy of the prompts (``None``: the backend's default).
+        chat_template: Jinja chat template the prompts are rendered with instead of the tokenizer's (rendered
+            as transformers renders it, :class:`~rerank_plugins.backends.chat_template.ChatTemplate`), for models
+            whose reference sets its own (rank_llm for RankVicuna); ``None``: the tokenizer's.
         schedule: ``"sliding"`` windows or ``"heapsort"`` (best-only answers; see the module docstring).
         shuffle_groups: heapsort: show each group in a seeded random order (``seed``), as Rank-R1's reference.
         fallback: ``"raise"`` or ``"keep"`` (an unusable window keeps its input order, recorded in the trace).
@@ -328,6 +332,7 @@ class ListwiseReranker(Reranker):
         schedule: str = "sliding",
         shuffle_groups: bool = False,
         fit_rule: str = "rank_llm",
+        chat_template: str | None = None,
     ) -> None:
         self.mode = check_choice("mode", mode, tuple(self.answers))
         self.answer: WindowAnswer = self.answers[self.mode]
@@ -344,6 +349,9 @@ class ListwiseReranker(Reranker):
         self.cleaning.fixer()  # a missing ftfy fails here, before any model is loaded
         self.max_passage_tokens, self.max_query_tokens = max_passage_tokens, max_query_tokens
         self.context_size = context_size
+        if chat_template is not None and (not isinstance(chat_template, str) or "{" not in chat_template):
+            raise ConfigError(f"chat_template must be Jinja source text, got {chat_template!r}")
+        self.chat_template = chat_template
         self.fit_rule = check_choice("fit_rule", fit_rule, _FIT_RULES)
         self.add_special_tokens = add_special_tokens
         self.shuffle_groups = bool(shuffle_groups)
@@ -396,6 +404,7 @@ class ListwiseReranker(Reranker):
         self._reserve: dict[int, int] = {}
         self._queries: dict[str, str] = {}
         self._fix = self.cleaning.fixer() if self.cleaning.fix_prompt else None
+        self._template = self._chat_template(chat_template)
 
     # ------------------------------------------------------------------ configuration hooks
     def _default_prompt(self) -> str:
@@ -561,7 +570,17 @@ class ListwiseReranker(Reranker):
             fix = self._fix
             messages = tuple({**m, "content": fix(m["content"])} for m in messages)
         prefix = self.assistant_prefix if forced else self.answer.counted_prefix(self.template)
-        return ChatPrompt(messages, prefix, prompt.raw, add_special_tokens=self.add_special_tokens)
+        raw = prompt.raw
+        if self._template is not None and raw is None:
+            raw, messages = self._template.render(messages), ()
+        return ChatPrompt(messages, prefix, raw, add_special_tokens=self.add_special_tokens)
+
+    def _chat_template(self, source: str | None) -> ChatTemplate | None:
+        """``chat_template`` as a renderer, with the tokenizer's BOS / EOS texts (for templates that use them)."""
+        if source is None:
+            return None
+        tok = getattr(self.backend, "tokenizer", None)
+        return ChatTemplate(source, getattr(tok, "bos_token", None), getattr(tok, "eos_token", None))
 
     def _window_prompt(self, state: _State, ids: Sequence[int]) -> ChatPrompt:
         """The prompt of one window; with ``context_size``, fitted as rank_llm fits it (module docstring)."""

@@ -28,6 +28,18 @@ _RANK_LLM_LISTWISE = {
     "fallback": "keep",
 }
 
+#: the chat template rank_llm sets on the tokenizer of every ``rank_vicuna`` model (rank-llm 0.25.7
+#: rank_llm/rerank/vllm_handler.py ``VllmHandler.__init__``, castorini/rank_llm#211): the hub tokenizer of
+#: castorini/rank_vicuna_7b_v1 has none. Copied verbatim, the newline and indentation included (trim_blocks and
+#: lstrip_blocks remove them when it renders).
+RANK_VICUNA_CHAT_TEMPLATE = (
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}\n"
+    "                    {% for message in messages %}{% if not loop.first %}{% endif %}{% if message['role'] == "
+    "'system' %}{{ message['content'] + ' ' }}{% elif message['role'] == 'user' %}{{ 'USER: ' + message['content'] "
+    "+ ' ' }}{% elif message['role'] == 'assistant' %}{{ 'ASSISTANT: ' + message['content'] + '</s>' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
 LISTWISE_RECIPES = (
     Recipe(
         name="rank-zephyr",
@@ -46,12 +58,15 @@ LISTWISE_RECIPES = (
         ids=("castorini/rank_vicuna_7b_v1",),
         family="RankVicuna",
         kind="listwise",
-        reference=f"{_RANK_LLM}; vicuna_reranker.py VicunaReranker (rank_zephyr_template.yaml)",
-        options={**_RANK_LLM_LISTWISE, "prompt": "rankzephyr"},
-        description="RankVicuna 7B: the RankZephyr prompt through the model's own chat template, as rank_llm 0.25.7 "
-        "runs it",
-        notes="rank_llm before 0.20 built Vicuna prompts with FastChat's conversation template; 0.25.7 (followed "
-        "here) uses tokenizer.apply_chat_template.",
+        reference=f"{_RANK_LLM}; vicuna_reranker.py VicunaReranker (rank_zephyr_template.yaml); vllm_handler.py "
+        "VllmHandler (the rank_vicuna chat template)",
+        options={**_RANK_LLM_LISTWISE, "prompt": "rankzephyr", "chat_template": RANK_VICUNA_CHAT_TEMPLATE},
+        description="RankVicuna 7B: the RankZephyr prompt through the Vicuna chat template rank_llm 0.25.7 sets "
+        "for it (the hub tokenizer has none)",
+        notes="The hub tokenizer has no chat template; rank_llm 0.25.7 sets its own on every rank_vicuna model "
+        "(vllm_handler.py, castorini/rank_llm#211: 'system ', 'USER: ... ', 'ASSISTANT:'), which the recipe "
+        "supplies (chat_template=), also over a template a local copy may carry. rank_llm before 0.20 built "
+        "Vicuna prompts with FastChat's conversation template.",
     ),
     Recipe(
         name="first-mistral",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,21 @@ def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tok = save_qwen25_tokenizer(tmp_path_factory.mktemp("qwen_tok"))
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_qwen25"), tok, arch="qwen2")
+
+
+@pytest.fixture(scope="session")
+def vicuna_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama whose tokenizer (adds ``<s>``) has no chat template, as the hub's
+    castorini/rank_vicuna_7b_v1, laid out as its Hugging Face cache entry; the cache root."""
+    _need_smollm2()
+    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_bos_tokenizer
+
+    tok = save_bos_tokenizer(tmp_path_factory.mktemp("vicuna_hub_tok"), chat_template=None)
+    model = build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_vicuna_hub"), tok, arch="llama")
+    root = tmp_path_factory.mktemp("hub")
+    repo = root / "models--castorini--rank_vicuna_7b_v1"
+    snap = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(model, snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snap.name)
+    return root

@@ -265,3 +265,42 @@ def rank_r1_vote(completion: str, n: int) -> int | None:
     if result not in characters:
         return None
     return characters.index(result)
+
+
+def rank_llm_vicuna_tokenizer(tokenizer: Any, model: str = "castorini/rank_vicuna_7b_v1") -> Any:
+    """A copy of ``tokenizer`` as rank-llm 0.25.7's ``VllmHandler.__init__`` (rank_llm/rerank/vllm_handler.py)
+    leaves it for a ``rank_vicuna`` model: the handler runs as shipped, with a stand-in ``vllm.LLM`` that hands
+    back the copy, and sets its own chat template on it (castorini/rank_llm#211)."""
+    import copy
+
+    rank_llm()  # the namespace packages (skips when rank-llm is missing)
+    tok = copy.deepcopy(tokenizer)
+
+    class _LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            pass
+
+        def get_tokenizer(self) -> Any:
+            return tok
+
+    stub = types.ModuleType("vllm")
+    stub.LLM, stub.SamplingParams = _LLM, object  # type: ignore[attr-defined]
+    outputs = types.ModuleType("vllm.outputs")
+    outputs.RequestOutput = object  # type: ignore[attr-defined]
+    saved = {name: sys.modules.get(name) for name in ("vllm", "vllm.outputs")}
+    sys.modules["vllm"], sys.modules["vllm.outputs"] = stub, outputs
+    try:
+        from rank_llm.rerank import vllm_handler
+
+        vllm_handler.vllm = stub  # type: ignore[attr-defined]  # also when imported earlier
+        vllm_handler.VllmHandler(
+            model=model, download_dir="", enforce_eager=True, max_logprobs=30, tensor_parallel_size=1,
+            gpu_memory_utilization=0.9,
+        )
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return tok

@@ -78,11 +78,38 @@ def test_rank_zephyr_and_vicuna_send_rank_llms_prompt(
     texts = passages()
     ranker, seen, tok = _ours(model_dir, recipe, monkeypatch, texts)
     (prompt,) = seen
-    expected = ref.rank_llm_prompt(tok, "rank_zephyr_template.yaml", QUERY, texts, context_size=4096)
+    # rank_llm sets its own chat template on rank_vicuna tokenizers, over the one this local copy carries
+    reference_tok = tok if "zephyr" in recipe else ref.rank_llm_vicuna_tokenizer(tok)
+    expected = ref.rank_llm_prompt(reference_tok, "rank_zephyr_template.yaml", QUERY, texts, context_size=4096)
     assert ranker.backend.render(prompt) == expected
     ids = ranker.backend.prompt_token_ids(prompt)
     assert ids == tok(expected)["input_ids"]  # vLLM tokenises rank_llm's text prompt with the special tokens
     assert ids[0] == tok.bos_token_id and ids[1] != tok.bos_token_id
+
+
+def test_rank_vicuna_by_hub_id_gets_rank_llms_chat_template(
+    vicuna_hub: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21.11: the hub tokenizer of castorini/rank_vicuna_7b_v1 has no chat template; the recipe supplies the
+    one rank_llm sets (vllm_handler.py), so loading by hub id works and sends rank_llm's prompt."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(vicuna_hub))
+    ranker = load_reranker("castorini/rank_vicuna_7b_v1", backend_options=BACKEND)
+    tok = ranker.backend.tokenizer
+    assert tok.chat_template is None
+    seen = _record(monkeypatch, ranker.backend)
+    texts = passages(n=20, words=60)
+    ranker.rerank(QUERY, candidates(texts))
+    (prompt,) = seen
+    rendered = ranker.backend.render(prompt)
+    assert rendered.startswith("You are RankLLM") and " USER: I will provide you with 20 passages" in rendered
+    assert rendered.endswith(" ASSISTANT:") and ranker.backend.prompt_token_ids(prompt)[0] == tok.bos_token_id
+    expected = ref.rank_llm_prompt(
+        ref.rank_llm_vicuna_tokenizer(tok), "rank_zephyr_template.yaml", QUERY, texts, context_size=4096
+    )
+    assert rendered == expected
+    assert ranker.backend.prompt_token_ids(prompt) == tok(expected)["input_ids"]
 
 
 def test_token_budget_fits_20_long_passages_under_4096_exactly_as_rank_llm(
