@@ -2,14 +2,17 @@
 
 :func:`encode_pairs` returns one token row per pair, or several rows per overlong pair when documents are
 chunked. The pair template (special tokens, token type ids) always comes from the tokenizer itself, so any
-``AutoTokenizer`` works. Without chunking, a pair that fits is encoded exactly as sentence-transformers'
-``CrossEncoder`` encodes it, and an overlong pair is cut with the same ``"longest_first"`` strategy, which keeps
-scores identical to ``CrossEncoder.predict``.
+``AutoTokenizer`` works. In truncate mode (the length policy's default) a pair that fits is encoded exactly as
+sentence-transformers' ``CrossEncoder`` encodes it, and an overlong pair is cut with the same ``"longest_first"``
+strategy, which keeps scores identical to ``CrossEncoder.predict``.
 
-Chunking (``"chunk-max"`` / ``"chunk-mean"``) splits an overlong document into overlapping windows that each fit
-beside the query (the tokenizer's ``return_overflowing_tokens`` with a ``stride``); the caller pools the window
-scores. It needs a fast (Rust) tokenizer, as do ``query_max_length`` and ``doc_max_length``, which cut texts at
-token boundaries using offsets.
+In chunk mode (:class:`~rerank_plugins.engine.length_policy.LengthPolicy` with ``long_documents="chunk"``) an
+overlong document is split into token windows that each fit beside the query
+(:func:`~rerank_plugins.engine.length_policy.chunk_spans`): each window's row is exactly the encoding of the pair
+``(query, document_prefix + window text)``, and ``spans`` gives the window's character span in the original
+document. A query too long to leave a 32-token window is cut first (counted in ``query_cut``). Chunking needs a
+fast (Rust) tokenizer, as do ``query_max_length`` and ``doc_max_length``, which cut texts at token boundaries
+using offsets.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.length_policy import DocumentPlan, LengthPolicy, plan_document
 from ..errors import ConfigError
 
-__all__ = ["LONG_DOCUMENT_MODES", "EncodedPairs", "encode_pairs"]
+__all__ = ["EncodedPairs", "encode_pairs"]
 
-LONG_DOCUMENT_MODES = ("warn", "truncate", "chunk-max", "chunk-mean")
 #: smallest document window (in tokens) worth scoring in chunk mode; a longer query is cut to make room
 _MIN_WINDOW = 32
 
@@ -42,6 +45,10 @@ class EncodedPairs:
     query_cut: list[int] = field(default_factory=list)
     #: pairs cut by the explicit ``query_max_length`` / ``doc_max_length`` options (expected, not warned)
     capped: list[int] = field(default_factory=list)
+    #: chunk mode: each pair's plan (the character spans of its windows in the original document)
+    plans: list[DocumentPlan] = field(default_factory=list)
+    #: chunk mode: the (query, document text) each row encodes exactly (a window's text with its prefix)
+    row_texts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def lengths(self) -> list[int]:
@@ -80,19 +87,19 @@ def encode_pairs(
     documents: Sequence[str],
     *,
     max_length: int,
-    long_documents: str = "warn",
+    policy: LengthPolicy | None = None,
     query_max_length: int | None = None,
     doc_max_length: int | None = None,
-    chunk_overlap: int = 64,
+    document_prefix: str = "",
 ) -> EncodedPairs:
-    """Encode ``zip(queries, documents)``; see the module docstring for the truncation and chunking rules."""
-    if long_documents not in LONG_DOCUMENT_MODES:
-        raise ConfigError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {long_documents!r}")
+    """Encode ``zip(queries, document_prefix + documents)`` under ``policy`` (default: truncate); see the module
+    docstring for the truncation and chunking rules."""
+    policy = policy if policy is not None else LengthPolicy()
     if len(queries) != len(documents):
         raise ValueError(f"got {len(queries)} queries and {len(documents)} documents")
     n = len(queries)
     qs, q_capped = _unique_cap(tokenizer, queries, query_max_length)
-    ds, d_capped = _cap_texts(tokenizer, documents, doc_max_length)
+    ds, d_capped = _cap_texts(tokenizer, [document_prefix + d for d in documents], doc_max_length)
     capped = [i for i in range(n) if q_capped[i] or d_capped[i]]
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
     if n == 0:
@@ -103,35 +110,40 @@ def encode_pairs(
     types: list[list[int]] | None = list(full["token_type_ids"]) if with_types else None
     overlong = [i for i in range(n) if len(ids[i]) > max_length]
     result = EncodedPairs(ids, types, list(range(n)), capped=capped)
+    if policy.chunking:
+        raw = [d[len(document_prefix):] for d in ds]  # the (capped) documents without their prefix
+        result.plans = [DocumentPlan(((0, len(d)),), False) for d in raw]
+        if not overlong:
+            result.row_texts = list(zip(qs, ds))
+            return result
+        return _chunk(tokenizer, qs, raw, document_prefix, result, overlong, max_length, policy, with_types)
     if not overlong:
         return result
-
-    if long_documents in ("warn", "truncate"):
-        cut = tokenizer(
-            [qs[i] for i in overlong],
-            [ds[i] for i in overlong],
-            truncation="longest_first",
-            max_length=max_length,
-            return_token_type_ids=with_types,
-            verbose=False,
-        )
-        for k, i in enumerate(overlong):
-            ids[i] = cut["input_ids"][k]
-            if types is not None:
-                types[i] = cut["token_type_ids"][k]
-        result.truncated = overlong
-        return result
-    return _chunk(tokenizer, qs, ds, result, overlong, max_length, chunk_overlap, with_types)
+    cut = tokenizer(
+        [qs[i] for i in overlong],
+        [ds[i] for i in overlong],
+        truncation="longest_first",
+        max_length=max_length,
+        return_token_type_ids=with_types,
+        verbose=False,
+    )
+    for k, i in enumerate(overlong):
+        ids[i] = cut["input_ids"][k]
+        if types is not None:
+            types[i] = cut["token_type_ids"][k]
+    result.truncated = overlong
+    return result
 
 
 def _chunk(
     tokenizer: Any,
     qs: list[str],
-    ds: list[str],
+    docs: list[str],
+    prefix: str,
     result: EncodedPairs,
     overlong: list[int],
     max_length: int,
-    chunk_overlap: int,
+    policy: LengthPolicy,
     with_types: bool,
 ) -> EncodedPairs:
     """Replace each overlong pair's row by document windows that fit beside the query."""
@@ -140,49 +152,50 @@ def _chunk(
     if room < 2:
         raise ConfigError(f"max_length={max_length} leaves no room for text after {special} special tokens")
     keep_query = max(1, room - min(_MIN_WINDOW, room // 2))
-    sub_q = [qs[i] for i in overlong]
-    q_lens = [len(x) for x in tokenizer(sub_q, add_special_tokens=False, verbose=False)["input_ids"]]
-    sub_q_cut, q_cut = _unique_cap(tokenizer, sub_q, keep_query)
-    q_lens = [min(length, keep_query) for length in q_lens]
-    # One call per distinct window size (the stride must stay below the window); usually a single call.
-    groups: dict[int, list[int]] = {}
-    for k, ql in enumerate(q_lens):
-        window = room - ql
-        # At most half a window of overlap, so windows always advance (and re-tokenised cut queries fit).
-        groups.setdefault(min(chunk_overlap, (window - 1) // 2), []).append(k)
-    rows: dict[int, list[tuple[list[int], list[int] | None]]] = {}
-    for stride, members in groups.items():
-        enc = tokenizer(
-            [sub_q_cut[k] for k in members],
-            [ds[overlong[k]] for k in members],
-            truncation="only_second",
-            max_length=max_length,
-            stride=max(0, stride),
-            return_overflowing_tokens=True,
-            return_token_type_ids=with_types,
-            verbose=False,
-        )
-        for r, sample in enumerate(enc["overflow_to_sample_mapping"]):
-            pair = overlong[members[sample]]
-            row_types = enc["token_type_ids"][r] if with_types else None
-            rows.setdefault(pair, []).append((enc["input_ids"][r], row_types))
+    sub_q_cut, q_cut = _unique_cap(tokenizer, [qs[i] for i in overlong], keep_query)
+    windows: dict[int, list[tuple[list[int], list[int] | None]]] = {}
+    texts: dict[int, list[tuple[str, str]]] = {}
+    for k, i in enumerate(overlong):
+        query, doc = sub_q_cut[k], docs[i]
+        memo: dict[tuple[int, int], Any] = {}
+
+        def encode(s: int, e: int, query: str = query, doc: str = doc, memo: dict[tuple[int, int], Any] = memo) -> Any:
+            if (s, e) not in memo:
+                memo[(s, e)] = tokenizer(query, prefix + doc[s:e], truncation=False,
+                                         return_token_type_ids=with_types, verbose=False)
+            return memo[(s, e)]
+
+        def offsets(doc: str = doc) -> list[tuple[int, int]]:
+            enc = tokenizer(doc, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            return [tuple(o) for o in enc["offset_mapping"]]
+
+        def measure(s: int, e: int, encode: Any = encode) -> int:
+            return len(encode(s, e)["input_ids"])
+
+        plan = plan_document(policy, len(doc), max_length, measure, offsets, who="cross-encoder")
+        result.plans[i] = plan
+        rows = [encode(s, e) for s, e in plan.spans]
+        windows[i] = [(list(r["input_ids"]), list(r["token_type_ids"]) if with_types else None) for r in rows]
+        texts[i] = [(query, prefix + doc[s:e]) for s, e in plan.spans]
     ids: list[list[int]] = []
     types: list[list[int]] | None = [] if with_types else None
     owner: list[int] = []
-    chunked = []
-    overlong_set = set(overlong)
+    row_texts: list[tuple[str, str]] = []
     for i in range(len(qs)):
-        if i in overlong_set:
-            windows = rows[i]
-            if len(windows) > 1:
-                chunked.append(i)
+        if i in windows:
+            rows_i, texts_i = windows[i], texts[i]
         else:
-            windows = [(result.input_ids[i], result.token_type_ids[i] if result.token_type_ids is not None else None)]
-        for row, row_types in windows:
+            rows_i = [(result.input_ids[i], result.token_type_ids[i] if result.token_type_ids is not None else None)]
+            texts_i = [(qs[i], prefix + docs[i])]
+        for (row, row_types), text in zip(rows_i, texts_i):
             ids.append(row)
             if types is not None:
                 types.append(row_types or [])
             owner.append(i)
+            row_texts.append(text)
     query_cut = [overlong[k] for k, c in enumerate(q_cut) if c]
-    return EncodedPairs(ids, types, owner, truncated=query_cut, chunked=chunked, query_cut=query_cut,
-                        capped=result.capped)
+    return EncodedPairs(
+        ids, types, owner, truncated=[i for i in overlong if result.plans[i].truncated],
+        chunked=[i for i in overlong if result.plans[i].chunked], query_cut=query_cut, capped=result.capped,
+        plans=result.plans, row_texts=row_texts,
+    )

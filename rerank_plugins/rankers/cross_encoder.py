@@ -20,10 +20,14 @@ out-of-memory), under ``torch.inference_mode``. Scores equal sentence-transforme
 on the same model and ``max_length`` (to float rounding). ``quantize`` selects an optional faster CPU path
 (``"int8"``, ``"onnx"``, ``"onnx-int8"``; see :mod:`rerank_plugins.rankers._fast_paths`).
 
-Truncation is never silent: with ``long_documents="warn"`` (the default) overlong pairs are cut like
-sentence-transformers cuts them and one warning per call gives the count; ``"truncate"`` cuts without the
-warning (counts stay in ``RankedList.details``); ``"chunk-max"`` / ``"chunk-mean"`` score overlapping document
-windows that fit (``chunk_overlap`` tokens shared between neighbours) and keep the best / mean window score.
+Long documents follow the length policy (:mod:`rerank_plugins.engine.length_policy`): with
+``long_documents="truncate"`` (the default) overlong pairs are cut exactly as sentence-transformers cuts them
+(``truncation="longest_first"``) and one warning per call gives the count; ``"chunk"`` scores overlapping
+document windows that each fit beside the query (``chunk_overlap`` tokens shared, at most ``max_chunks`` per
+document) and aggregates them by ``chunk_aggregate`` (``"max"``, MaxP, by default; ``"first"``, ``"mean"``), with the
+best window's character span in ``details["best_chunk"]``. Windows are scored in the same token-budget batches as
+every other pair, identical windows once, and cached per window. ``"warn"``, ``"chunk-max"`` and ``"chunk-mean"``
+are deprecated spellings.
 """
 
 from __future__ import annotations
@@ -40,13 +44,19 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
-from ..engine.length_policy import TruncationWarning
+from ..engine.length_policy import (
+    TruncationWarning,
+    call_stats,
+    document_score,
+    policy_from_options,
+    warn_truncated,
+)
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
 from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
-from ._pair_encoding import LONG_DOCUMENT_MODES, encode_pairs
+from ._pair_encoding import EncodedPairs, encode_pairs
 
 __all__ = ["CrossEncoderReranker", "TruncationWarning"]
 
@@ -71,8 +81,7 @@ class CrossEncoderReranker(Reranker):
         max_tokens: most padded tokens per forward pass; ``None`` is 4096 on CPU (``CPU_TOKEN_BUDGET``) and unbounded
             on GPU.
         device / dtype: as :func:`~rerank_plugins.backends.device.resolve_device` / ``resolve_dtype``.
-        long_documents: ``"warn"``, ``"truncate"``, ``"chunk-max"`` or ``"chunk-mean"``.
-        chunk_overlap: tokens shared by neighbouring windows in chunk modes (at most half a window).
+        long_documents / max_chunks / chunk_overlap / chunk_aggregate: the length policy (module docstring).
         cache: ``True``, a shared :class:`~rerank_plugins.engine.cache.ScoreCache`, or ``None``.
         progress: show a progress bar over batches, and transformers' "Loading weights" bar (both off by
             default).
@@ -101,8 +110,10 @@ class CrossEncoderReranker(Reranker):
         max_tokens: int | None = None,
         device: str | None = None,
         dtype: str | None = None,
-        long_documents: str = "warn",
-        chunk_overlap: int = 64,
+        long_documents: str | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+        chunk_aggregate: str | None = None,
         cache: bool | ScoreCache | None = None,
         progress: bool = False,
         quantize: str | None = None,
@@ -128,11 +139,10 @@ class CrossEncoderReranker(Reranker):
         check_int("doc_max_length", doc_max_length, 1, optional=True)
         check_int("batch_size", batch_size, 1)
         check_int("max_tokens", max_tokens, 1, optional=True)
-        check_int("chunk_overlap", chunk_overlap, 0)
+        self.policy = policy_from_options(long_documents=long_documents, chunk_overlap=chunk_overlap,
+                                          max_chunks=max_chunks, chunk_aggregate=chunk_aggregate)
         if activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if long_documents not in LONG_DOCUMENT_MODES:
-            raise ConfigError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {long_documents!r}")
         if quantize not in QUANTIZE_MODES:
             raise ConfigError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
         self._torch = require("torch", "hf", purpose="the cross-encoder")
@@ -164,9 +174,9 @@ class CrossEncoderReranker(Reranker):
         self.max_length = self._cap_max_length(max_length, hf_model.config, tok)
         self.query_max_length = query_max_length
         self.doc_max_length = doc_max_length
-        self.long_documents = long_documents
-        self.chunk_overlap = chunk_overlap
-        needs_fast = long_documents.startswith("chunk") or query_max_length is not None or doc_max_length is not None
+        self.long_documents = self.policy.long_documents
+        self.chunk_overlap = self.policy.chunk_overlap
+        needs_fast = self.policy.chunking or query_max_length is not None or doc_max_length is not None
         if needs_fast and not getattr(tok, "is_fast", False):
             raise ConfigError(
                 "long_documents chunking, query_max_length and doc_max_length need a fast (Rust) tokenizer; "
@@ -194,7 +204,7 @@ class CrossEncoderReranker(Reranker):
         self.name = f"cross-encoder:{short}"
         self._cache_key = (
             f"cross-encoder|{self.model_id}|{self.dtype}|{self.activation}|{self.max_length}|{query_max_length}"
-            f"|{doc_max_length}|{long_documents}|{chunk_overlap}|{quantize}"
+            f"|{doc_max_length}|{self.policy.describe()}|{quantize}"
             f"|qp={query_prefix!r}|dp={document_prefix!r}"
         )
         #: statistics of the last scoring call (pairs, rows, padded-token share, truncations)
@@ -310,11 +320,17 @@ class CrossEncoderReranker(Reranker):
                 if c.text is None:
                     raise InvalidInputError(f"{self.name} scores text; candidate {c.id!r} has an image but no text")
                 pairs.append((q.text, c.text))
-        values, stats = self.score_pairs(pairs)
+        details: list[dict[str, Any]] | None = None
+        if self.policy.chunking:
+            values, stats, details = self._score_chunked(pairs)
+        else:
+            values, stats = self.score_pairs(pairs)
         out, start = [], 0
         for cands in lists:
-            out.append(Scores(values[start : start + len(cands)], extra=stats))
-            start += len(cands)
+            end = start + len(cands)
+            out.append(Scores(values[start:end], details=None if details is None else details[start:end],
+                              extra=stats))
+            start = end
         return out
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
@@ -334,64 +350,91 @@ class CrossEncoderReranker(Reranker):
         self.last_stats = stats
         return [float(v) for v in cached if v is not None], stats
 
-    def _compute(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
-        qp, dp = self.query_prefix or "", self.document_prefix or ""
-        enc = encode_pairs(
+    def _encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
+        qp = self.query_prefix or ""
+        return encode_pairs(
             self.tokenizer,
             [qp + q for q, _ in pairs],
-            [dp + d for _, d in pairs],
+            [d for _, d in pairs],
             max_length=self.max_length,
-            long_documents=self.long_documents,
+            policy=self.policy,
             query_max_length=self.query_max_length,
             doc_max_length=self.doc_max_length,
-            chunk_overlap=self.chunk_overlap,
+            document_prefix=self.document_prefix or "",
         )
-        lengths = enc.lengths
-        row_scores = run_batched(
+
+    def _run_rows(self, enc: EncodedPairs, rows: Sequence[int]) -> tuple[list[float], dict[str, Any]]:
+        """Model scores of the rows ``rows`` of ``enc`` (token-budget batches, OOM back-off) and batch stats."""
+        lengths = [len(enc.input_ids[r]) for r in rows]
+        types = enc.token_type_ids
+        scores = run_batched(
             lengths,
-            lambda idx: self._forward([enc.input_ids[i] for i in idx],
-                                      None if enc.token_type_ids is None else [enc.token_type_ids[i] for i in idx]),
+            lambda idx: self._forward([enc.input_ids[rows[i]] for i in idx],
+                                      None if types is None else [types[rows[i]] for i in idx]),
             max_batch_size=self.batch_size,
             max_tokens=self.max_tokens,
             progress=self.progress,
             desc=self.name,
         )
-        if len(enc.owner) == len(pairs):
-            scores = [float(s) for s in row_scores]
-        else:
-            per_pair: list[list[float]] = [[] for _ in pairs]
-            for owner, s in zip(enc.owner, row_scores):
-                per_pair[owner].append(float(s))
-            pool = max if self.long_documents == "chunk-max" else (lambda xs: sum(xs) / len(xs))
-            scores = [pool(xs) for xs in per_pair]
         batches = plan_batches(lengths, max_batch_size=self.batch_size, max_tokens=self.max_tokens)
-        stats = {
-            "rows": len(lengths),
-            "tokens": sum(lengths),
-            "padding_share": padding_share(lengths, batches),
-            "truncated": len(enc.truncated),
-            "chunked": len(enc.chunked),
-            "capped": len(enc.capped),
-        }
-        self._warn_truncation(enc, len(pairs))
+        return [float(s) for s in scores], {"rows": len(lengths), "tokens": sum(lengths),
+                                            "padding_share": padding_share(lengths, batches)}
+
+    def _compute(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[float], dict[str, Any]]:
+        enc = self._encode(pairs)
+        scores, stats = self._run_rows(enc, list(range(len(enc.input_ids))))
+        stats.update({"truncated": len(enc.truncated), "chunked": 0, "capped": len(enc.capped)})
+        warn_truncated(self.name, len(enc.truncated), len(pairs), self.max_length, unit="(query, document) pairs")
         return scores, stats
 
-    def _warn_truncation(self, enc: Any, n: int) -> None:
-        if self.long_documents == "warn" and enc.truncated:
+    def _score_chunked(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> tuple[list[float], dict[str, Any], list[dict[str, Any]]]:
+        """Chunk mode: every window of every pair, identical windows once, cached per window; MaxP/first/mean."""
+        enc = self._encode(pairs)
+        distinct: dict[tuple[str, str], int] = {}
+        first_row: list[int] = []
+        for r, key in enumerate(enc.row_texts):
+            if key not in distinct:
+                distinct[key] = len(distinct)
+                first_row.append(r)
+        keys = list(distinct)
+        window_key = self._cache_key + "|window"
+        cached: list[float | None] = (
+            self.cache.get_many(window_key, keys) if self.cache is not None else [None] * len(keys)
+        )
+        todo = [k for k, v in enumerate(cached) if v is None]
+        stats: dict[str, Any] = {"pairs": len(pairs), "cache_hits": len(keys) - len(todo), "rows": 0, "tokens": 0,
+                                 "padding_share": 0.0}
+        if todo:
+            new, run_stats = self._run_rows(enc, [first_row[k] for k in todo])
+            stats.update(run_stats)
+            for k, v in zip(todo, new):
+                cached[k] = v
+            if self.cache is not None:
+                self.cache.put_many(window_key, [keys[k] for k in todo], new)
+        per_pair: list[list[float]] = [[] for _ in pairs]
+        for owner, key in zip(enc.owner, enc.row_texts):
+            value = cached[distinct[key]]
+            assert value is not None
+            per_pair[owner].append(value)
+        values, details = [], []
+        for plan, window_scores in zip(enc.plans, per_pair):
+            value, info = document_score(self.policy, plan, window_scores)
+            values.append(value)
+            details.append(info)
+        stats.update(call_stats(enc.plans, len(todo)))
+        stats["capped"] = len(enc.capped)
+        self.last_stats = stats
+        warn_truncated(self.name, stats["truncated"], len(pairs), self.max_length, chunking=True)
+        if enc.query_cut:
             warnings.warn(
-                f"{self.name}: {len(enc.truncated)} of {n} (query, document) pairs exceeded max_length="
-                f"{self.max_length} tokens and were truncated; pass long_documents='chunk-max' or 'chunk-mean' "
-                "to score every part of long documents, or 'truncate' to silence this warning",
+                f"{self.name}: {len(enc.query_cut)} of {len(pairs)} queries were too long to leave room for "
+                f"document windows within max_length={self.max_length} and were truncated; set query_max_length",
                 TruncationWarning,
                 stacklevel=caller_stacklevel(),
             )
-        elif self.long_documents.startswith("chunk") and enc.query_cut:
-            warnings.warn(
-                f"{self.name}: {len(enc.query_cut)} of {n} queries were too long to leave room for document "
-                f"windows within max_length={self.max_length} and were truncated; set query_max_length",
-                TruncationWarning,
-                stacklevel=caller_stacklevel(),
-            )
+        return values, stats, details
 
     def _forward(self, rows: list[list[int]], type_rows: list[list[int]] | None) -> list[float]:
         import numpy as np

@@ -166,44 +166,58 @@ def test_truncation_warns_once_with_counts(tiny_ce_dir: Path) -> None:
         result = ranker.rerank(QUERY, [LONG, "short", LONG + " more"])
     ours = [w for w in caught if issubclass(w.category, TruncationWarning)]
     assert len(ours) == 1
-    assert "2 of 3" in str(ours[0].message) and "chunk-max" in str(ours[0].message)
+    assert "2 of 3" in str(ours[0].message) and "long_documents='chunk'" in str(ours[0].message)
     assert result.details["truncated"] == 2
 
 
-def test_truncate_mode_is_quiet_but_counted(tiny_ce_dir: Path) -> None:
-    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=32, long_documents="truncate")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TruncationWarning)
-        result = ranker.rerank(QUERY, [LONG, "short"])
-    assert result.details["truncated"] == 1
+def test_legacy_long_document_spellings_warn_and_map(tiny_ce_dir: Path) -> None:
+    for old, mode, how in (("warn", "truncate", "max"), ("chunk-max", "chunk", "max"),
+                           ("chunk-mean", "chunk", "mean")):
+        with pytest.warns(FutureWarning, match=f"long_documents={old!r} is deprecated") as record:
+            ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=32, long_documents=old)
+        assert record[0].filename == __file__  # the caller's line
+        assert (ranker.policy.long_documents, ranker.policy.chunk_aggregate) == (mode, how)
 
 
-@pytest.mark.parametrize("mode", ["chunk-max", "chunk-mean"])
-def test_chunk_pooling_equals_window_scores(tiny_ce_dir: Path, mode: str) -> None:
-    from transformers import AutoModelForSequenceClassification
-
-    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents=mode, chunk_overlap=6)
-    docs = [LONG, "short document"]
+@pytest.mark.parametrize("how", ["max", "first", "mean"])
+def test_chunk_pooling_equals_window_scores(tiny_ce_dir: Path, how: str) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk", chunk_overlap=6,
+                                  chunk_aggregate=how, max_chunks=100)
+    plain = CrossEncoderReranker(str(tiny_ce_dir), max_length=40)
+    docs = [LONG, "short document", LONG]
     with warnings.catch_warnings():
         warnings.simplefilter("error", TruncationWarning)
         result = ranker.rerank(QUERY, docs)
-    assert result.details["chunked"] == 1 and result.details["truncated"] == 0
-    enc = encode_pairs(ranker.tokenizer, [QUERY] * 2, docs, max_length=40, long_documents=mode, chunk_overlap=6)
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_ce_dir)).eval()
-    window_scores: list[list[float]] = [[], []]
-    with torch.inference_mode():
-        for row, types, owner in zip(enc.input_ids, enc.token_type_ids or [], enc.owner):
-            logit = model(input_ids=torch.tensor([row]), token_type_ids=torch.tensor([types])).logits[0, 0]
-            window_scores[owner].append(float(torch.sigmoid(logit)))
-    assert len(window_scores[0]) > 3 and len(window_scores[1]) == 1
-    pool = max if mode == "chunk-max" else (lambda xs: sum(xs) / len(xs))
-    assert _by_position(result) == pytest.approx([pool(xs) for xs in window_scores], abs=1e-5)
+    assert result.details["chunked"] == 2 and result.details["truncated"] == 0
+    best = next(r for r in result.results if r.id == "0").details["best_chunk"]
+    spans = ranker._encode([(QUERY, LONG)]).plans[0].spans
+    assert best["chunks"] == len(spans) > 3
+    # each window is scored exactly as the plain pair (query, window text) that fits
+    window_scores = _by_position(plain.rerank(QUERY, [LONG[s:e] for s, e in spans]))
+    pool = {"max": max, "first": lambda xs: xs[0], "mean": lambda xs: sum(xs) / len(xs)}[how]
+    assert _by_position(result)[0] == pytest.approx(pool(window_scores), abs=1e-5)
+    assert _by_position(result)[2] == _by_position(result)[0]
+    k = max(range(len(spans)), key=lambda i: window_scores[i])
+    assert (best["start"], best["end"], best["index"]) == (*spans[k], k)
+    assert best["score"] == pytest.approx(window_scores[k], abs=1e-5)
+    # identical windows (the repeated document) run once
+    assert result.details["rows_scored"] == len(spans) + 1
 
 
 def test_chunk_mode_warns_when_the_query_is_cut(tiny_ce_dir: Path) -> None:
-    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk-max")
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk")
     with pytest.warns(TruncationWarning, match="queries were too long"):
         ranker.rerank(LONG, [LONG])
+
+
+def test_chunk_mode_caches_windows_and_keeps_the_best_chunk(tiny_ce_dir: Path) -> None:
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk", cache=True,
+                                  max_chunks=100)
+    first = ranker.rerank(QUERY, [LONG, "short"])
+    again = ranker.rerank(QUERY, [LONG, "short"])
+    assert again.details["rows_scored"] == 0 and again.details["cache_hits"] == first.details["rows_scored"]
+    assert [r.details for r in again.results] == [r.details for r in first.results]
+    assert again.scores == first.scores
 
 
 def test_query_and_doc_caps(tiny_ce_dir: Path) -> None:
@@ -344,8 +358,7 @@ def test_parity_xlmr_modernbert_deberta(request: pytest.FixtureRequest, arch: st
     pairs = [(QUERY, d) for d in DOCS]
     st = CrossEncoder(str(folder), max_length=max_length)
     ours = CrossEncoderReranker(str(folder), max_length=max_length, long_documents="truncate")
-    enc = encode_pairs(ours.tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=max_length,
-                       long_documents="truncate")
+    enc = encode_pairs(ours.tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=max_length)
     assert enc.input_ids == _st_token_ids(st, pairs)
     if arch == "debertav2":
         assert enc.token_type_ids is not None and enc.token_type_ids[0][-1] == 1  # second segment typed 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
 
 pytest.importorskip("transformers")
 
+import itertools
+
+from rerank_plugins.engine.length_policy import LengthPolicy
 from rerank_plugins.errors import ConfigError
 from rerank_plugins.rankers._pair_encoding import encode_pairs
 
@@ -41,31 +43,31 @@ def test_nothing_truncated_when_it_fits(tok: Any) -> None:
 
 
 def test_truncate_mode_counts_too(tok: Any) -> None:
-    enc = encode_pairs(tok, ["q"], [LONG], max_length=32, long_documents="truncate")
+    enc = encode_pairs(tok, ["q"], [LONG], max_length=32, policy=LengthPolicy())
     assert enc.truncated == [0] and enc.lengths == [32]
 
 
 def test_chunks_cover_the_document_with_overlap(tok: Any) -> None:
     overlap = 8
-    enc = encode_pairs(tok, ["my query", "q2"], [LONG, "fits"], max_length=48, long_documents="chunk-max",
-                       chunk_overlap=overlap)
+    policy = LengthPolicy(long_documents="chunk", chunk_overlap=overlap, max_chunks=100)
+    enc = encode_pairs(tok, ["my query", "q2"], [LONG, "fits"], max_length=48, policy=policy)
     assert enc.chunked == [0] and enc.truncated == []
     rows = [r for r, o in zip(enc.input_ids, enc.owner) if o == 0]
     assert all(len(r) <= 48 for r in rows)
-    assert enc.owner.count(1) == 1
-    q_len = len(tok("my query", add_special_tokens=False)["input_ids"])
-    windows = [r[q_len + 2 : -1] for r in rows]  # [CLS] q [SEP] window [SEP]
-    doc = tok(LONG, add_special_tokens=False)["input_ids"]
-    rebuilt = list(windows[0])
-    for prev, win in itertools.pairwise(windows):
-        assert prev[-overlap:] == win[:overlap]
-        rebuilt.extend(win[overlap:])
-    assert rebuilt == doc
+    assert enc.owner.count(1) == 1 and enc.plans[1].spans == ((0, 4),)
+    spans = enc.plans[0].spans
+    assert len(spans) == len(rows) > 1 and spans[0][0] == 0 and spans[-1][1] == len(LONG)
+    for (s1, e1), (s2, _e2) in itertools.pairwise(spans):
+        assert s1 < s2 < e1  # overlapping, advancing
+    for row, (s, e), (q, d) in zip(rows, spans, [t for t, o in zip(enc.row_texts, enc.owner) if o == 0]):
+        assert (q, d) == ("my query", LONG[s:e]) and row == tok("my query", LONG[s:e])["input_ids"]
+        # each window holds as many tokens as fit (the next cut point would not)
+        assert len(row) >= 48 - 3
 
 
 def test_long_query_is_cut_to_leave_room_in_chunk_mode(tok: Any) -> None:
-    enc = encode_pairs(tok, [LONG], [LONG], max_length=64, long_documents="chunk-mean")
-    assert enc.query_cut == [0] and enc.truncated == [0]
+    enc = encode_pairs(tok, [LONG], [LONG], max_length=64, policy=LengthPolicy(long_documents="chunk"))
+    assert enc.query_cut == [0] and enc.truncated == [0]  # a 300-word document needs more than 10 windows
     assert all(len(r) <= 64 for r in enc.input_ids)
     assert len(enc.input_ids) > 1
 
@@ -80,11 +82,9 @@ def test_query_and_document_caps(tok: Any) -> None:
     assert len(enc.input_ids[0]) == 2 + 10 + 3
 
 
-def test_bad_mode_and_tiny_max_length(tok: Any) -> None:
-    with pytest.raises(ConfigError):
-        encode_pairs(tok, ["q"], ["d"], max_length=32, long_documents="drop")
+def test_tiny_max_length(tok: Any) -> None:
     with pytest.raises(ConfigError, match="no room"):
-        encode_pairs(tok, ["q"], [LONG], max_length=3, long_documents="chunk-max")
+        encode_pairs(tok, ["q"], [LONG], max_length=3, policy=LengthPolicy(long_documents="chunk"))
 
 
 def test_empty_input(tok: Any) -> None:
