@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MEASURES = ("nDCG@10", "MRR@10")
+MEASURES = ("nDCG@10", "MRR@10", "R@100")
 #: the composed pipeline: RRF(BM25, dense) top-100, then text PRF on MiniLM with the query keeping the majority
 PIPELINE = "fusion > prf-text (sum, +query x5)"
 
@@ -210,7 +210,7 @@ def table(result: dict[str, Any]) -> str:
 def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
     def conv(v: Any) -> Any:
         if hasattr(v, "aggregate"):
-            return {"aggregate": v.aggregate, "n_queries": v.n_queries}
+            return {"aggregate": v.aggregate, "n_queries": v.n_queries, "per_query": v.per_query}
         if hasattr(v, "t_pvalue"):
             return dict(v.__dict__)
         if isinstance(v, dict):

@@ -12,7 +12,15 @@ import typer
 
 from ..errors import ConfigError, RerankError
 
-__all__ = ["fail", "load_data", "load_rerankers", "offline_env", "parse_options", "reranker_labels"]
+__all__ = [
+    "fail",
+    "load_data",
+    "load_rerankers",
+    "offline_env",
+    "parse_options",
+    "reranker_labels",
+    "select_queries",
+]
 
 
 def offline_env(*, quiet: bool = False) -> None:
@@ -48,12 +56,17 @@ def load_data(spec: str, queries: int | None, *, strict: bool = False, split: st
             raise fail(str(exc)) from exc
     if dataset.report.problems:
         typer.secho(f"data: {dataset.report.summary()}", err=True, fg=typer.colors.YELLOW)
-    if queries is not None:
-        try:
-            dataset = dataset.head(queries)
-        except RerankError as exc:
-            raise fail(str(exc)) from exc
-    return dataset
+    return select_queries(dataset, queries)
+
+
+def select_queries(dataset: Any, queries: int | None) -> Any:
+    """The first ``queries`` judged queries of ``dataset`` (``None``: all of them)."""
+    if queries is None:
+        return dataset
+    try:
+        return dataset.head(queries)
+    except RerankError as exc:
+        raise fail(str(exc)) from exc
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:

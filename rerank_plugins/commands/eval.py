@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ._eval_common import fail, load_data, load_rerankers, offline_env, parse_options
+from ._eval_common import (
+    fail,
+    load_data,
+    load_rerankers,
+    offline_env,
+    parse_options,
+    reranker_labels,
+    select_queries,
+)
 
 __all__ = ["eval_command", "register"]
 
@@ -44,6 +52,18 @@ def eval_command(
     batch_queries: Annotated[
         int, typer.Option(min=1, help="queries per rerank_batch call (fewer: finer progress, less sharing)")
     ] = 256,
+    compare_to: Annotated[
+        str | None,
+        typer.Option(help="row every other row is compared with (a name from the table; default: the first stage)"),
+    ] = None,
+    correction: Annotated[
+        str | None,
+        typer.Option(help="multiple-comparison correction: holm, bonferroni or none (default holm when 2+ rows)"),
+    ] = None,
+    pairwise: Annotated[
+        list[str] | None,
+        typer.Option(help="row for the pairwise table (repeat, 2+): every pair compared, corrected over the pairs"),
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option(help="stop at the first data problem (data set or run file) instead of counting it; exit 2"),
@@ -57,8 +77,8 @@ def eval_command(
     from ..errors import RerankError
     from ..eval.first_stage import FIRST_STAGES
     from ..eval.metrics import DEFAULT_MEASURES, parse_measure
-    from ..eval.runner import run_eval
-    from ..eval.trec import read_trec_run
+    from ..eval.runner import check_comparisons, planned_rows, run_eval
+    from ..eval.trec import check_run, read_trec_run
 
     measures = tuple(measure) if measure else DEFAULT_MEASURES
     try:
@@ -66,24 +86,45 @@ def eval_command(
             parse_measure(m)
     except RerankError as exc:
         raise fail(str(exc)) from exc
-    data = load_data(dataset, queries, strict=strict, split=split)
+    full = load_data(dataset, None, strict=strict, split=split)
+    data = select_queries(full, queries)
     given = None
-    file_report = None
+    file_report = given_report = None
     if first_stage not in FIRST_STAGES:
         path = Path(first_stage)
         if not path.is_file():
             raise fail(f"--first-stage must be one of {FIRST_STAGES} or an existing TREC run file, got {first_stage!r}")
+        # read and checked against the whole data set before any retrieval or model load: under --strict a bad
+        # line, an unknown query or document id, or a judged query missing from the file stops here
         try:
             run, file_report = read_trec_run(path, strict=strict)
+            given_report = check_run(
+                run,
+                corpus_ids=full.corpus.keys(),
+                qrels=full.qrels,
+                query_ids=full.queries.keys(),
+                expected=data.judged_query_ids,
+                strict=strict,
+                source=path.stem,
+            )
         except RerankError as exc:
             raise fail(str(exc)) from exc
-        if file_report.problems:
-            typer.secho(f"run: {file_report.summary()}", err=True, fg=typer.colors.YELLOW)
-        given = (path.stem, {q: r for q, r in run.items() if q in data.queries})
+        for rep in (file_report, given_report):
+            if rep.problems:
+                typer.secho(f"run: {rep.summary()}", err=True, fg=typer.colors.YELLOW)
+        not_selected = sum(1 for q in run if q in full.queries and q not in data.queries)
+        given_report.count("run_queries_not_selected", not_selected)  # --queries left them out: not a problem
+        given = (path.stem, run)
     baselines = list(baseline) if baseline else list(_ALL_BASELINES)
     unknown = [b for b in baselines if b not in FIRST_STAGES]
     if unknown:
         raise fail(f"unknown --baseline {unknown}; choose from {FIRST_STAGES}")
+    labels = [label for label, _, _ in reranker_labels(reranker or [], kind)]
+    rows = planned_rows(baselines, given[0] if given is not None else first_stage, labels)
+    try:
+        check_comparisons(rows, compare_to, pairwise or (), correction)
+    except RerankError as exc:
+        raise fail(str(exc)) from exc
     built: list[dict[str, Any]] = []
     rerankers = load_rerankers(reranker or [], kind, parse_options(option), built=built)
     try:
@@ -98,6 +139,10 @@ def eval_command(
             progress=not no_progress,
             queries_per_batch=batch_queries,
             strict=strict,
+            given_run_report=given_report,
+            compare_to=compare_to,
+            correction=correction,
+            pairwise=pairwise or (),
         )
     except (RerankError, ImportError) as exc:
         raise fail(str(exc)) from exc

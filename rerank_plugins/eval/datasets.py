@@ -80,8 +80,17 @@ class Dataset:
         )
 
     def check_run(self, run: Run, *, strict: bool = False, source: str = "run") -> LoadReport:
-        """Count unknown document ids, unjudged queries and duplicates in ``run`` (see :func:`check_run`)."""
-        return check_run(run, corpus_ids=self.corpus.keys(), qrels=self.qrels, strict=strict, source=source)
+        """Count unknown document ids, queries not in the data set, unjudged queries, judged queries missing
+        from ``run`` and duplicates (see :func:`check_run`)."""
+        return check_run(
+            run,
+            corpus_ids=self.corpus.keys(),
+            qrels=self.qrels,
+            query_ids=self.queries.keys(),
+            expected=self.judged_query_ids,
+            strict=strict,
+            source=source,
+        )
 
     def summary(self) -> str:
         return (
@@ -149,7 +158,7 @@ def _smart_records(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     fields: dict[str, list[str]] = {}
     current: str | None = None
     marker = re.compile(r"^\.([A-Z])(?:\s+(.*))?$")
-    with path.open(encoding="utf-8", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
         for line in fh:
             m = marker.match(line.rstrip("\n"))
             if m and m.group(1) == "I":
@@ -204,7 +213,7 @@ def load_cranfield(path: str | os.PathLike[str] | None = None, *, strict: bool =
         dot_i[qid] = ident
     qrels: Qrels = {}
     gains = {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}
-    with (folder / "cranqrel").open(encoding="utf-8") as fh:
+    with (folder / "cranqrel").open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -242,7 +251,7 @@ def load_faq(*, lang: str = "en", strict: bool = False) -> Dataset:
     data_file = package / "data" / ("faq-en.json" if lang == "en" else "faq.json")
     rep = LoadReport(f"faq ({data_file.name})", strict=strict)
     try:
-        records = json.loads(data_file.read_text(encoding="utf-8"))["questions"]
+        records = json.loads(data_file.read_text(encoding="utf-8-sig"))["questions"]
     except (OSError, ValueError, KeyError) as exc:
         raise DataFormatError(f"cannot read the FAQ data from {data_file}: {exc}") from exc
     corpus: dict[str, tuple[str, str]] = {}
@@ -268,7 +277,7 @@ def load_faq(*, lang: str = "en", strict: bool = False) -> Dataset:
 
 # ---------------------------------------------------------------------------------------------- BEIR
 def _jsonl(path: Path, rep: LoadReport, kind: str) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: a byte-order mark would make line 1 invalid JSON
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -285,7 +294,7 @@ def _jsonl(path: Path, rep: LoadReport, kind: str) -> Iterator[dict[str, Any]]:
 
 def _read_beir_qrels(path: Path, rep: LoadReport) -> Qrels:
     qrels: Qrels = {}
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: a byte-order mark would hide the header line
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -342,7 +351,11 @@ def load_beir(folder: str | os.PathLike[str], *, split: str | None = None, stric
         if doc_id in corpus:
             rep.problem("duplicate_documents", f"document {doc_id!r} appears twice; keeping the first")
             continue
-        corpus[doc_id] = (str(rec.get("title") or ""), str(rec.get("text") or ""))
+        title, text = str(rec.get("title") or ""), str(rec.get("text") or "")
+        if not title.strip() and not text.strip():
+            # kept (it ranks last and a judgment of it stays valid) but counted: nothing can retrieve it
+            rep.problem("empty_documents", f"document {doc_id!r} has an empty title and text; kept, it ranks last")
+        corpus[doc_id] = (title, text)
     qrels = _read_beir_qrels(names[split], rep)
     other: set[str] = set()
     for name, p in names.items():

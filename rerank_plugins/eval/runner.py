@@ -21,13 +21,24 @@ from typing import Any
 from .._optional import require
 from ..errors import ConfigError
 from ..types import Candidate
+from .compare import CORRECTIONS, Comparison, compare_pairs
+from .compare import compare_to as compare_rows
 from .datasets import Dataset
 from .first_stage import first_stage_run
-from .metrics import DEFAULT_MEASURES, EvalResult, SignificanceResult, evaluate, paired_test
+from .metrics import DEFAULT_MEASURES, EvalResult, SignificanceResult, evaluate
 from .report import LoadReport
 from .trec import Run, write_trec_run
 
-__all__ = ["EvalReport", "SystemResult", "candidates_for", "rerank_run", "run_eval"]
+__all__ = [
+    "EvalReport",
+    "SystemResult",
+    "candidates_for",
+    "check_comparisons",
+    "pairwise_markdown",
+    "planned_rows",
+    "rerank_run",
+    "run_eval",
+]
 
 
 @dataclass
@@ -40,8 +51,14 @@ class SystemResult:
     seconds: float
     first_stage: str | None = None
     reranker: str | None = None
-    significance: SignificanceResult | None = None
+    #: this row against the report's reference row (``--compare-to``), p-values corrected over the rows compared
+    comparison: Comparison | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def significance(self) -> SignificanceResult | None:
+        """The uncorrected paired tests of :attr:`comparison` (``None`` for the reference row)."""
+        return None if self.comparison is None else self.comparison.test
 
     @property
     def ms_per_query(self) -> float:
@@ -61,6 +78,10 @@ class EvalReport:
     #: what reproduces the figures: command line, reranker options, package versions, model files, threads
     #: (filled by the caller, e.g. ``rerank-plugins eval``; see :mod:`rerank_plugins.eval.provenance`)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the row every other row is compared with (the first stage unless ``compare_to`` named another)
+    reference: str | None = None
+    #: every pair of the rows chosen for the pairwise table, corrected over those pairs
+    pairwise: list[Comparison] = field(default_factory=list)
 
     def system(self, name: str) -> SystemResult:
         for s in self.systems:
@@ -68,8 +89,15 @@ class EvalReport:
                 return s
         raise KeyError(f"no system {name!r}; have {[s.name for s in self.systems]}")
 
+    def _p_header(self) -> str:
+        first = next((s.comparison for s in self.systems if s.comparison is not None), None)
+        if first is None:
+            return f"p vs {self.reference}"
+        how = "uncorrected" if first.correction == "none" else f"{first.correction}, {first.family_size} rows"
+        return f"Δ {first.measure} vs {self.reference}: t-test p (randomisation p), {how}"
+
     def to_markdown(self) -> str:
-        head = ["system", *self.measures, "time (s)", "ms/query", "p (t-test) vs first stage"]
+        head = ["system", *self.measures, "time (s)", "ms/query", self._p_header()]
         lines = [
             f"**{self.summary}**, depth {self.depth}",
             "",
@@ -77,11 +105,13 @@ class EvalReport:
             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
         ]
         for s in self.systems:
-            sig = s.significance
-            p = "" if sig is None else f"{sig.t_pvalue:.3g} (perm {sig.permutation_pvalue:.3g})"
+            c = s.comparison
+            p = "" if c is None else f"{c.test.diff:+.4f}: {c.t_pvalue:.3g} ({c.permutation_pvalue:.3g})"
             cells = [s.name, *(f"{s.metrics[m]:.4f}" for m in self.measures)]
             cells += [f"{s.seconds:.1f}", f"{s.ms_per_query:.1f}", p]
             lines.append("| " + " | ".join(cells) + " |")
+        if self.pairwise:
+            lines += ["", *pairwise_markdown(self.pairwise)]
         problems = dict(self.data_report.problems)
         for name, rep in self.run_reports.items():
             problems.update({f"{name}: {k}": v for k, v in rep.problems.items()})
@@ -107,8 +137,8 @@ class EvalReport:
                 "ms_per_query": s.ms_per_query,
                 "details": s.details,
             }
-            if s.significance is not None:
-                row["significance_vs_first_stage"] = s.significance.__dict__
+            if s.comparison is not None:
+                row["comparison"] = s.comparison.to_dict()
             if per_query:
                 row["per_query"] = s.metrics.per_query
             if s.name in self.run_files:
@@ -122,6 +152,8 @@ class EvalReport:
             "systems": systems,
             "data_report": self.data_report.to_dict(),
             "run_reports": {k: v.to_dict() for k, v in self.run_reports.items()},
+            "compare_to": self.reference,
+            "pairwise": [c.to_dict() for c in self.pairwise],
             "provenance": self.provenance,
         }
 
@@ -136,6 +168,27 @@ class EvalReport:
         path = out / f"{stem}.eval.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable), encoding="utf-8")
         return path
+
+
+def pairwise_markdown(comparisons: Sequence[Comparison]) -> list[str]:
+    """The pairwise table: one line per pair, the difference B - A and both corrected p-values."""
+    if not comparisons:
+        return []
+    c0 = comparisons[0]
+    how = "uncorrected" if c0.correction == "none" else f"{c0.correction} over {c0.family_size} pairs"
+    lines = [
+        f"Pairwise ({c0.measure}, paired t-test p and randomisation p, {how}):",
+        "",
+        "| A | B | mean A | mean B | B - A | t-test p | randomisation p |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in comparisons:
+        t = c.test
+        lines.append(
+            f"| {c.a} | {c.b} | {t.mean_a:.4f} | {t.mean_b:.4f} | {t.diff:+.4f} | {c.t_pvalue:.3g} | "
+            f"{c.permutation_pvalue:.3g} |"
+        )
+    return lines
 
 
 def _jsonable(value: Any) -> Any:
@@ -208,6 +261,25 @@ def rerank_run(
     return out, elapsed, rep
 
 
+def planned_rows(baselines: Sequence[str], first_stage: str, labels: Sequence[str]) -> list[str]:
+    """The names of the rows :func:`run_eval` will produce, in order (known before anything is computed)."""
+    return list(dict.fromkeys([*baselines, first_stage, *(f"{first_stage} > {label}" for label in labels)]))
+
+
+def check_comparisons(
+    rows: Sequence[str], compare_to: str | None, pairwise: Sequence[str], correction: str | None
+) -> None:
+    """Raise :class:`~rerank_plugins.errors.ConfigError` for a comparison that names no row or a bad correction
+    (called before any retrieval or model load)."""
+    if correction is not None and correction not in CORRECTIONS:
+        raise ConfigError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    for wanted in [*([compare_to] if compare_to is not None else []), *pairwise]:
+        if wanted not in rows:
+            raise ConfigError(f"no row {wanted!r} to compare; the rows will be {list(rows)}")
+    if pairwise and len(set(pairwise)) < 2:
+        raise ConfigError(f"a pairwise table needs at least two distinct rows, got {list(pairwise)}")
+
+
 def run_eval(
     dataset: Dataset,
     *,
@@ -221,14 +293,29 @@ def run_eval(
     queries_per_batch: int = 16,
     embedder: Any = None,
     strict: bool = False,
+    given_run_report: LoadReport | None = None,
+    compare_to: str | None = None,
+    correction: str | None = None,
+    pairwise: Sequence[str] = (),
+    n_resamples: int = 10_000,
 ) -> EvalReport:
     """Evaluate ``baselines`` (first stages), then ``first_stage`` followed by each reranker.
 
     ``given_run`` = (name, run) uses a run read from a file as the first stage instead of computing one.
     ``rerankers`` are (label, reranker) pairs (labels must be distinct: they name rows and run files). Every
-    system is evaluated on all judged queries of ``dataset``. ``strict`` makes a problem of ``given_run`` (an
-    unknown document id, a duplicate) a :class:`~rerank_plugins.eval.report.DataFormatError` instead of a count.
-    The paired test needs at least two queries; with one, ``significance`` stays ``None`` (an empty column).
+    system is evaluated on all judged queries of ``dataset``. ``given_run`` is checked first, before any
+    retrieval (see :func:`~rerank_plugins.eval.trec.check_run`); ``strict`` makes its first problem (an unknown
+    document or query id, a judged query missing from it, a duplicate) a
+    :class:`~rerank_plugins.eval.report.DataFormatError` instead of a count. ``given_run_report`` is that check
+    when the caller already made it (``rerank-plugins eval`` checks the file against the whole data set before
+    ``--queries`` selects some); its lines for queries outside ``dataset`` are then left out here.
+
+    Every row but one is compared with the row named ``compare_to`` (default: the first stage the rerankers
+    reorder) on the first measure: paired t-test and randomisation test (``n_resamples`` sign flips), their
+    p-values corrected over the rows compared with ``correction`` (``holm``, ``bonferroni``, ``none``; default
+    Holm when more than one row is compared). ``pairwise`` names rows (two or more) whose every pair is compared,
+    corrected over those pairs. The paired tests need at least two queries; with one, ``comparison`` stays
+    ``None`` (an empty column). Row names are checked before any retrieval.
     """
     measures = tuple(measures)
     labels = [label for label, _ in rerankers]
@@ -238,9 +325,17 @@ def run_eval(
     judged = dataset.judged_query_ids
     if not judged:
         raise ConfigError(f"{dataset.name}: no query has judgments; nothing to evaluate")
+    planned_base = given_run[0] if given_run is not None else first_stage
+    check_comparisons(planned_rows(baselines, planned_base, labels), compare_to, pairwise, correction)
     cache: dict[str, Run] = {}
     systems: list[SystemResult] = []
     run_reports: dict[str, LoadReport] = {}
+    if given_run is not None:  # checked before any retrieval: --strict fails in seconds, not after the baselines
+        given_name, given = given_run
+        if given_run_report is None:
+            given_run_report = dataset.check_run(given, source=given_name, strict=strict)
+        run_reports[given_name] = given_run_report
+        given_run = (given_name, {q: list(r) for q, r in given.items() if q in dataset.queries})
 
     def add(name: str, run: Run, seconds: float, **kw: Any) -> SystemResult:
         res = SystemResult(name, run, evaluate(run, dataset.qrels, measures, queries=judged), seconds, **kw)
@@ -258,8 +353,6 @@ def run_eval(
             add(name, run, timings[name], first_stage=name)
     if given_run is not None:
         base_name, base_run = given_run
-        check = dataset.check_run(base_run, source=base_name, strict=strict)
-        run_reports[base_name] = check
         base = add(base_name, {q: list(r)[:depth] for q, r in base_run.items()}, 0.0, first_stage=base_name)
     else:
         base_name = first_stage
@@ -267,14 +360,26 @@ def run_eval(
         base = next((s for s in systems if s.name == first_stage), None) or add(
             first_stage, base_run, timings[first_stage], first_stage=first_stage
         )
-    key = measures[0]
     for label, reranker in rerankers:
         reranked, seconds, rep = rerank_run(
             reranker, dataset, base_run, depth=depth, progress=progress, queries_per_batch=queries_per_batch
         )
         name = f"{base_name} > {label}"
         run_reports[name] = rep
-        res = add(name, reranked, seconds, first_stage=base_name, reranker=label, details={"reranker": repr(reranker)})
-        if len(res.metrics.per_query[key]) >= 2:
-            res.significance = paired_test(base.metrics.per_query[key], res.metrics.per_query[key])
-    return EvalReport(dataset.name, dataset.summary(), depth, measures, systems, dataset.report, run_reports)
+        add(name, reranked, seconds, first_stage=base_name, reranker=label, details={"reranker": repr(reranker)})
+    reference = compare_to if compare_to is not None else base.name
+    key = measures[0]
+    per_query = {s.name: s.metrics.per_query[key] for s in systems}
+    report = EvalReport(
+        dataset.name, dataset.summary(), depth, measures, systems, dataset.report, run_reports, reference=reference
+    )
+    if len(judged) >= 2:
+        found = compare_rows(reference, per_query, measure=key, correction=correction, n_resamples=n_resamples)
+        by_name = {c.b: c for c in found}
+        for s in systems:
+            s.comparison = by_name.get(s.name)
+        if pairwise:
+            report.pairwise = compare_pairs(
+                pairwise, per_query, measure=key, correction=correction, n_resamples=n_resamples
+            )
+    return report

@@ -33,7 +33,9 @@ def _lines(path: str | os.PathLike[str]) -> Iterable[tuple[int, str]]:
     p = Path(path)
     if not p.is_file():
         raise DataFormatError(f"file not found: {p}")
-    with p.open(encoding="utf-8") as fh:
+    # utf-8-sig: a byte-order mark (written by some Windows tools) would otherwise glue itself to the first
+    # query id ("\ufeff1") and silently move that line to a query that does not exist
+    with p.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 yield lineno, line
@@ -157,16 +159,34 @@ def check_run(
     *,
     corpus_ids: Iterable[str] | None = None,
     qrels: Mapping[str, Mapping[str, int]] | None = None,
+    query_ids: Iterable[str] | None = None,
+    expected: Iterable[str] | None = None,
     strict: bool = False,
     source: str = "run",
 ) -> LoadReport:
-    """Count what in ``run`` does not match the data: unknown documents, queries without judgments, duplicates.
+    """Count what in ``run`` does not match the data, one problem kind per cause.
 
-    Unknown documents stay in the run (they count as non-relevant for the metrics); the report says how many.
+    * ``unknown_doc_ids``: a document that is not in ``corpus_ids`` (kept in the run: it counts as non-relevant);
+    * ``queries_not_in_dataset``: a query id that is not in ``query_ids`` (its lines cannot be evaluated; the
+      volume counter ``run_entries_not_in_dataset`` says how many lines that is);
+    * ``queries_without_judgments``: a query of the data set that ``qrels`` does not judge;
+    * ``queries_missing_from_run``: a query of ``expected`` (the judged queries evaluated) with no line in the
+      run (it scores 0 on every measure);
+    * ``duplicate_run_entries`` and ``bad_scores``.
+
+    In ``strict`` mode the first problem raises :class:`DataFormatError`.
     """
     rep = LoadReport(source, strict=strict)
     known = set(corpus_ids) if corpus_ids is not None else None
+    known_queries = set(query_ids) if query_ids is not None else None
     for qid, ranked in run.items():
+        if known_queries is not None and qid not in known_queries:
+            rep.problem(
+                "queries_not_in_dataset",
+                f"query {qid!r} ({len(ranked)} lines) is not a query of the data set; its lines are not evaluated",
+            )
+            rep.count("run_entries_not_in_dataset", len(ranked))
+            continue
         seen: set[str] = set()
         for doc_id, score in ranked:
             rep.count("run_entries")
@@ -179,5 +199,10 @@ def check_run(
                 rep.problem("bad_scores", f"query {qid!r}: document {doc_id!r} has score {score!r}")
         if qrels is not None and not qrels.get(qid):
             rep.problem("queries_without_judgments", f"query {qid!r} is in the run but has no judgments")
+    for qid in expected if expected is not None else ():
+        if not run.get(qid):
+            rep.problem(
+                "queries_missing_from_run", f"judged query {qid!r} has no line in the run; it scores 0 on every measure"
+            )
     rep.count("run_queries", len(run))
     return rep

@@ -50,7 +50,7 @@ def test_eval_on_tiny_beir(app: typer.Typer, beir_dir: Path, tmp_path: Path, key
     assert bm25_row["queries"] == 3  # q4 has no judgments: counted, not scored
     assert report["data_report"]["problems"]["queries_without_judgments"] == 1
     assert report["data_report"]["problems"]["bad_corpus_lines"] == 1
-    assert "significance_vs_first_stage" in report["systems"][1]
+    assert report["systems"][1]["comparison"]["a"] == "bm25"
     files = sorted(p.name for p in out.iterdir())
     assert files == ["beir.bm25.trec", "beir.bm25__keyword-test.trec", "beir.eval.json"]
     lines = (out / "beir.bm25.trec").read_text().splitlines()
@@ -70,7 +70,7 @@ def test_eval_markdown_and_bad_run_file(app: typer.Typer, beir_dir: Path, tmp_pa
     assert "| bm25 |" in result.stdout and "| given > keyword-test |" in result.stdout
     assert "unknown_doc_ids" in result.stdout and "bad_run_lines=1" in result.stdout
     saved = json.loads((tmp_path / "o" / "beir.eval.json").read_text())
-    assert saved["run_reports"]["given"]["problems"] == {"unknown_doc_ids": 1}
+    assert saved["run_reports"]["given"]["problems"] == {"unknown_doc_ids": 1, "queries_missing_from_run": 1}
     # the unknown document is kept (after the reranked ones), never dropped
     reranked = (tmp_path / "o" / "beir.given__keyword-test.trec").read_text()
     assert "ghost" in reranked
