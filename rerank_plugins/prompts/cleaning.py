@@ -14,7 +14,7 @@ rule set (``cleaning=``):
 ``"reasonrank"``
     ReasonRank (8421BCD/ReasonRank ``utils.py`` ``convert_doc_to_prompt_content(truncate_by_word=False)``,
     ``rerank/rank_listwise_os_llm.py`` ``create_prompt``, commit ``06721fd``): as ``"rank_llm"`` but passages are
-    cut by tokens (``max_passage_tokens``) and the query is also stripped.
+    cut by tokens (``max_document_tokens``) and the query is also stripped.
 ``"first"``
     FIRST (gangiswag/llm-reranker ``scripts/utils/rank_listwise_os_llm.py`` ``create_prompt`` and
     ``scripts/utils/rankllm.py`` ``_replace_number``, commit ``2d7cba4``): passage stripped and cut to the word

@@ -109,20 +109,23 @@ def warn_truncated(count: int, max_words: int | None, who: str) -> None:
         )
 
 
-def truncate_tokens(backend: LLMBackend, text: str, max_tokens: int) -> tuple[str, bool]:
+def truncate_tokens(backend: LLMBackend, text: str, max_tokens: int, *, side: str = "right") -> tuple[str, bool]:
     """``text`` cut to ``max_tokens`` tokens the way the references cut it
     (``tokenizer.convert_tokens_to_string(tokenizer.tokenize(text)[:n])``: ielab/llm-rankers ``truncate``,
-    ReasonRank ``convert_doc_to_prompt_content``), and whether it was longer. The round trip is applied to
-    every text, short ones included, as the references do. A backend without a tokenizer object (HTTP) cuts
-    with its own ``truncate_text``; one with neither is a :class:`ConfigError`."""
+    ReasonRank ``convert_doc_to_prompt_content``), and whether it was longer; ``side="left"`` keeps the last
+    ``max_tokens`` instead. The round trip is applied to every text, short ones included, as the references do.
+    A backend without a tokenizer object (HTTP) cuts with its own ``truncate_text`` (right side only); one with
+    neither is a :class:`ConfigError`."""
     tok = getattr(backend, "tokenizer", None)
     if tok is not None and hasattr(tok, "tokenize") and hasattr(tok, "convert_tokens_to_string"):
         pieces = tok.tokenize(text)
-        return str(tok.convert_tokens_to_string(pieces[:max_tokens])), len(pieces) > max_tokens
+        kept = pieces[-max_tokens:] if side == "left" else pieces[:max_tokens]
+        return str(tok.convert_tokens_to_string(kept)), len(pieces) > max_tokens
     truncate = getattr(backend, "truncate_text", None)
-    if truncate is None:
+    if truncate is None or side != "right":
+        why = "has none" if truncate is None else "cuts only on the right (truncation_side='right')"
         raise ConfigError(
-            f"max_passage_tokens / max_query_tokens need a backend with a tokenizer; {backend!r} has none"
+            f"max_document_tokens / max_query_tokens need a backend with a tokenizer; {backend!r} {why}"
         )
     cut = str(truncate(text, max_tokens))
     return cut, cut != text

@@ -29,8 +29,9 @@ Heapsort schedule (``schedule="heapsort"``, best-only answers such as Rank-R1)
     one backend call.
 
 Prompt text and token budget
-    ``cleaning`` picks the reference's text rules (:mod:`rerank_plugins.prompts.cleaning`); ``max_passage_tokens``
-    / ``max_query_tokens`` cut passages / the query to that many tokens the way the references do
+    ``cleaning`` picks the reference's text rules (:mod:`rerank_plugins.prompts.cleaning`); ``max_document_tokens``
+    / ``max_query_tokens`` (the length policy's names) cut passages / the query to that many tokens the way the
+    references do
     (``tokenizer.convert_tokens_to_string(tokenizer.tokenize(text)[:n])``). With ``context_size`` every window
     prompt is fitted as rank_llm fits it (``rank_listwise_os_llm.py`` ``create_prompt``, rank-llm 0.25.7): the word
     cap starts at ``max_passage_words * 20 / window`` (300 words for 20 passages) and, while the rendered prompt
@@ -64,6 +65,7 @@ from ..backends.base import ChatPrompt, Generation, LLMBackend
 from ..backends.chat_template import ChatTemplate
 from ..base import Reranker, Scores, scores_from_order
 from ..engine.identifiers import IdScheme, get_scheme
+from ..engine.length_policy import TruncationWarning, deprecated_option, policy_from_options
 from ..engine.logits import choose_id_scheme, first_order
 from ..engine.permutation import format_permutation, parse_permutation
 from ..engine.windows import HeapsortSchedule, Window, WindowPlan, apply_window, plan_windows
@@ -273,7 +275,14 @@ class ListwiseReranker(Reranker):
             for generate, the first single-token scheme for FIRST.
         max_new_tokens: generation budget per window (default: the tokens of a full permutation plus a margin).
         max_passage_words: passages are cut to this many words (a warning says so); ``None`` keeps them whole.
-        max_passage_tokens / max_query_tokens: cut passages / the query to this many tokens (the references' way).
+        long_documents: ``"truncate"`` (the default) only: listwise windows rank whole passages, so ``"chunk"``
+            (and ``max_chunks`` / ``chunk_overlap`` / ``chunk_aggregate``) is a :class:`ConfigError` saying why
+            (the names of :mod:`rerank_plugins.engine.length_policy`).
+        max_document_tokens / max_query_tokens: cut passages / the query to this many of the model's tokens, the
+            references' way (``tokenizer.convert_tokens_to_string(tokenizer.tokenize(text)[:n])``); one
+            :class:`~rerank_plugins.engine.length_policy.TruncationWarning` per call counts the cut passages.
+        truncation_side: ``"right"`` (keep the beginning, the references' cut; default) or ``"left"``.
+        max_passage_tokens: deprecated alias of ``max_document_tokens`` (a ``FutureWarning``).
         cleaning: ``"default"``, ``"rank_llm"``, ``"reasonrank"``, ``"first"`` or ``"none"``
             (:mod:`rerank_plugins.prompts.cleaning`).
         context_size: fit every prompt under this many tokens minus the answer's, shortening passages evenly
@@ -333,6 +342,12 @@ class ListwiseReranker(Reranker):
         shuffle_groups: bool = False,
         fit_rule: str = "rank_llm",
         chat_template: str | None = None,
+        long_documents: str | None = None,
+        max_document_tokens: int | None = None,
+        truncation_side: str | None = None,
+        max_chunks: int | None = None,
+        chunk_overlap: int | None = None,
+        chunk_aggregate: str | None = None,
     ) -> None:
         self.mode = check_choice("mode", mode, tuple(self.answers))
         self.answer: WindowAnswer = self.answers[self.mode]
@@ -341,13 +356,38 @@ class ListwiseReranker(Reranker):
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)
         check_int("max_passage_words", max_passage_words, 1, optional=True)
         check_int("max_passage_tokens", max_passage_tokens, 1, optional=True)
-        check_int("max_query_tokens", max_query_tokens, 1, optional=True)
+        if max_passage_tokens is not None:
+            if max_document_tokens is not None and max_document_tokens != max_passage_tokens:
+                raise ConfigError(
+                    f"max_passage_tokens={max_passage_tokens} and max_document_tokens={max_document_tokens} "
+                    "disagree; pass only max_document_tokens"
+                )
+            deprecated_option("max_passage_tokens", "max_document_tokens")
+            max_document_tokens = max_passage_tokens
+        policy = policy_from_options(
+            long_documents=long_documents, max_chunks=max_chunks, chunk_overlap=chunk_overlap,
+            chunk_aggregate=chunk_aggregate, max_query_tokens=max_query_tokens,
+            max_document_tokens=max_document_tokens, truncation_side=truncation_side,
+        )
+        chunk_options = {"max_chunks": max_chunks, "chunk_overlap": chunk_overlap, "chunk_aggregate": chunk_aggregate}
+        given = [f"{k}={v!r}" for k, v in chunk_options.items() if v is not None]
+        if policy.chunking or given:
+            asked = "long_documents='chunk'" if policy.chunking else ", ".join(given)
+            raise ConfigError(
+                f"{type(self).__name__} cannot chunk long documents ({asked}): a listwise window ranks whole "
+                "passages against each other, so splitting a passage into chunks would change what is ranked (the "
+                "chunks of one document would compete with each other and with other documents for the window's "
+                "places). Use long_documents='truncate' with max_document_tokens=, or chunk with a pointwise "
+                "reranker first and give this ranker the head of its list"
+            )
         check_int("context_size", context_size, 16, optional=True)
         if add_special_tokens is not None and not isinstance(add_special_tokens, bool):
             raise ConfigError(f"add_special_tokens must be True, False or None, got {add_special_tokens!r}")
         self.cleaning = get_cleaning(cleaning)
         self.cleaning.fixer()  # a missing ftfy fails here, before any model is loaded
-        self.max_passage_tokens, self.max_query_tokens = max_passage_tokens, max_query_tokens
+        self.long_documents = policy.long_documents
+        self.max_document_tokens, self.max_query_tokens = policy.max_document_tokens, policy.max_query_tokens
+        self.truncation_side = policy.truncation_side
         self.context_size = context_size
         if chat_template is not None and (not isinstance(chat_template, str) or "{" not in chat_template):
             raise ConfigError(f"chat_template must be Jinja source text, got {chat_template!r}")
@@ -437,6 +477,7 @@ class ListwiseReranker(Reranker):
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         states = [self._start(q, c) for q, c in zip(queries, lists)]
+        self._warn_cut(sum(s.truncated for s in states), sum(len(s.candidates) for s in states))
         if self.schedule == "heapsort":
             self._run_heapsort(states)
         else:
@@ -449,6 +490,25 @@ class ListwiseReranker(Reranker):
                 step += 1
         self._warn_fitted(states)
         return [self._result(s) for s in states]
+
+    def _warn_cut(self, cut: int, total: int) -> None:
+        """One warning per call for the passages cut by ``max_document_tokens`` / ``max_passage_words`` before
+        any window is built (the context fitting warns on its own, :meth:`_warn_fitted`)."""
+        if not cut or (self.context_size is not None and self.max_document_tokens is None):
+            return
+        if self.max_document_tokens is None:
+            warn_truncated(cut, self.max_passage_words, type(self).__name__)
+            return
+        limits = f"max_document_tokens={self.max_document_tokens} tokens"
+        if self.max_passage_words is not None and self.context_size is None:
+            limits += f" / max_passage_words={self.max_passage_words} words"
+        warnings.warn(
+            f"{type(self).__name__}: {cut} of {total} passages were longer than {limits} and were cut to that "
+            f"length (truncation_side={self.truncation_side!r}); a listwise window ranks whole passages, so "
+            "long_documents='chunk' is not available here",
+            TruncationWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
     def _warn_fitted(self, states: Sequence[_State]) -> None:
         """One warning per call for the passages the context fitting cut, saying what cut them: the starting
@@ -490,7 +550,7 @@ class ListwiseReranker(Reranker):
         (:class:`~rerank_plugins.rankers.insertrank.InsertRankReranker`).
         """
         who = type(self).__name__
-        if self.cleaning.name == "default" and self.max_passage_tokens is None and self.context_size is None:
+        if self.cleaning.name == "default" and self.max_document_tokens is None and self.context_size is None:
             return passage_texts(candidates, self.max_passage_words, who)
         words = None if self.context_size is not None else self.max_passage_words
         alphabetical = self.scheme.kind == "alphabetical"
@@ -500,8 +560,10 @@ class ListwiseReranker(Reranker):
             if c.text is None:
                 raise InvalidInputError(f"{who} ranks text; candidate {c.id!r} has an image but no text")
             text = self.cleaning.prepare(c.text)
-            if self.max_passage_tokens is not None:
-                text, was_cut = truncate_tokens(self.backend, text, self.max_passage_tokens)
+            if self.max_document_tokens is not None:
+                text, was_cut = truncate_tokens(
+                    self.backend, text, self.max_document_tokens, side=self.truncation_side
+                )
                 cut += was_cut
             text = self.cleaning.finish(text, alphabetical=alphabetical)
             if words is not None and len(text.split()) > words:
@@ -536,17 +598,6 @@ class ListwiseReranker(Reranker):
 
     def _start(self, query: Query, candidates: Sequence[Candidate]) -> _State:
         texts, cut = self._passage_texts(query, candidates)
-        if self.context_size is None and self.max_passage_tokens is None:
-            warn_truncated(cut, self.max_passage_words, type(self).__name__)
-        elif cut and self.context_size is None:
-            limits = f"max_passage_tokens={self.max_passage_tokens}"
-            if self.max_passage_words is not None:
-                limits += f" / max_passage_words={self.max_passage_words}"
-            warnings.warn(
-                f"{type(self).__name__}: {cut} passage(s) longer than {limits} were cut to that length",
-                UserWarning,
-                stacklevel=4,
-            )
         n = len(candidates)
         if self.schedule == "heapsort":
             heap = HeapsortSchedule(

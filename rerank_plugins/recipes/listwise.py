@@ -114,7 +114,7 @@ LISTWISE_RECIPES = (
         "--k 10 --query_length 32 --passage_length 512); llm-rankers==0.0.2 setwise.py for the heapsort",
         options={
             "prompt": "rank-r1", "schedule": "heapsort", "window_size": 20, "top_k_settle": 10,
-            "shuffle_groups": True, "seed": 929, "cleaning": "none", "max_passage_tokens": 512,
+            "shuffle_groups": True, "seed": 929, "cleaning": "none", "max_document_tokens": 512,
             "max_passage_words": None, "max_query_tokens": 32, "max_new_tokens": 2048, "fallback": "keep",
         },
         description="Rank-R1 (LoRA adapter on Qwen2.5-Instruct, base named in its adapter_config.json, merged at "
@@ -138,13 +138,13 @@ LISTWISE_RECIPES = (
         "run_rank_llm.sh",
         options={
             "prompt": "reasonrank", "window_size": 20, "stride": 10, "num_passes": 1, "cleaning": "reasonrank",
-            "max_passage_tokens": 512, "max_passage_words": None, "max_new_tokens": 3072 + 100,
+            "max_document_tokens": 512, "max_passage_words": None, "max_new_tokens": 3072 + 100,
             "fallback": "partial",
         },
         description="ReasonRank (Qwen2.5-based): reasoning then the full ranking in <answer>, windows of 20 / "
         "stride 10, one pass, 3072 + 100 new tokens, a cut-off answer keeps its prefix",
         notes="Passage budget: DOC_MAXLEN is 512 tokens for BRIGHT / R2MED (the run_rank_llm.sh runs) and 100 for "
-        "TREC DL / BEIR: pass max_passage_tokens=100 there. rank_llm's later reasonrank template has one blank line "
+        "TREC DL / BEIR: pass max_document_tokens=100 there. rank_llm's later reasonrank template has one blank line "
         "fewer than ReasonRank's own prompt, which we follow. reasonrank-8B (Qwen3) uses another prompt mode and "
         "sampling and is not listed.",
     ),

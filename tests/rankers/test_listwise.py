@@ -290,3 +290,53 @@ def test_context_fitting_warning_names_what_cut_the_passages() -> None:
     words = result.details["fit_words"]
     assert words < 300 and f"shortened to {words} words" in message
     assert "starting word cap of 300 words" in message and "so the prompts fit context_size=2048" in message
+
+
+class _Pieces:
+    """A stand-in tokenizer with the two methods the references' token cut uses (fake_tokenize's pieces)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        from rerank_plugins.testing.fake_llm import fake_tokenize
+
+        return fake_tokenize(text)
+
+    def convert_tokens_to_string(self, pieces: list[str]) -> str:
+        return "".join(pieces)
+
+
+@pytest.mark.parametrize("kind", ["listwise", "first", "reasoning"])
+def test_listwise_rankers_take_the_length_policy_names_and_refuse_to_chunk(kind: str) -> None:
+    """Issue 20: the length policy's names (long_documents, max_document_tokens, truncation_side) on every
+    listwise strategy; chunking is a ConfigError that says why, raised before any model is loaded."""
+    from rerank_plugins.rankers.reasoning import ReasoningReranker
+
+    cls = {"listwise": ListwiseReranker, "first": FirstReranker, "reasoning": ReasoningReranker}[kind]
+    for options in ({"long_documents": "chunk"}, {"max_chunks": 3}, {"chunk_aggregate": "max"}):
+        with pytest.raises(ConfigError, match="ranks whole passages against each other"):
+            cls("no/such-model-anywhere", **options)
+    with pytest.raises(ConfigError, match="long_documents"):
+        cls("no/such-model-anywhere", long_documents="split")
+    with pytest.warns(FutureWarning, match="max_passage_tokens is deprecated; use max_document_tokens"):
+        ranker = cls(ScriptedLLM(), max_passage_tokens=7, long_documents="truncate")
+    assert ranker.max_document_tokens == 7 and ranker.long_documents == "truncate"
+
+
+def test_max_document_tokens_cuts_in_the_models_tokens_with_one_warning_per_call() -> None:
+    from rerank_plugins.engine.length_policy import TruncationWarning
+
+    def run(**options: object) -> tuple[list[str], list[str]]:
+        llm = listwise_llm()
+        llm.tokenizer = _Pieces()  # type: ignore[attr-defined]
+        cands = [Candidate(id="long", text="one two three four five six seven"), Candidate(id="short", text="a b")]
+        ranker = ListwiseReranker(llm, max_passage_words=None, window_size=2, **options)
+        with pytest.warns(TruncationWarning) as caught:
+            ranker.rerank_batch([QUERY, QUERY, QUERY], [cands, cands, cands])
+        messages = [str(w.message) for w in caught if issubclass(w.category, TruncationWarning)]
+        line = next(x for x in llm.generate_calls[0].texts[0].splitlines() if x.startswith("[1] "))
+        return messages, [line]
+
+    messages, lines = run(max_document_tokens=3)
+    assert len(messages) == 1 and "3 of 6 passages were longer than max_document_tokens=3" in messages[0]
+    assert lines == ["[1] one two three"]
+    messages, lines = run(max_document_tokens=3, truncation_side="left")
+    assert lines == ["[1] five six seven"] and "truncation_side='left'" in messages[0]

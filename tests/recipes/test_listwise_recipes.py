@@ -229,7 +229,7 @@ def _rank_r1(outputs: Any, **options: Any) -> Any:
     from rerank_plugins.recipes import get_recipe
     from rerank_plugins.testing.fake_llm import ScriptedLLM
 
-    merged = {**get_recipe("rank-r1").options, "max_passage_tokens": None, "max_query_tokens": None, **options}
+    merged = {**get_recipe("rank-r1").options, "max_document_tokens": None, "max_query_tokens": None, **options}
     return ReasoningReranker(ScriptedLLM(outputs), **merged)
 
 
