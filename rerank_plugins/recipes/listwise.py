@@ -78,8 +78,9 @@ LISTWISE_RECIPES = (
         description="FIRST (Mistral) as rank_llm runs it: alphabetical ids, the window ordered by the logits of the "
         "first identifier token, one forward pass per window",
         notes="rank_llm lets the model write '[' and reads the top-30 logprobs of the next position; we force '[' "
-        "(as FIRST's own code does) and read every identifier's logprob, so ids outside rank_llm's top 30 are "
-        "ordered by logprob instead of appended in input order.",
+        "(as FIRST's unbatched run_llm does; the same position whenever the model's greedy first token is '[') "
+        "and read every identifier's logprob, so ids outside rank_llm's top 30 are ordered by logprob instead of "
+        "appended in input order. The prompt is counted and fitted without the '[', as rank_llm counts it.",
     ),
     Recipe(
         name="first-zephyr",
