@@ -7,6 +7,7 @@ BEIR / Cranfield folder.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated, Any
 
@@ -15,6 +16,11 @@ import typer
 from ._eval_common import fail, load_data, offline_env
 
 __all__ = ["demo_command", "register"]
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
 
 
 def _shown_queries(judged: list[str], n: int) -> list[str]:
@@ -54,10 +60,15 @@ def demo_command(
     model: Annotated[str, typer.Option(help="reranker name or path for load_reranker")] = "minilm",
     top: Annotated[int, typer.Option(min=1, help="results shown per list")] = 5,
     width: Annotated[int, typer.Option(min=20, help="characters of each document shown")] = 90,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="progress bars (default: only when stderr is a terminal)"),
+    ] = None,
 ) -> None:
     """Rerank BM25 results with the bundled MiniLM and show what changes, with nDCG@10 over all queries."""
-    offline_env(quiet=no_progress)
+    # bars are for a person watching: `make demo > demo.log 2>&1` gets the results, not thousands of bar redraws
+    bars = progress if progress is not None else _is_terminal(sys.stderr)
+    offline_env(quiet=not bars)
     from ..errors import RerankError
     from ..eval.first_stage import bm25_run
     from ..eval.metrics import evaluate, paired_test
@@ -69,14 +80,14 @@ def demo_command(
     typer.echo(f"data: {data.summary()}")
     try:
         t0 = time.perf_counter()
-        before = bm25_run(data, depth, progress=not no_progress)
+        before = bm25_run(data, depth, progress=bars)
         t_bm25 = time.perf_counter() - t0
         t0 = time.perf_counter()
         reranker = load_reranker(model)
         t_load = time.perf_counter() - t0
         with reranker:
             after, t_rerank, rep = rerank_run(
-                reranker, data, before, depth=depth, progress=not no_progress, queries_per_batch=256
+                reranker, data, before, depth=depth, progress=bars, queries_per_batch=256
             )
         m_before = evaluate(before, data.qrels, ("nDCG@10",), queries=judged)
         m_after = evaluate(after, data.qrels, ("nDCG@10",), queries=judged)
