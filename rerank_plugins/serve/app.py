@@ -142,6 +142,7 @@ def create_app(
     metrics.queued = lambda: batcher.queued
     metrics.cancelled = lambda: batcher.cancelled
     metrics.cancelled_documents = lambda: batcher.cancelled_documents
+    metrics.split_documents = lambda: batcher.split_documents_scored
     pipeline = RequestPipeline(engine, name=name, limits=limits, batcher=batcher, metrics=metrics, tokens=tokens,
                                mapper=mapper, body_timeout=body_timeout)
     started = time.time()
@@ -168,6 +169,8 @@ def create_app(
     app.state.limits = limits
     app.state.scores = mapper
     app.state.pipeline = pipeline
+    # called by run_server when the graceful shutdown begins (seconds: its timeout; see .server)
+    app.state.begin_shutdown = batcher.drain
     cohere_api.register(app, pipeline)
     vllm_api.register(app, pipeline, started)
     _register_operations(app, pipeline, started, responses)

@@ -17,15 +17,25 @@ request that breaks the model gets its own error and the others their results. A
 :class:`Overloaded` at once (the service answers 503).
 
 Large requests (``split_documents``): a request with more documents is scored in slices, one slice per engine
-call, so it shares the engine with the requests that arrive meanwhile instead of holding it: a slice of
-``split_documents`` documents per call, whether other requests share the batch or not (so a client that
-leaves wastes at most one slice); large requests take turns. While other requests are waiting, slices of large
-requests get at most ``split_share`` (0.2) of the documents the other requests get (counted over the last ~20
-batches), so a flood of large requests slows the others down by at most about that much; alone, a large request
-gets every batch. A client that leaves stops its request at the next slice
-(:attr:`MicroBatcher.cancelled_documents`). The slices are merged into one ranked list, so this is only right for
-rerankers that score each document on its own (pointwise: cross-encoders, embeddings, yes/no LLM scoring), never
-for listwise strategies, which compare documents with each other.
+call, so it shares the engine with the requests that arrive meanwhile instead of holding it; large requests take
+turns. While smaller requests are active (one was admitted or answered within the last ``idle_after`` seconds,
+0.2 s), the slices of large requests get at most ``split_share`` (0.2) of the documents the others get: each
+small document scored earns ``split_share`` documents of credit, and a slice takes at most the credit there is
+(never more than ``split_documents``). This holds whether or not a small request shares the batch: with no credit
+and no small request waiting, the engine waits for the next small request (at most until ``idle_after`` has passed
+since the last one) instead of starting a slice that the small requests arriving meanwhile would queue behind.
+With no small request for ``idle_after``, a large request gets every batch, in slices of ``split_documents`` (so a
+client that leaves wastes at most one slice). A client that leaves stops its request at the next slice
+(:attr:`MicroBatcher.cancelled_documents`). :attr:`MicroBatcher.split_documents_scored` counts the documents of
+slices. The slices are merged into one ranked list, so this is only right for rerankers that score each document
+on its own (pointwise: cross-encoders, embeddings, yes/no LLM scoring), never for listwise strategies, which
+compare documents with each other.
+
+Shutdown (:meth:`MicroBatcher.drain`, called when the server begins its graceful shutdown): work goes on until
+the deadline, large requests one after the other (the oldest first, so that as many as possible finish rather than
+all of them a little); at the deadline every request not answered yet fails with :class:`Overloaded` ("shutting
+down"; the service answers 503 with ``Retry-After``), a batch still in the engine included (its answer is dropped),
+and new requests are refused.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -44,8 +55,6 @@ from ..types import Candidate, Query, RankedList
 from ..validation import check_int, check_number
 
 __all__ = ["MicroBatcher", "Overloaded"]
-
-_DECAY = 0.95  # per batch: the share of large requests is judged over the last ~20 batches
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +94,7 @@ class MicroBatcher:
         max_queue: int = 1024,
         split_documents: int | None = None,
         split_share: float = 0.2,
+        idle_after: float = 0.2,
         on_batch: Any = None,
     ) -> None:
         check_int("max_batch", max_batch, 1)
@@ -94,12 +104,15 @@ class MicroBatcher:
         self.split_documents = check_int("split_documents", split_documents, 1, optional=True)
         check_number("split_share", split_share, above=0)
         self.split_share = float(split_share)
-        self._small_docs = 0.0  # documents of whole requests / of large-request slices, decayed per batch
-        self._large_docs = 0.0
-        #: slice size when a large request has the engine alone (set to split_documents: slices never grow, so a
-        #: client that leaves wastes at most one slice, even on an idle service)
-        self.idle_slice = split_documents or 0
+        self.idle_after = float(check_number("idle_after", idle_after, 0))
+        self._credit = 0.0  # documents large-request slices may take while small requests are active
+        self._last_small = -math.inf  # loop time a small request was last admitted or answered
+        self._arrival: asyncio.Event | None = None
+        #: documents scored as slices of large requests
+        self.split_documents_scored = 0
         self._large: deque[_Job] = deque()
+        self._deadline: float | None = None  # set by drain(): the end of the graceful shutdown
+        self._running_items: list[_Part] = []
         self.reranker = reranker
         self.max_batch = max_batch
         self.batch_wait = float(batch_wait_ms) / 1000.0
@@ -130,6 +143,7 @@ class MicroBatcher:
         if self.running:
             return
         self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._arrival = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rerank-micro-batcher")
 
     async def stop(self) -> None:
@@ -149,6 +163,36 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_exception(Overloaded("the service is shutting down"))
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called (the server is shutting down)."""
+        return self._deadline is not None
+
+    def drain(self, seconds: float) -> None:
+        """Finish what can be finished within ``seconds``, then fail the rest (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + seconds
+        loop.call_at(self._deadline, self._expire)
+        if self._arrival is not None:
+            self._arrival.set()  # stop waiting for small requests
+
+    def _expire(self) -> None:
+        jobs = [self._held] if self._held is not None else []
+        self._held = None
+        jobs.extend(self._large)
+        self._large.clear()
+        jobs.extend(item.job for item in self._running_items)
+        while self._queue is not None and not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        n = 0
+        for job in jobs:
+            if not job.future.done():
+                n += 1
+                job.future.set_exception(Overloaded("the service is shutting down: the request did not finish "
+                                                    "within the graceful timeout; retry on another instance"))
+        if n:
+            logger.warning("graceful shutdown: %d request(s) not finished in time answered 503", n)
+
     # ------------------------------------------------------------------ requests
     async def submit(self, query: Query, candidates: Sequence[Candidate]) -> RankedList:
         """Rerank one request as part of the next batch (all candidates, best first; no top_k)."""
@@ -161,10 +205,14 @@ class MicroBatcher:
 
     def enqueue(self, query: Query, candidates: Sequence[Candidate]) -> asyncio.Future[RankedList]:
         """Queue one request; cancel the returned future to drop it (see the module docstring)."""
+        if self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline:
+            raise Overloaded("the service is shutting down")
         if not self.running:
             self.start()
-        assert self._queue is not None
+        assert self._queue is not None and self._arrival is not None
         future: asyncio.Future[RankedList] = asyncio.get_running_loop().create_future()
+        # the request's handler may be gone (cancelled at shutdown) when its answer is set: never log that
+        future.add_done_callback(_retrieve)
         job = _Job(query, list(candidates), future)
         try:
             self._queue.put_nowait(job)
@@ -172,6 +220,7 @@ class MicroBatcher:
             if not self._compact():
                 raise Overloaded(f"too many requests waiting ({self.max_queue}); retry later") from None
             self._queue.put_nowait(job)
+        self._arrival.set()
         key = id(future)
         self._jobs[key] = job
         future.add_done_callback(lambda _f: self._jobs.pop(key, None))
@@ -198,6 +247,7 @@ class MicroBatcher:
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
         assert self._queue is not None
+        loop = asyncio.get_running_loop()
         while True:
             self._large = deque(j for j in self._large if not self._drop_if_cancelled(j))
             batch: list[_Job] = []
@@ -206,6 +256,8 @@ class MicroBatcher:
                 self._held = None
             elif not self._large:
                 self._admit(await self._queue.get(), batch)
+            elif self._queue.empty() and self._credit < 1 and self._small_active(loop.time()):
+                await self._wait_for_small(loop)
             self._drain(batch)
             if len(batch) < self.max_batch and self._held is None and self.batch_wait > 0:
                 await asyncio.sleep(self.batch_wait)
@@ -214,14 +266,17 @@ class MicroBatcher:
             self.cancelled += len(batch) - len(live)
             self.cancelled_documents += sum(len(j.candidates) for j in batch if j.future.done())
             items = [_Part(job, job.candidates, 0) for job in live]
-            part = self._next_part(busy=bool(items))
-            self._small_docs = self._small_docs * _DECAY + sum(len(i.candidates) for i in items)
-            self._large_docs *= _DECAY
+            if items:
+                self._last_small = loop.time()
+                cap = float(self.split_documents or 0)
+                self._credit = min(cap, self._credit + self.split_share * sum(len(i.candidates) for i in items))
+            part = self._next_part(loop.time())
             if part is not None:
                 items.append(part)
-                self._large_docs += len(part.candidates)
+                self.split_documents_scored += len(part.candidates)
             if not items:
                 continue
+            self._running_items = items
             try:
                 await self._execute(items)
             except asyncio.CancelledError:
@@ -234,6 +289,22 @@ class MicroBatcher:
                 for item in items:
                     if not item.job.future.done():
                         item.job.future.set_exception(exc)
+            finally:
+                self._running_items = []
+            if len(items) > (part is not None):
+                self._last_small = loop.time()  # answered now: their clients come back from here
+
+    def _small_active(self, now: float) -> bool:
+        return self._deadline is None and now - self._last_small < self.idle_after
+
+    async def _wait_for_small(self, loop: asyncio.AbstractEventLoop) -> None:
+        """No credit for a slice while small requests are active: wait for the next one (or ``idle_after``)."""
+        assert self._arrival is not None and self._queue is not None
+        self._arrival.clear()
+        if not self._queue.empty():
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._arrival.wait(), self._last_small + self.idle_after - loop.time())
 
     def _drop_if_cancelled(self, job: _Job) -> bool:
         if not job.future.done():
@@ -249,23 +320,30 @@ class MicroBatcher:
         else:
             batch.append(job)
 
-    def _next_part(self, *, busy: bool) -> _Part | None:
-        """The next slice of the oldest large request (``split_documents`` documents; see the module docstring)."""
-        if busy and self._large_docs > self.split_share * self._small_docs:
-            return None  # large requests have had their share of the engine lately; the others go first
+    def _next_part(self, now: float) -> _Part | None:
+        """The next slice of a large request (see the module docstring): at most the credit while small requests
+        are active, ``split_documents`` otherwise; the oldest request first while draining, else in turns."""
+        if not self._large:
+            return None
+        assert self.split_documents is not None
+        if self._small_active(now):
+            size = min(self.split_documents, int(self._credit))
+            if size < 1:
+                return None  # large requests have had their share of the engine lately; the others go first
+            self._credit -= size
+        else:
+            size = self.split_documents
+            self._credit = 0.0
         while self._large:
             job = self._large[0]
             if self._drop_if_cancelled(job):
                 self._large.popleft()
                 continue
-            assert self.split_documents is not None
-            # alone, a slice may be as large as the documents other requests would take in the batch
-            size = self.split_documents if busy else max(self.split_documents, self.idle_slice)
             start = job.offset
             job.offset = min(len(job.candidates), start + size)
             if job.offset >= len(job.candidates):
                 self._large.popleft()
-            else:
+            elif self._deadline is None:
                 self._large.rotate(-1)  # round-robin between large requests
             return _Part(job, job.candidates[start:job.offset], start)
         return None
@@ -342,3 +420,9 @@ def _merge(job: _Job) -> RankedList:
     first = job.partials[0][1]
     return RankedList(query=job.query, results=tuple(replace(r, rank=k) for k, r in enumerate(merged, start=1)),
                       reranker=first.reranker, details=first.details)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a request's exception as retrieved (asyncio logs "exception was never retrieved" otherwise)."""
+    if not future.cancelled():
+        future.exception()

@@ -11,7 +11,8 @@ Exposed series (all prefixed ``rerank_``):
   not errors (not in ``errors_total``) and their requests count with status 499 in ``requests_total``;
 * ``cancelled_requests_total`` counter: queued requests dropped because their client went away (never scored),
   and ``cancelled_documents_total``: the documents left unscored (with the unscored slices of split requests);
-* ``documents_total`` counter (documents reranked);
+* ``documents_total`` counter (documents reranked), and ``split_documents_total``: those scored as slices of large
+  requests (see :mod:`.batcher`);
 * ``batch_size_requests`` histogram (requests per engine call) and ``batch_duration_seconds`` histogram;
 * ``in_flight_requests`` and ``queued_requests`` gauges.
 """
@@ -100,6 +101,7 @@ class Metrics:
         self.queued: Callable[[], int] = lambda: 0
         self.cancelled: Callable[[], int] = lambda: 0
         self.cancelled_documents: Callable[[], int] = lambda: 0
+        self.split_documents: Callable[[], int] = lambda: 0
         self.disconnects: dict[tuple[str, str], int] = defaultdict(int)
 
     def request_started(self) -> None:
@@ -162,6 +164,9 @@ class Metrics:
                 f"# HELP {p}_documents_total Documents reranked.",
                 f"# TYPE {p}_documents_total counter",
                 f"{p}_documents_total {self.documents}",
+                f"# HELP {p}_split_documents_total Documents scored as slices of large requests.",
+                f"# TYPE {p}_split_documents_total counter",
+                f"{p}_split_documents_total {self.split_documents()}",
                 f"# HELP {p}_batch_size_requests Requests per engine call.",
                 f"# TYPE {p}_batch_size_requests histogram",
                 *self.batch_sizes.lines(f"{p}_batch_size_requests", {}),

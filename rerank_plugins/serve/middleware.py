@@ -11,7 +11,7 @@ from typing import Any
 from .._optional import require
 from .metrics import Metrics
 from .pipeline import path_label
-from .security import error_body
+from .security import error_body, send_json
 
 __all__ = ["MetricsASGI", "json_cors_middleware"]
 
@@ -33,20 +33,31 @@ class MetricsASGI:
             return
         label = path_label(scope.get("path", ""))
         status = 500
+        started = False
         start = time.perf_counter()
         self.metrics.request_started()
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                started = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         except asyncio.CancelledError:
-            status = 499  # cancelled by the server's graceful-shutdown timeout or the client going away
-            raise
+            # uvicorn cancels what still runs when its graceful-shutdown timeout is over (the batcher's own
+            # deadline comes first, so this is the rare request still reading its body or being prepared): answer
+            # it 503 with Retry-After rather than uvicorn's "500 Internal Server Error" in text/plain
+            if started:
+                status = 499
+                raise
+            status = 503
+            self.metrics.error(label, "shutting_down")
+            await send_json(send, 503, error_body("the service is shutting down: the request did not finish within "
+                                                  "the graceful timeout; retry on another instance", "shutting_down"),
+                            headers=[(b"retry-after", b"1"), (b"connection", b"close")])
         finally:
             self.metrics.request_finished(label, scope.get("method", ""), status, time.perf_counter() - start)
 

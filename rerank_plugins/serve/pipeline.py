@@ -145,6 +145,11 @@ def check_content_type(value: str | None) -> None:
                       f"the body must be JSON sent as 'Content-Type: application/json', got {value!r}")
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
     while True:
         message = await receive()
@@ -283,6 +288,7 @@ class RequestPipeline:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             combined.cancel()
+            combined.add_done_callback(_retrieve)  # nobody awaits it any more
             raise
         finally:
             watcher.cancel()

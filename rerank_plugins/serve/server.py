@@ -12,9 +12,13 @@ app (``create_app(body_timeout=...)``, 408 too).
 
 Shutdown (SIGTERM / SIGINT): uvicorn stops accepting connections, closes idle ones (a stalled client that has
 not finished its headers is idle), lets requests whose body has arrived finish, and after
-``graceful_timeout`` seconds cancels whatever still runs; then the app's lifespan stops the micro-batcher. The
-process therefore exits within about ``graceful_timeout`` + 1 s (plus the engine call running at that moment,
-which a thread cannot be interrupted in).
+``graceful_timeout`` seconds cancels whatever still runs; then the app's lifespan stops the micro-batcher.
+:func:`run_server` tells the app when the shutdown begins (``app.state.begin_shutdown``): the micro-batcher
+finishes what it can (large requests the oldest first) and, :func:`graceful_margin` before uvicorn's deadline,
+answers every request still waiting or running 503 with ``Retry-After`` (:meth:`.batcher.MicroBatcher.drain`), so
+no request gets uvicorn's ``500 text/plain``; one that uvicorn cancels all the same (still reading its body) gets
+the 503 from the metrics layer. The process exits within about ``graceful_timeout`` + 1 s (plus the engine call
+running at that moment, which a thread cannot be interrupted in).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from ..validation import check_number
 from .metrics import Metrics
 from .security import error_body
 
-__all__ = ["ServerTimeouts", "protocol_with_header_timeout", "run_server", "uvicorn_config"]
+__all__ = ["ServerTimeouts", "graceful_margin", "protocol_with_header_timeout", "run_server", "server_class",
+           "uvicorn_config"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,27 @@ def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 8000, timeo
     )
 
 
+def graceful_margin(graceful_timeout: float) -> float:
+    """Seconds before uvicorn's own deadline at which the app answers what is left (503): time to write the
+    answers and close the connections before uvicorn cancels the tasks."""
+    return min(0.5, 0.2 * graceful_timeout)
+
+
+def server_class() -> type:
+    """``uvicorn.Server`` that tells the app when the graceful shutdown begins (``app.state.begin_shutdown``)."""
+    uvicorn = require("uvicorn", "serve", purpose="running the service")
+
+    class GracefulServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+        async def shutdown(self, sockets: Any = None) -> None:
+            begin = getattr(getattr(self.config.app, "state", None), "begin_shutdown", None)
+            if begin is not None:
+                timeout = self.config.timeout_graceful_shutdown
+                begin(max(0.0, timeout - graceful_margin(timeout)))
+            await super().shutdown(sockets)
+
+    return GracefulServer
+
+
 def run_server(app: Any, **kwargs: Any) -> None:
     """Serve ``app`` until SIGTERM / SIGINT (arguments of :func:`uvicorn_config`)."""
-    uvicorn = require("uvicorn", "serve", purpose="running the service")
-    uvicorn.Server(uvicorn_config(app, **kwargs)).run()
+    server_class()(uvicorn_config(app, **kwargs)).run()

@@ -18,13 +18,15 @@ from rerank_plugins.types import Candidate, Query
 
 
 class SlowRecorder(Reranker):
-    """Keyword scores after ``delay`` seconds per engine call; records every query text it was asked to score."""
+    """Keyword scores after ``delay`` seconds per engine call (plus ``per_document`` per document); records every
+    query text it was asked to score."""
 
     name = "slow-recorder"
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, per_document: float = 0.0) -> None:
         self.inner = KeywordReranker(traces=False, reasoning=False)
         self.delay = delay
+        self.per_document = per_document
         self.queries: list[str] = []
         self.calls = 0
         self.busy = threading.Event()
@@ -38,8 +40,8 @@ class SlowRecorder(Reranker):
             self.queries.extend(q.text for q in queries)
             self.calls += 1
         self.busy.set()
-        if self.delay:
-            time.sleep(self.delay)
+        if self.delay or self.per_document:
+            time.sleep(self.delay + self.per_document * sum(len(c) for c in lists))
         return [self.inner._compute(q, c) for q, c in zip(queries, lists)]
 
 
@@ -81,7 +83,7 @@ class ServerProcess:
 
     def __init__(self, tmp_path: Path, setup: str, *, timeouts: str = "ServerTimeouts()", startup: float = 120.0,
                  log_level: str = "warning") -> None:
-        from rerank_plugins.testing.llama_server import free_port
+        from _support.llama_server import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

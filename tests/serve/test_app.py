@@ -343,6 +343,44 @@ async def test_large_requests_get_a_bounded_share_while_others_wait():
     assert 0 < big_scored <= 0.25 * 40 * len(DOCS) + 4
 
 
+async def test_large_requests_keep_their_share_when_no_small_request_shares_the_batch():
+    # issue 21 item 2: one closed-loop client (its next request only after its answer) never shares a batch with
+    # the large request, and the share was applied only to shared batches: the large one took 8 documents each
+    # time the queue was empty
+    from rerank_plugins.serve.batcher import MicroBatcher
+    from rerank_plugins.types import as_candidates, as_query
+
+    rec = Recording(delay=0.01)
+    batcher = MicroBatcher(rec, split_documents=8, batch_wait_ms=0, split_share=0.2)
+    batcher.start()
+    big = batcher.enqueue(as_query(QUERY), as_candidates([f"doc {i}" for i in range(2000)]))
+    small_docs = 0
+    for _ in range(30):
+        await batcher.enqueue(as_query("pasta"), as_candidates(DOCS))
+        small_docs += len(DOCS)
+        await asyncio.sleep(0.005)  # the client's round trip, well under idle_after (0.2 s)
+    big_scored = batcher._jobs[id(big)].offset
+    big.cancel()
+    await batcher.stop()
+    assert big_scored <= 0.2 * small_docs + 8  # the share (24 documents) and one slice of slack
+
+
+async def test_a_large_request_alone_gets_every_batch_after_idle_after():
+    from rerank_plugins.serve.batcher import MicroBatcher
+    from rerank_plugins.types import as_candidates, as_query
+
+    rec = Recording()
+    batcher = MicroBatcher(rec, split_documents=8, batch_wait_ms=0, idle_after=0.05)
+    batcher.start()
+    await batcher.enqueue(as_query("pasta"), as_candidates(DOCS))  # a small client, then nobody
+    start = time.monotonic()
+    ranked = await batcher.enqueue(as_query(QUERY), as_candidates([f"doc {i}" for i in range(80)]))
+    elapsed = time.monotonic() - start
+    await batcher.stop()
+    assert len(ranked.results) == 80 and batcher.split_documents_scored == 80
+    assert elapsed < 2.0  # waited once for small requests (0.05 s), then ten slices back to back
+
+
 async def test_a_full_queue_of_cancelled_requests_makes_room():
     from rerank_plugins.serve.batcher import MicroBatcher, Overloaded
     from rerank_plugins.types import as_candidates, as_query
