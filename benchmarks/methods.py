@@ -37,7 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MEASURES = ("nDCG@10", "MRR@10", "R@100")
 #: the composed pipeline: RRF(BM25, dense) top-100, then text PRF on MiniLM with the query keeping the majority
-PIPELINE = "fusion > prf-text (sum, +query x5)"
+PIPELINE = "rrf > prf-text (sum, +query x5)"
 
 
 class SharedEmbeddings:
@@ -95,13 +95,13 @@ def embedding_rows(emb: Any, shared: SharedEmbeddings) -> list[tuple[str, str, A
          E2RankReranker(shared, layout="query_first", num_input_docs=3, max_doc_chars=200)),
         ("cascade(MiniLM@100 > prf-vector@30)", "bm25",
          CascadeReranker([(emb, 100), (VectorPRFReranker(shared), 30)])),
-        ("MiniLM cosine", "fusion", emb),
-        ("prf-vector (input, k=3, a=.7 b=.3)", "fusion", VectorPRFReranker(shared, feedback="input")),
-        ("prf-vector (input, k=3, a=.8 b=.2)", "fusion",
+        ("MiniLM cosine", "rrf", emb),
+        ("prf-vector (input, k=3, a=.7 b=.3)", "rrf", VectorPRFReranker(shared, feedback="input")),
+        ("prf-vector (input, k=3, a=.8 b=.2)", "rrf",
          VectorPRFReranker(shared, feedback="input", alpha=0.8, beta=0.2)),
-        ("prf-text (sum, +query x1)", "fusion", text_prf(1.0)),
-        ("prf-text (sum, +query x3)", "fusion", text_prf(3.0)),
-        ("prf-text (sum, +query x5)", "fusion", text_prf(5.0)),
+        ("prf-text (sum, +query x1)", "rrf", text_prf(1.0)),
+        ("prf-text (sum, +query x3)", "rrf", text_prf(3.0)),
+        ("prf-text (sum, +query x5)", "rrf", text_prf(5.0)),
     ]
 
 
@@ -115,7 +115,7 @@ def evaluate_dataset(name: str, args: argparse.Namespace, emb: Any, shared: Shar
     judged = data.judged_query_ids
     cache: dict[str, Any] = {}
     runs, rows = {}, []
-    for fs in ("bm25", "dense", "fusion"):
+    for fs in ("bm25", "dense", "rrf"):
         t0 = time.perf_counter()
         runs[fs] = first_stage_run(data, fs, args.depth, embedder=shared, cache=cache)
         rows.append({"system": fs, "first_stage": fs, "seconds": time.perf_counter() - t0,
@@ -130,10 +130,10 @@ def evaluate_dataset(name: str, args: argparse.Namespace, emb: Any, shared: Shar
         print(f"  {name}: {fs} > {label}: nDCG@10 {metrics['nDCG@10']:.4f} ({seconds:.0f}s)", file=sys.stderr)
     by_name = {r["system"]: r for r in rows}
     pipe = by_name[PIPELINE]["metrics"].per_query["nDCG@10"]
-    parts = ["bm25", "dense", "fusion", "fusion > MiniLM cosine", "bm25 > MiniLM cosine"]
+    parts = ["bm25", "dense", "rrf", "rrf > MiniLM cosine", "bm25 > MiniLM cosine"]
     best = max(parts, key=lambda s: by_name[s]["metrics"]["nDCG@10"])
     comparisons = {
-        "pipeline_vs_fusion": paired_test(by_name["fusion"]["metrics"].per_query["nDCG@10"], pipe),
+        "pipeline_vs_fusion": paired_test(by_name["rrf"]["metrics"].per_query["nDCG@10"], pipe),
         "best_part": best,
         "pipeline_vs_best_part": paired_test(by_name[best]["metrics"].per_query["nDCG@10"], pipe),
     }

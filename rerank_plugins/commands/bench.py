@@ -16,7 +16,7 @@ __all__ = ["bench_command", "register"]
 def bench_command(
     reranker: Annotated[list[str], typer.Option(help="reranker name/path (repeatable)")],
     dataset: Annotated[str, typer.Option(help="cranfield, faq, faq-sv, or a BEIR / Cranfield folder")] = "cranfield",
-    first_stage: Annotated[str, typer.Option(help="bm25, dense or fusion: where the candidates come from")] = "bm25",
+    first_stage: Annotated[str, typer.Option(help="bm25, dense or rrf: where the candidates come from")] = "bm25",
     depth: Annotated[int, typer.Option(min=1, help="candidates per query")] = 100,
     kind: Annotated[list[str] | None, typer.Option(help="strategy kind, one for all or one per reranker")] = None,
     option: Annotated[

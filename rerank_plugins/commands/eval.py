@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,17 @@ from ._eval_common import (
 
 __all__ = ["eval_command", "register"]
 
-_ALL_BASELINES = ("bm25", "dense", "fusion")
+_ALL_BASELINES = ("bm25", "dense", "rrf")
+
+
+def _kind_help() -> str:
+    from ..models import strategies
+
+    return (
+        "strategy kind, one for all rerankers or one per --reranker (default: detected from the model); one of: "
+        + ", ".join(sorted(strategies()))
+        + ". Examples: --reranker minilm --kind embedding; --reranker smollm2-135m --kind listwise"
+    )
 
 
 def eval_command(
@@ -30,18 +41,18 @@ def eval_command(
         str | None, typer.Option(help="BEIR qrels split (qrels/SPLIT.tsv; default test, or the only one)")
     ] = None,
     first_stage: Annotated[
-        str, typer.Option(help="bm25, dense, fusion, or a TREC run file to rerank instead")
+        str, typer.Option(help="bm25, dense, rrf (fusion: old name), or a TREC run file to rerank instead")
     ] = "bm25",
     depth: Annotated[int, typer.Option(min=1, help="candidates per query taken from the first stage")] = 100,
     reranker: Annotated[list[str] | None, typer.Option(help="reranker name/path (repeatable)")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="strategy kind, one for all or one per reranker")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help=_kind_help())] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", "-o", help="reranker option key=value, or LABEL:key=value for one reranker"),
     ] = None,
     baseline: Annotated[
         list[str] | None,
-        typer.Option(help="first stages shown as baselines (repeatable; default bm25, dense and fusion)"),
+        typer.Option(help="first stages shown as baselines (repeatable; default bm25, dense and rrf)"),
     ] = None,
     queries: Annotated[int | None, typer.Option(min=1, help="only the first N judged queries")] = None,
     measure: Annotated[
@@ -64,6 +75,26 @@ def eval_command(
         list[str] | None,
         typer.Option(help="row for the pairwise table (repeat, 2+): every pair compared, corrected over the pairs"),
     ] = None,
+    bm25_k1: Annotated[float, typer.Option(min=0.0, help="BM25 k1 (bm25s, Lucene variant)")] = 1.5,
+    bm25_b: Annotated[float, typer.Option(min=0.0, max=1.0, help="BM25 b")] = 0.75,
+    bm25_stemmer: Annotated[
+        str | None, typer.Option(help="Snowball stemmer language for BM25, e.g. english (default: none)")
+    ] = None,
+    bm25_stopwords: Annotated[
+        str | None, typer.Option(help="stopword list removed before BM25: english (default: none)")
+    ] = None,
+    dense_model: Annotated[
+        str, typer.Option(help="embedding model of the dense first stage (name or path)")
+    ] = "minilm",
+    rrf_k: Annotated[int, typer.Option(min=0, help="k of reciprocal-rank fusion: 1 / (k + rank)")] = 60,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="recompute first stages and document embeddings (default: read them from the cache, "
+            "$RERANK_PLUGINS_CACHE/eval, when the same collection and settings were run before)",
+        ),
+    ] = False,
     strict: Annotated[
         bool,
         typer.Option(help="stop at the first data problem (data set or run file) instead of counting it; exit 2"),
@@ -75,15 +106,31 @@ def eval_command(
     if output_format not in ("markdown", "json"):
         raise fail(f"--format must be markdown or json, got {output_format!r}")
     from ..errors import RerankError
-    from ..eval.first_stage import FIRST_STAGES
+    from ..eval.cache import RunCache
+    from ..eval.first_stage import FIRST_STAGE_ALIASES, FIRST_STAGES, FirstStageSettings
     from ..eval.metrics import DEFAULT_MEASURES, parse_measure
     from ..eval.runner import check_comparisons, planned_rows, run_eval
     from ..eval.trec import check_run, read_trec_run
 
+    def canonical(name: str) -> str:
+        if name in FIRST_STAGE_ALIASES:
+            typer.secho(
+                f"warning: {name!r} is now called {FIRST_STAGE_ALIASES[name]!r}; {name!r} will be removed",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            return FIRST_STAGE_ALIASES[name]
+        return name
+
+    first_stage = canonical(first_stage)
     measures = tuple(measure) if measure else DEFAULT_MEASURES
     try:
         for m in measures:
             parse_measure(m)
+        settings = FirstStageSettings(
+            k1=bm25_k1, b=bm25_b, stemmer=bm25_stemmer, stopwords=bm25_stopwords, dense_model=dense_model, rrf_k=rrf_k
+        )
+        settings.bm25_options()  # an unknown stemmer language fails here, before any data is read
     except RerankError as exc:
         raise fail(str(exc)) from exc
     full = load_data(dataset, None, strict=strict, split=split)
@@ -115,7 +162,7 @@ def eval_command(
         not_selected = sum(1 for q in run if q in full.queries and q not in data.queries)
         given_report.count("run_queries_not_selected", not_selected)  # --queries left them out: not a problem
         given = (path.stem, run)
-    baselines = list(baseline) if baseline else list(_ALL_BASELINES)
+    baselines = [canonical(b) for b in baseline] if baseline else list(_ALL_BASELINES)
     unknown = [b for b in baselines if b not in FIRST_STAGES]
     if unknown:
         raise fail(f"unknown --baseline {unknown}; choose from {FIRST_STAGES}")
@@ -143,6 +190,8 @@ def eval_command(
             compare_to=compare_to,
             correction=correction,
             pairwise=pairwise or (),
+            settings=settings,
+            disk_cache=None if no_cache else RunCache(),
         )
     except (RerankError, ImportError) as exc:
         raise fail(str(exc)) from exc
@@ -156,8 +205,20 @@ def eval_command(
     report.provenance = provenance(
         argv=["rerank-plugins", *sys.argv[1:]] if sys.argv else None,
         rerankers=built,
-        extra={"dataset": {"spec": dataset, **{k: v for k, v in data.metadata.items() if k in ("path", "split")}},
-               "first_stage": first_stage, "queries": queries, "strict": strict},
+        extra={
+            "dataset": {
+                "spec": dataset,
+                **{k: v for k, v in data.metadata.items() if k == "split"},
+                "path": str(Path(data.metadata["path"]).resolve()) if "path" in data.metadata else None,
+                "content_sha256": full.content_hash(),
+                "corpus_sha256": full.content_hash("corpus"),
+            },
+            "first_stage": first_stage,
+            "first_stage_settings": asdict(settings),
+            "cache": None if no_cache else str(RunCache().root),
+            "queries": queries,
+            "strict": strict,
+        },
     )
     json_path = report.write(output_dir)
     if output_format == "json":

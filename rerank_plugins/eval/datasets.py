@@ -8,6 +8,7 @@ Nothing is dropped silently: problems are counted and described, a :class:`DataW
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -91,6 +92,24 @@ class Dataset:
             strict=strict,
             source=source,
         )
+
+    def content_hash(self, part: str = "all") -> str:
+        """SHA-256 of the collection's content, in load order (order breaks ties): ``"corpus"`` (ids, titles,
+        texts), ``"queries"``, ``"qrels"``, or ``"all"`` (the three). Independent of the path it was read from."""
+        if part == "all":
+            text = "|".join(self.content_hash(p) for p in ("corpus", "queries", "qrels"))
+            return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        data: Any
+        if part == "corpus":
+            data = list(self.corpus.items())
+        elif part == "queries":
+            data = list(self.queries.items())
+        elif part == "qrels":
+            data = [(q, sorted(j.items())) for q, j in self.qrels.items()]
+        else:
+            raise DataFormatError(f"part must be corpus, queries, qrels or all, got {part!r}")
+        blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def summary(self) -> str:
         return (

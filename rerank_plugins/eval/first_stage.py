@@ -7,28 +7,74 @@ the corpus, so runs are deterministic.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .._optional import require
+from .._warnings import caller_stacklevel
 from ..errors import ConfigError
 from ..validation import check_int
+from .cache import RunCache
 from .datasets import Dataset
 from .trec import Run
 
 __all__ = [
     "FIRST_STAGES",
+    "FIRST_STAGE_ALIASES",
     "BM25Retriever",
     "DenseRetriever",
+    "FirstStageSettings",
     "Tokenizer",
     "bm25_run",
+    "canonical_first_stage",
     "dense_run",
     "first_stage_run",
+    "make_stemmer",
     "reciprocal_rank_fusion",
 ]
 
-FIRST_STAGES = ("bm25", "dense", "fusion")
+FIRST_STAGES = ("bm25", "dense", "rrf")
+#: old names still accepted (with a FutureWarning): ``fusion`` was the RRF first stage's name before ``rrf``
+FIRST_STAGE_ALIASES = {"fusion": "rrf"}
+
+
+def canonical_first_stage(name: str) -> str:
+    """``name`` itself for one of :data:`FIRST_STAGES`; ``"rrf"`` for the old ``"fusion"`` (FutureWarning at the
+    caller's line); :class:`~rerank_plugins.errors.ConfigError` for anything else."""
+    if name in FIRST_STAGES:
+        return name
+    if name in FIRST_STAGE_ALIASES:
+        new = FIRST_STAGE_ALIASES[name]
+        warnings.warn(
+            f"the first stage {name!r} is now called {new!r}; {name!r} will be removed",
+            FutureWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return new
+    raise ConfigError(f"unknown first stage {name!r}; choose one of {FIRST_STAGES}")
+
+
+def make_stemmer(language: str) -> tuple[Callable[[str], str], str]:
+    """A Snowball stemmer for ``language`` (``"english"``...) and the name of its implementation: PyStemmer's
+    (what bm25s uses) when installed, else NLTK's ``SnowballStemmer`` (the same Snowball algorithms)."""
+    try:
+        import Stemmer  # PyStemmer
+
+        return Stemmer.Stemmer(language).stemWord, f"pystemmer-{language}"
+    except ImportError:
+        pass
+    except KeyError as exc:
+        raise ConfigError(f"PyStemmer has no stemmer for {language!r}") from exc
+    try:
+        from nltk.stem.snowball import SnowballStemmer
+    except ImportError as exc:
+        raise ConfigError(f"stemming needs PyStemmer or nltk: pip install PyStemmer ({exc})") from exc
+    try:
+        return SnowballStemmer(language).stem, f"nltk-snowball-{language}"
+    except ValueError as exc:
+        raise ConfigError(f"no Snowball stemmer for {language!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -145,11 +191,15 @@ class DenseRetriever:
         self._index: Any = None
         self.doc_ids: list[str] = []
 
-    def index(self, doc_ids: Sequence[str], texts: Sequence[str]) -> DenseRetriever:
+    def index(self, doc_ids: Sequence[str], texts: Sequence[str], *, embeddings: Any = None) -> DenseRetriever:
+        """Index the documents; ``embeddings`` (one row per document, e.g. read from a cache) skips embedding."""
         if len(doc_ids) != len(texts):
             raise ConfigError(f"{len(doc_ids)} document ids but {len(texts)} texts")
         faiss = require("faiss", "faiss", purpose="dense first-stage retrieval")
-        emb = self._normalise(self.embedder.embed_documents(list(texts)))
+        raw = self.embedder.embed_documents(list(texts)) if embeddings is None else embeddings
+        if len(raw) != len(doc_ids):
+            raise ConfigError(f"{len(raw)} document embeddings for {len(doc_ids)} documents")
+        emb = self._normalise(raw)
         self._index = faiss.IndexFlatIP(emb.shape[1])
         self._index.add(emb)
         self.doc_ids = list(doc_ids)
@@ -181,6 +231,47 @@ def _corpus(dataset: Dataset) -> tuple[list[str], list[str]]:
     return ids, [dataset.document_text(d) for d in ids]
 
 
+@dataclass(frozen=True)
+class FirstStageSettings:
+    """What a first stage is computed with (the command line's ``--bm25-*``, ``--dense-model``, ``--rrf-k``).
+
+    ``stemmer`` is ``None`` (no stemming) or a Snowball language (``"english"``); ``stopwords`` ``None`` or
+    ``"english"`` (bm25s's list). Defaults: bm25s Lucene BM25 k1=1.5 b=0.75, lowercase, no stemming, no stopwords;
+    MiniLM (all-MiniLM-L6-v2) cosine; RRF k=60.
+    """
+
+    k1: float = 1.5
+    b: float = 0.75
+    method: str = "lucene"
+    stemmer: str | None = None
+    stopwords: str | None = None
+    dense_model: str = "minilm"
+    rrf_k: int = 60
+
+    def __post_init__(self) -> None:
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+        if self.stopwords not in (None, "english", "en"):
+            raise ConfigError(f"stopwords must be None or 'english', got {self.stopwords!r}")
+        check_int("rrf_k", self.rrf_k, 0)
+
+    def bm25_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`bm25_run` (the stemmer built from its name)."""
+        stem = make_stemmer(self.stemmer)[0] if self.stemmer is not None else None
+        return {"k1": self.k1, "b": self.b, "method": self.method, "stopwords": self.stopwords, "stemmer": stem}
+
+    def key(self, stage: str) -> dict[str, Any]:
+        """The settings that change the run of ``stage`` (the cache key's part)."""
+        bm25 = {k: v for k, v in asdict(self).items() if k in ("k1", "b", "method", "stopwords")}
+        if self.stemmer is not None:
+            bm25["stemmer"] = make_stemmer(self.stemmer)[1]
+        if stage == "bm25":
+            return {"bm25": bm25}
+        if stage == "dense":
+            return {"dense": self.dense_model}
+        return {"bm25": bm25, "dense": self.dense_model, "rrf_k": self.rrf_k}
+
+
 def bm25_run(
     dataset: Dataset,
     k: int = 100,
@@ -199,10 +290,68 @@ def bm25_run(
     return retriever.index(*_corpus(dataset)).search(dataset.queries, k)
 
 
-def dense_run(dataset: Dataset, k: int = 100, *, embedder: Any = None, progress: bool = False) -> Run:
-    """Dense top-``k`` (faiss, cosine of MiniLM embeddings unless ``embedder`` is given)."""
-    retriever = DenseRetriever(embedder, progress=progress)
-    return retriever.index(*_corpus(dataset)).search(dataset.queries, k)
+def dense_run(
+    dataset: Dataset,
+    k: int = 100,
+    *,
+    embedder: Any = None,
+    progress: bool = False,
+    model: str = "minilm",
+    disk_cache: RunCache | None = None,
+) -> Run:
+    """Dense top-``k`` (faiss, cosine of ``model`` embeddings unless ``embedder`` is given).
+
+    With ``disk_cache`` the document embeddings of ``model`` are read from it when this corpus was embedded
+    before (keyed by the corpus content and the model's weight files), and written to it otherwise.
+    """
+    ids, texts = _corpus(dataset)
+    if disk_cache is not None and embedder is None:
+        key = {"kind": "doc-embeddings", "corpus": dataset.content_hash("corpus"), "model": _model_key(model)}
+        holder: list[DenseRetriever] = []
+
+        def embed() -> Any:
+            holder.append(DenseRetriever(None, model=model, progress=progress))
+            return holder[0].embedder.embed_documents(texts)
+
+        doc_emb = disk_cache.embeddings(key, embed)
+        retriever = holder[0] if holder else _LazyDense(model, progress)
+        return retriever.index(ids, texts, embeddings=doc_emb).search(dataset.queries, k)
+    retriever = DenseRetriever(embedder, model=model, progress=progress)
+    return retriever.index(ids, texts).search(dataset.queries, k)
+
+
+class _LazyDense:
+    """A :class:`DenseRetriever` whose model is loaded only when queries are embedded (documents came from the
+    cache)."""
+
+    def __init__(self, model: str, progress: bool) -> None:
+        self.model, self.progress = model, progress
+
+    def index(self, doc_ids: Sequence[str], texts: Sequence[str], *, embeddings: Any) -> DenseRetriever:
+        retriever = DenseRetriever(_LazyEmbedder(self.model, self.progress), progress=self.progress)
+        return retriever.index(doc_ids, texts, embeddings=embeddings)
+
+
+class _LazyEmbedder:
+    def __init__(self, model: str, progress: bool) -> None:
+        self.model, self.progress = model, progress
+        self._inner: Any = None
+
+    def embed_queries(self, texts: list[str]) -> Any:
+        if self._inner is None:
+            from ..rankers.embedding import EmbeddingReranker
+
+            self._inner = EmbeddingReranker(self.model, normalize=True, progress=self.progress)
+        return self._inner.embed_queries(texts)
+
+
+def _model_key(model: str) -> dict[str, Any]:
+    """What identifies a dense model's weights: the resolved reference and a fingerprint of each weight file."""
+    from ..file_cache import fingerprint
+    from .provenance import weight_files
+
+    resolved, files = weight_files(model)
+    return {"name": model, "resolved": resolved, "files": {p.name: fingerprint(p) for p in files}}
 
 
 def reciprocal_rank_fusion(
@@ -236,29 +385,77 @@ def first_stage_run(
     progress: bool = False,
     cache: dict[str, Run] | None = None,
     bm25_options: Mapping[str, Any] | None = None,
+    settings: FirstStageSettings | None = None,
+    disk_cache: RunCache | None = None,
 ) -> Run:
-    """``"bm25"``, ``"dense"`` or ``"fusion"`` (RRF, k=60, of BM25 and dense, each taken to ``depth``).
+    """``"bm25"``, ``"dense"`` or ``"rrf"`` (reciprocal-rank fusion of BM25 and dense, each taken to ``depth``;
+    ``"fusion"`` is its old name, accepted with a FutureWarning).
 
-    ``cache`` (a dict) lets callers share the BM25/dense runs between several first stages.
+    ``settings`` (:class:`FirstStageSettings`) sets BM25, the dense model and RRF's k; ``bm25_options`` (keyword
+    arguments of :func:`bm25_run`) is the older way to set BM25 and is not combined with ``settings``. ``cache``
+    (a dict) shares runs between several first stages of one evaluation. ``disk_cache`` (a
+    :class:`~rerank_plugins.eval.cache.RunCache`) keeps runs and document embeddings on disk between
+    evaluations, keyed by the data set's content, the stage, ``depth`` and the settings; it is skipped for
+    stages that use a caller's ``embedder`` or ``bm25_options`` (their identity cannot be keyed).
     """
-    if name not in FIRST_STAGES:
-        raise ConfigError(f"unknown first stage {name!r}; choose one of {FIRST_STAGES}")
+    name = canonical_first_stage(name)
     check_int("depth", depth, 1)
+    if settings is not None and bm25_options is not None:
+        raise ConfigError("give settings= or bm25_options=, not both")
+    conf = settings if settings is not None else FirstStageSettings()
     memo = cache if cache is not None else {}
-    key = f"{name}@{depth}"
-    if key in memo:
-        return memo[key]
-    if name == "bm25":
-        run = bm25_run(dataset, depth, progress=progress, **dict(bm25_options or {}))
-    elif name == "dense":
-        run = dense_run(dataset, depth, embedder=embedder, progress=progress)
+    mkey = f"{name}@{depth}"
+    if mkey in memo:
+        return memo[mkey]
+    keyable = disk_cache is not None and bm25_options is None and (embedder is None or name == "bm25")
+    if keyable and disk_cache is not None:
+        key = {
+            "kind": "run",
+            "stage": name,
+            "depth": depth,
+            "corpus": dataset.content_hash("corpus"),
+            "queries": dataset.content_hash("queries"),
+            **conf.key(name),
+        }
+        run = disk_cache.run(
+            key, lambda: _compute(dataset, name, depth, embedder, progress, memo, bm25_options, conf, disk_cache)
+        )
     else:
-        parts = [
-            first_stage_run(
-                dataset, n, depth, embedder=embedder, progress=progress, cache=memo, bm25_options=bm25_options
-            )
-            for n in ("bm25", "dense")
-        ]
-        run = reciprocal_rank_fusion(parts, k=60, depth=depth)
-    memo[key] = run
+        run = _compute(dataset, name, depth, embedder, progress, memo, bm25_options, conf, None)
+    memo[mkey] = run
     return run
+
+
+def _compute(
+    dataset: Dataset,
+    name: str,
+    depth: int,
+    embedder: Any,
+    progress: bool,
+    memo: dict[str, Run],
+    bm25_options: Mapping[str, Any] | None,
+    conf: FirstStageSettings,
+    disk_cache: RunCache | None,
+) -> Run:
+    if name == "bm25":
+        options = dict(bm25_options) if bm25_options is not None else conf.bm25_options()
+        return bm25_run(dataset, depth, progress=progress, **options)
+    if name == "dense":
+        return dense_run(
+            dataset, depth, embedder=embedder, progress=progress, model=conf.dense_model, disk_cache=disk_cache
+        )
+    parts = [
+        first_stage_run(
+            dataset,
+            part,
+            depth,
+            embedder=embedder,
+            progress=progress,
+            cache=memo,
+            bm25_options=bm25_options,
+            settings=None if bm25_options is not None else conf,
+            disk_cache=disk_cache,
+        )
+        for part in ("bm25", "dense")
+    ]
+    return reciprocal_rank_fusion(parts, k=conf.rrf_k, depth=depth)

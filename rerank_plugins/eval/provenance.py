@@ -16,7 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "model_files", "package_versions", "provenance", "thread_info"]
+__all__ = [
+    "PACKAGES",
+    "code_version",
+    "model_files",
+    "package_versions",
+    "provenance",
+    "thread_info",
+    "weight_files",
+]
 
 #: Distributions whose versions can change a figure (missing ones are reported as ``None``).
 PACKAGES = (
@@ -94,6 +102,23 @@ def _hub_revision(hub_id: str) -> str | None:
         return None
 
 
+def weight_files(name_or_path: str) -> tuple[str, list[Path]]:
+    """The resolved reference of a model name and its local weight files (empty for a hub id not on disk).
+
+    Raises what :func:`rerank_plugins.models.resolve_model` raises for a name that does not resolve."""
+    from ..models import resolve_model
+
+    ref = resolve_model(name_or_path)
+    root = Path(ref.name_or_path).expanduser()
+    if not root.exists():
+        return str(ref), []
+    if ref.gguf_file is not None:
+        return str(ref), [root / ref.gguf_file]
+    if root.is_file():
+        return str(ref), [root]
+    return str(ref), sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+
+
 def model_files(name_or_path: str) -> dict[str, Any]:
     """The weights behind a reranker name: resolved path, hub revision, and each weight file's size and SHA-256.
 
@@ -104,20 +129,40 @@ def model_files(name_or_path: str) -> dict[str, Any]:
         from ..models import resolve_model
 
         ref = resolve_model(name_or_path)
+        resolved, files = weight_files(name_or_path)
     except Exception as exc:  # provenance must never stop an evaluation that already ran
         return {"model": name_or_path, "resolved": None, "reason": f"{type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"model": name_or_path, "resolved": str(ref)}
-    root = Path(ref.name_or_path).expanduser()
-    if not root.exists():
+    out: dict[str, Any] = {"model": name_or_path, "resolved": resolved}
+    if not Path(ref.name_or_path).expanduser().exists():
         out["hub_revision"] = _hub_revision(ref.name_or_path)
         return out
-    if ref.gguf_file is not None:
-        files = [root / ref.gguf_file]
-    elif root.is_file():
-        files = [root]
-    else:
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
     out["files"] = [_describe_file(p) for p in files]
+    return out
+
+
+def code_version() -> dict[str, Any]:
+    """The code that computed a figure: the git commit (and whether tracked files differ from it) when the package
+    runs from a git checkout, else the installed distribution's version."""
+    import subprocess
+
+    out: dict[str, Any] = {"package_version": package_versions(("rerank-plugins",))["rerank-plugins"]}
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / ".git").exists() and (repo / "rerank_plugins").is_dir():
+        try:
+            commit = subprocess.run(
+                ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return out
+        out["git_commit"] = commit
+        out["git_dirty"] = bool(dirty)
     return out
 
 
@@ -133,10 +178,9 @@ def provenance(
         "command_line": list(sys.argv if argv is None else argv),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "code": code_version(),
         "packages": package_versions(),
         "threads": thread_info(),
-        "rerankers": [
-            {**dict(r), "model_files": model_files(str(r["model"]))} for r in rerankers
-        ],
+        "rerankers": [{**dict(r), "model_files": model_files(str(r["model"]))} for r in rerankers],
         **dict(extra or {}),
     }

@@ -21,10 +21,11 @@ from typing import Any
 from .._optional import require
 from ..errors import ConfigError
 from ..types import Candidate
+from .cache import RunCache
 from .compare import CORRECTIONS, Comparison, compare_pairs
 from .compare import compare_to as compare_rows
 from .datasets import Dataset
-from .first_stage import first_stage_run
+from .first_stage import FirstStageSettings, canonical_first_stage, first_stage_run
 from .metrics import DEFAULT_MEASURES, EvalResult, SignificanceResult, evaluate
 from .report import LoadReport
 from .trec import Run, write_trec_run
@@ -298,6 +299,8 @@ def run_eval(
     correction: str | None = None,
     pairwise: Sequence[str] = (),
     n_resamples: int = 10_000,
+    settings: FirstStageSettings | None = None,
+    disk_cache: RunCache | None = None,
 ) -> EvalReport:
     """Evaluate ``baselines`` (first stages), then ``first_stage`` followed by each reranker.
 
@@ -314,10 +317,14 @@ def run_eval(
     reorder) on the first measure: paired t-test and randomisation test (``n_resamples`` sign flips), their
     p-values corrected over the rows compared with ``correction`` (``holm``, ``bonferroni``, ``none``; default
     Holm when more than one row is compared). ``pairwise`` names rows (two or more) whose every pair is compared,
-    corrected over those pairs. The paired tests need at least two queries; with one, ``comparison`` stays
+    corrected over those pairs. ``settings`` configures BM25, the dense model and RRF's k; ``disk_cache``
+    reads first stages computed by an earlier evaluation (see :func:`~rerank_plugins.eval.first_stage_run`).
+    The paired tests need at least two queries; with one, ``comparison`` stays
     ``None`` (an empty column). Row names are checked before any retrieval.
     """
     measures = tuple(measures)
+    first_stage = canonical_first_stage(first_stage)
+    baselines = list(dict.fromkeys(canonical_first_stage(b) for b in baselines))
     labels = [label for label, _ in rerankers]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -343,14 +350,26 @@ def run_eval(
         return res
 
     timings: dict[str, float] = {}
+    cached: dict[str, bool] = {}
     names = list(dict.fromkeys([*baselines, *([] if given_run is not None else [first_stage])]))
     for name in names:
         t0 = time.perf_counter()
-        run = first_stage_run(dataset, name, depth, cache=cache, progress=progress, embedder=embedder)
-        # fusion reuses the cached BM25 and dense runs: its own time is the fusion plus what it computed
+        hits = disk_cache.hits if disk_cache is not None else 0
+        run = first_stage_run(
+            dataset,
+            name,
+            depth,
+            cache=cache,
+            progress=progress,
+            embedder=embedder,
+            settings=settings,
+            disk_cache=disk_cache,
+        )
+        cached[name] = disk_cache is not None and disk_cache.hits > hits
+        # rrf reuses the cached BM25 and dense runs: its own time is the fusion plus what it computed
         timings[name] = time.perf_counter() - t0
         if name in baselines:
-            add(name, run, timings[name], first_stage=name)
+            add(name, run, timings[name], first_stage=name, details={"read_from_cache": cached[name]})
     if given_run is not None:
         base_name, base_run = given_run
         base = add(base_name, {q: list(r)[:depth] for q, r in base_run.items()}, 0.0, first_stage=base_name)
@@ -358,7 +377,11 @@ def run_eval(
         base_name = first_stage
         base_run = cache[f"{first_stage}@{depth}"]
         base = next((s for s in systems if s.name == first_stage), None) or add(
-            first_stage, base_run, timings[first_stage], first_stage=first_stage
+            first_stage,
+            base_run,
+            timings[first_stage],
+            first_stage=first_stage,
+            details={"read_from_cache": cached[first_stage]},
         )
     for label, reranker in rerankers:
         reranked, seconds, rep = rerank_run(

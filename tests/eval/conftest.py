@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,40 @@ def write_beir(folder: Path) -> Path:
     )
     (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td4\t1\n")
     return folder
+
+
+BOM = "\ufeff"
+
+DOCS = [
+    ("d1", "Flutter", "wing flutter in transonic flow"),
+    ("d2", "Heat", "heat conduction in composite slabs"),
+    ("d3", "Suction", "boundary layer suction on a flat plate"),
+    ("d4", "Noise", "jet noise of supersonic aircraft"),
+]
+QUERIES = [("q1", "wing flutter"), ("q2", "heat conduction slabs"), ("q3", "suction boundary layer")]
+QRELS = [("q1", "d1", 1), ("q2", "d2", 2), ("q3", "d3", 1)]
+
+
+def write_clean_beir(folder: Path, *, bom: bool = False, empty_doc: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
+    if empty_doc:
+        docs.append({"_id": "d5", "title": "", "text": "  "})
+    mark = BOM if bom else ""
+    (folder / "corpus.jsonl").write_text(mark + "\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
+    queries = "\n".join(json.dumps({"_id": q, "text": t}) for q, t in QUERIES) + "\n"
+    (folder / "queries.jsonl").write_text(mark + queries, encoding="utf-8")
+    (folder / "qrels").mkdir(exist_ok=True)
+    rows = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in QRELS)
+    (folder / "qrels" / "test.tsv").write_text(mark + "query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
+    return folder
+
+
+
+@pytest.fixture
+def clean_beir() -> Any:
+    """``write_clean_beir``: a BEIR folder without problems (``bom=``, ``empty_doc=`` spoil it)."""
+    return write_clean_beir
 
 
 @pytest.fixture

@@ -22,32 +22,8 @@ from rerank_plugins.models import StrategySpec
 
 runner = CliRunner()
 BOM = "\ufeff"
-
-DOCS = [
-    ("d1", "Flutter", "wing flutter in transonic flow"),
-    ("d2", "Heat", "heat conduction in composite slabs"),
-    ("d3", "Suction", "boundary layer suction on a flat plate"),
-    ("d4", "Noise", "jet noise of supersonic aircraft"),
-]
-QUERIES = [("q1", "wing flutter"), ("q2", "heat conduction slabs"), ("q3", "suction boundary layer")]
-QRELS = [("q1", "d1", 1), ("q2", "d2", 2), ("q3", "d3", 1)]
 # q1's best document is ranked SECOND in the file, so losing the first line changes q1's nDCG@10
 RUN = [("q1", "d4", 3.0), ("q1", "d1", 2.0), ("q2", "d2", 2.0), ("q2", "d1", 1.0), ("q3", "d3", 1.0)]
-
-
-def write_clean_beir(folder: Path, *, bom: bool = False, empty_doc: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    docs = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
-    if empty_doc:
-        docs.append({"_id": "d5", "title": "", "text": "  "})
-    mark = BOM if bom else ""
-    (folder / "corpus.jsonl").write_text(mark + "\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
-    queries = "\n".join(json.dumps({"_id": q, "text": t}) for q, t in QUERIES) + "\n"
-    (folder / "queries.jsonl").write_text(mark + queries, encoding="utf-8")
-    (folder / "qrels").mkdir(exist_ok=True)
-    rows = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in QRELS)
-    (folder / "qrels" / "test.tsv").write_text(mark + "query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
-    return folder
 
 
 def write_run(path: Path, rows: list[tuple[str, str, float]], *, bom: bool = False) -> Path:
@@ -103,8 +79,10 @@ def _problems(out: Path) -> dict[str, int]:
     return merged
 
 
-def test_bom_run_file_keeps_its_first_line(app: typer.Typer, tmp_path: Path, calls: dict[str, int]) -> None:
-    data = write_clean_beir(tmp_path / "beir")
+def test_bom_run_file_keeps_its_first_line(
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+) -> None:
+    data = clean_beir(tmp_path / "beir")
     plain = write_run(tmp_path / "plain.trec", RUN)
     marked = write_run(tmp_path / "marked.trec", RUN, bom=True)
     figures = []
@@ -123,9 +101,9 @@ def test_bom_run_file_keeps_its_first_line(app: typer.Typer, tmp_path: Path, cal
 
 
 def test_unknown_query_in_run_is_counted_and_strict_stops(
-    app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
 ) -> None:
-    data = write_clean_beir(tmp_path / "beir")
+    data = clean_beir(tmp_path / "beir")
     run = write_run(tmp_path / "given.trec", [*RUN, ("q77", "d1", 1.0), ("q77", "d2", 0.5)])
     result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25")
     assert result.exit_code == 0, result.output
@@ -137,9 +115,9 @@ def test_unknown_query_in_run_is_counted_and_strict_stops(
 
 
 def test_judged_query_missing_from_run_is_counted_and_strict_stops(
-    app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
 ) -> None:
-    data = write_clean_beir(tmp_path / "beir")
+    data = clean_beir(tmp_path / "beir")
     run = write_run(tmp_path / "given.trec", [r for r in RUN if r[0] != "q3"])
     result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25")
     assert result.exit_code == 0, result.output
@@ -149,9 +127,9 @@ def test_judged_query_missing_from_run_is_counted_and_strict_stops(
 
 
 def test_queries_left_out_by_queries_option_are_not_problems(
-    app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
 ) -> None:
-    data = write_clean_beir(tmp_path / "beir")
+    data = clean_beir(tmp_path / "beir")
     run = write_run(tmp_path / "given.trec", RUN)
     result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25", "--queries", "2", "--strict")
     assert result.exit_code == 0, result.output
@@ -159,8 +137,8 @@ def test_queries_left_out_by_queries_option_are_not_problems(
     assert saved["run_reports"]["given"]["counts"]["run_queries_not_selected"] == 1
 
 
-def test_bom_in_beir_corpus_queries_and_qrels(tmp_path: Path) -> None:
-    data = load_beir(write_clean_beir(tmp_path / "beir", bom=True), strict=True)
+def test_bom_in_beir_corpus_queries_and_qrels(clean_beir: Any, tmp_path: Path) -> None:
+    data = load_beir(clean_beir(tmp_path / "beir", bom=True), strict=True)
     assert sorted(data.corpus) == ["d1", "d2", "d3", "d4"]
     assert sorted(data.queries) == ["q1", "q2", "q3"]
     assert data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2}, "q3": {"d3": 1}}
@@ -168,9 +146,9 @@ def test_bom_in_beir_corpus_queries_and_qrels(tmp_path: Path) -> None:
 
 
 def test_empty_beir_document_is_counted_and_strict_stops(
-    app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
 ) -> None:
-    folder = write_clean_beir(tmp_path / "beir", empty_doc=True)
+    folder = clean_beir(tmp_path / "beir", empty_doc=True)
     with pytest.warns(UserWarning, match="empty_documents"):
         data = load_beir(folder)
     assert data.report.problems == {"empty_documents": 1} and "d5" in data.corpus  # kept, counted

@@ -127,6 +127,9 @@ def test_dense_and_fusion_with_a_hashing_embedder(cranfield) -> None:  # type: i
     dense = first_stage_run(sub, "dense", 50, embedder=_HashEmbedder(), cache=cache)
     assert set(dense) == set(sub.queries) and all(len(v) == 50 for v in dense.values())
     assert all(a[1] >= b[1] for v in dense.values() for a, b in itertools.pairwise(v))
-    fused = first_stage_run(sub, "fusion", 50, embedder=_HashEmbedder(), cache=cache)
-    assert set(cache) == {"bm25@50", "dense@50", "fusion@50"}
+    with pytest.warns(FutureWarning, match="now called 'rrf'") as caught:
+        fused = first_stage_run(sub, "fusion", 50, embedder=_HashEmbedder(), cache=cache)
+    assert caught[0].filename == __file__  # attributed to the caller's line
+    assert set(cache) == {"bm25@50", "dense@50", "rrf@50"}
+    assert first_stage_run(sub, "rrf", 50, embedder=_HashEmbedder(), cache=cache) is fused
     assert all(len(v) == 50 for v in fused.values())
