@@ -108,7 +108,7 @@ def embedding_rows(emb: Any, shared: SharedEmbeddings) -> list[tuple[str, str, A
 def evaluate_dataset(name: str, args: argparse.Namespace, emb: Any, shared: SharedEmbeddings) -> dict[str, Any]:
     from rerank_plugins.eval.datasets import load_dataset
     from rerank_plugins.eval.first_stage import first_stage_run
-    from rerank_plugins.eval.metrics import evaluate, paired_test
+    from rerank_plugins.eval.metrics import evaluate
     from rerank_plugins.eval.runner import rerank_run
 
     data = load_dataset(name).head(args.queries)
@@ -120,31 +120,19 @@ def evaluate_dataset(name: str, args: argparse.Namespace, emb: Any, shared: Shar
         runs[fs] = first_stage_run(data, fs, args.depth, embedder=shared, cache=cache)
         rows.append({"system": fs, "first_stage": fs, "seconds": time.perf_counter() - t0,
                      "metrics": evaluate(runs[fs], data.qrels, MEASURES, queries=judged)})
-    base = {r["system"]: r["metrics"] for r in rows}
     for label, fs, reranker in embedding_rows(emb, shared):
         reranked, seconds, _ = rerank_run(reranker, data, runs[fs], depth=args.depth, queries_per_batch=len(judged))
         metrics = evaluate(reranked, data.qrels, MEASURES, queries=judged)
-        sig = paired_test(base[fs].per_query["nDCG@10"], metrics.per_query["nDCG@10"])
-        rows.append({"system": f"{fs} > {label}", "first_stage": fs, "seconds": seconds, "metrics": metrics,
-                     "vs_first_stage": sig})
+        rows.append({"system": f"{fs} > {label}", "first_stage": fs, "seconds": seconds, "metrics": metrics})
         print(f"  {name}: {fs} > {label}: nDCG@10 {metrics['nDCG@10']:.4f} ({seconds:.0f}s)", file=sys.stderr)
-    by_name = {r["system"]: r for r in rows}
-    pipe = by_name[PIPELINE]["metrics"].per_query["nDCG@10"]
-    parts = ["bm25", "dense", "rrf", "rrf > MiniLM cosine", "bm25 > MiniLM cosine"]
-    best = max(parts, key=lambda s: by_name[s]["metrics"]["nDCG@10"])
-    comparisons = {
-        "pipeline_vs_fusion": paired_test(by_name["rrf"]["metrics"].per_query["nDCG@10"], pipe),
-        "best_part": best,
-        "pipeline_vs_best_part": paired_test(by_name[best]["metrics"].per_query["nDCG@10"], pipe),
-    }
-    return {"dataset": data.summary(), "depth": args.depth, "rows": rows, "comparisons": comparisons}
+    return {"dataset": data.summary(), "depth": args.depth, "rows": rows, "pipeline": PIPELINE}
 
 
 def llm_rows(args: argparse.Namespace, emb: Any) -> dict[str, Any]:
     from rerank_plugins.backends.loader import load_llm_backend
     from rerank_plugins.eval.datasets import load_cranfield
     from rerank_plugins.eval.first_stage import bm25_run
-    from rerank_plugins.eval.metrics import evaluate, paired_test
+    from rerank_plugins.eval.metrics import evaluate
     from rerank_plugins.eval.runner import rerank_run
     from rerank_plugins.rankers.cascade import CascadeReranker
     from rerank_plugins.rankers.insertrank import InsertRankReranker
@@ -171,38 +159,83 @@ def llm_rows(args: argparse.Namespace, emb: Any) -> dict[str, Any]:
          CascadeReranker([(emb, None), (PairwiseReranker(backend, **words), 8)])),
     ]
     base = evaluate(run, data.qrels, MEASURES, queries=judged)
-    rows: list[dict[str, Any]] = [{"system": f"bm25@{args.llm_depth}", "seconds": 0.0, "metrics": base}]
+    first = f"bm25@{args.llm_depth}"
+    rows: list[dict[str, Any]] = [{"system": first, "first_stage": first, "seconds": 0.0, "metrics": base}]
     for label, reranker in rerankers:
         reranked, seconds, _ = rerank_run(reranker, data, run, depth=args.llm_depth, queries_per_batch=len(judged))
         metrics = evaluate(reranked, data.qrels, MEASURES, queries=judged)
-        sig = paired_test(base.per_query["nDCG@10"], metrics.per_query["nDCG@10"]) if len(judged) > 1 else None
-        rows.append({"system": f"bm25 > {label}", "seconds": seconds, "metrics": metrics, "vs_first_stage": sig})
+        rows.append({"system": f"bm25 > {label}", "first_stage": first, "seconds": seconds, "metrics": metrics})
         print(f"  llm: {label}: nDCG@10 {metrics['nDCG@10']:.4f} ({seconds:.0f}s)", file=sys.stderr)
     return {"dataset": data.summary(), "depth": args.llm_depth, "rows": rows}
 
 
 # ---------------------------------------------------------------------------------------------- output
-def _row(r: dict[str, Any], n: int) -> str:
-    m, sig = r["metrics"], r.get("vs_first_stage")
-    p = "" if sig is None else f"{sig.diff:+.4f} (t p={sig.t_pvalue:.2g}, perm p={sig.permutation_pvalue:.2g})"
+def _metrics(r: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """(aggregate, per-query nDCG@10) of a row, whether it holds an EvalResult or its JSON form."""
+    m = r["metrics"]
+    if isinstance(m, dict):
+        return m["aggregate"], m["per_query"]["nDCG@10"]
+    return m.aggregate, m.per_query["nDCG@10"]
+
+
+def _first_stage(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    return str(r.get("first_stage") or rows[0]["system"])
+
+
+def comparisons(result: dict[str, Any]) -> dict[str, Any]:
+    """Each reranked row against its own first stage, Holm-corrected over the rows reranking that first stage
+    (PyTerrier's ``Experiment(baseline=..., correction="holm")`` per first stage); the pipeline against RRF
+    within that family, and against its best part (a single comparison)."""
+    from rerank_plugins.eval.compare import compare_to
+
+    rows = result["rows"]
+    per_query = {r["system"]: _metrics(r)[1] for r in rows}
+    if len(next(iter(per_query.values()))) < 2:
+        return {"rows": {}}
+    by_row: dict[str, Any] = {}
+    for fs in dict.fromkeys(_first_stage(r, rows) for r in rows):
+        family = [r["system"] for r in rows if _first_stage(r, rows) == fs and r["system"] != fs]
+        if family:
+            by_row.update({c.b: c for c in compare_to(fs, per_query, measure="nDCG@10", rows=family)})
+    out: dict[str, Any] = {"rows": by_row}
+    pipeline = result.get("pipeline", PIPELINE if PIPELINE in per_query else None)
+    if pipeline in per_query:
+        parts = [p for p in ("bm25", "dense", "rrf", "rrf > MiniLM cosine", "bm25 > MiniLM cosine") if p in per_query]
+        best = max(parts, key=lambda p: _metrics(next(r for r in rows if r["system"] == p))[0]["nDCG@10"])
+        out["pipeline"] = pipeline
+        out["vs_rrf"] = by_row[pipeline]
+        out["best_part"] = best
+        out["vs_best_part"] = compare_to(best, per_query, measure="nDCG@10", rows=[pipeline])[0]
+    return out
+
+
+def _row(r: dict[str, Any], n: int, comp: Any) -> str:
+    aggregate, _ = _metrics(r)
+    p = "" if comp is None else (
+        f"{comp.test.diff:+.4f} (t p={comp.t_pvalue:.2g}, perm p={comp.permutation_pvalue:.2g})"
+    )
     ms = 1000.0 * r["seconds"] / max(1, n)
-    return f"| {r['system']} | " + " | ".join(f"{m[k]:.4f}" for k in MEASURES) + f" | {p} | {ms:.1f} |"
+    return f"| {r['system']} | " + " | ".join(f"{aggregate[k]:.4f}" for k in MEASURES) + f" | {p} | {ms:.1f} |"
 
 
 def table(result: dict[str, Any]) -> str:
-    n = result["rows"][0]["metrics"].n_queries
-    head = "| system | " + " | ".join(MEASURES) + " | Δ nDCG@10 vs its first stage | ms/query |"
+    rows = result["rows"]
+    n = len(_metrics(rows[0])[1])
+    comp = comparisons(result)
+    head = ("| system | " + " | ".join(MEASURES)
+            + " | Δ nDCG@10 vs its first stage (Holm over the rows on that first stage) | ms/query |")
     lines = [f"**{result['dataset']}** (depth {result['depth']})", "", head, "|---|" + "---:|" * (len(MEASURES) + 2)]
-    lines += [_row(r, n) for r in result["rows"]]
-    comp = result.get("comparisons")
-    if comp:
-        a, b = comp["pipeline_vs_fusion"], comp["pipeline_vs_best_part"]
+    lines += [_row(r, n, comp["rows"].get(r["system"])) for r in rows]
+    if "pipeline" in comp:
+        a, b = comp["vs_rrf"], comp["vs_best_part"]
         lines += [
             "",
-            f"Pipeline `{PIPELINE}`: {b.mean_b:.4f} vs RRF(BM25, dense) {a.mean_a:.4f}: {a.diff:+.4f} "
-            f"(paired t p={a.t_pvalue:.3g}, randomisation p={a.permutation_pvalue:.3g}, {a.n} queries); "
-            f"vs its best part `{comp['best_part']}` {b.mean_a:.4f}: {b.diff:+.4f} "
-            f"(t p={b.t_pvalue:.3g}, randomisation p={b.permutation_pvalue:.3g}).",
+            f"Pipeline `{comp['pipeline']}`: {a.test.mean_b:.4f} vs RRF(BM25, dense) {a.test.mean_a:.4f}: "
+            f"{a.test.diff:+.4f} (paired t p={a.test.t_pvalue:.3g}, randomisation p={a.test.permutation_pvalue:.3g} "
+            f"uncorrected; Holm over the {a.family_size} rows reranking RRF: t p={a.t_pvalue:.3g}, randomisation "
+            f"p={a.permutation_pvalue:.3g}; {a.test.n} queries); vs its best part `{comp['best_part']}` "
+            f"{b.test.mean_a:.4f}: {b.test.diff:+.4f} (t p={b.t_pvalue:.3g}, "
+            f"randomisation p={b.permutation_pvalue:.3g}).",
         ]
     return "\n".join(lines)
 
@@ -222,6 +255,17 @@ def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
     return conv(result)  # type: ignore[no-any-return]
 
 
+def update_docs(path: str, block: str, text: str) -> None:
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+    doc = Path(path)
+    body = doc.read_text(encoding="utf-8")
+    if start not in body or end not in body:
+        raise SystemExit(f"{doc} has no {start} ... {end} block")
+    head, rest = body.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="*", default=["cranfield", "faq"])
@@ -234,7 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--update-docs", default=None, help="rewrite a table block of this markdown file")
     p.add_argument("--block", default="methods-table", help="the block: <!-- BLOCK:start --> ... <!-- BLOCK:end -->")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "methods.json"))
+    p.add_argument("--from-json", default=None, help="render the tables of a saved --out file (no evaluation)")
     args = p.parse_args(argv)
+    if args.from_json:
+        import json
+
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        text = "\n\n".join(table(r) for r in saved["results"])
+        print(text)
+        if args.update_docs:
+            update_docs(args.update_docs, args.block, text)
+        return 0
 
     import torch
 
@@ -260,14 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     save_results(args.out, record, indent=1)
     if args.update_docs:
-        start, end = f"<!-- {args.block}:start -->", f"<!-- {args.block}:end -->"
-        doc = Path(args.update_docs)
-        body = doc.read_text(encoding="utf-8")
-        if start not in body or end not in body:
-            raise SystemExit(f"{doc} has no {start} ... {end} block")
-        head, rest = body.split(start, 1)
-        _, tail = rest.split(end, 1)
-        doc.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+        update_docs(args.update_docs, args.block, text)
     return 0
 
 
