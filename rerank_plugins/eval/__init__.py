@@ -6,6 +6,8 @@ them (extra ``eval`` / ``faiss``).
 
 from __future__ import annotations
 
+from .cache import RunCache
+from .compare import Comparison, adjust_pvalues, compare_pairs, compare_to
 from .datasets import (
     DataFormatError,
     Dataset,
@@ -24,20 +26,26 @@ from .datasets import (
     write_trec_qrels,
     write_trec_run,
 )
-from .first_stage import bm25_run, dense_run, first_stage_run, reciprocal_rank_fusion
+from .first_stage import FirstStageSettings, bm25_run, dense_run, first_stage_run, reciprocal_rank_fusion
 from .metrics import evaluate, paired_test
 from .runner import EvalReport, rerank_run, run_eval
 
 __all__ = [
+    "Comparison",
     "DataFormatError",
     "DataWarning",
     "Dataset",
     "EvalReport",
+    "FirstStageSettings",
     "LoadReport",
     "Qrels",
     "Run",
+    "RunCache",
+    "adjust_pvalues",
     "bm25_run",
     "check_run",
+    "compare_pairs",
+    "compare_to",
     "dense_run",
     "evaluate",
     "find_cranfield",
