@@ -109,7 +109,8 @@ class EvalReport:
             c = s.comparison
             p = "" if c is None else f"{c.test.diff:+.4f}: {c.t_pvalue:.3g} ({c.permutation_pvalue:.3g})"
             cells = [s.name, *(f"{s.metrics[m]:.4f}" for m in self.measures)]
-            cells += [f"{s.seconds:.1f}", f"{s.ms_per_query:.1f}", p]
+            cached = " (cache)" if s.details.get("read_from_cache") else ""  # the time read, not the time computed
+            cells += [f"{s.seconds:.1f}{cached}", f"{s.ms_per_query:.1f}", p]
             lines.append("| " + " | ".join(cells) + " |")
         if self.pairwise:
             lines += ["", *pairwise_markdown(self.pairwise)]

@@ -69,6 +69,8 @@ def test_second_identical_eval_does_not_recompute_the_dense_first_stage(
     assert [s["metrics"] for s in second["systems"]] == [s["metrics"] for s in first["systems"]]
     assert all(s["details"]["read_from_cache"] for s in second["systems"])
     assert (tmp_path / "o1" / "beir.dense.trec").read_text() == (tmp_path / "o2" / "beir.dense.trec").read_text()
+    table = runner.invoke(app, ["eval", "--dataset", str(data), "--output-dir", str(tmp_path / "m"), "--no-progress"])
+    assert "| dense |" in table.stdout and "(cache)" in table.stdout  # the time column says it was read
     _eval(app, data, tmp_path / "o3", "--no-cache")
     assert counted["dense"] == 2 and counted["bm25"] == 2
     # other queries, same corpus: the dense run is recomputed, the document embeddings are read back
