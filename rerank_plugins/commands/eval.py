@@ -110,7 +110,7 @@ def eval_command(
     from ..eval.first_stage import FIRST_STAGE_ALIASES, FIRST_STAGES, FirstStageSettings
     from ..eval.metrics import DEFAULT_MEASURES, parse_measure
     from ..eval.runner import check_comparisons, planned_rows, run_eval
-    from ..eval.trec import check_run, read_trec_run
+    from ..eval.trec import read_trec_run
 
     def canonical(name: str) -> str:
         if name in FIRST_STAGE_ALIASES:
@@ -145,15 +145,7 @@ def eval_command(
         # line, an unknown query or document id, or a judged query missing from the file stops here
         try:
             run, file_report = read_trec_run(path, strict=strict)
-            given_report = check_run(
-                run,
-                corpus_ids=full.corpus.keys(),
-                qrels=full.qrels,
-                query_ids=full.queries.keys(),
-                expected=data.judged_query_ids,
-                strict=strict,
-                source=path.stem,
-            )
+            given_report = full.check_run(run, strict=strict, source=path.stem, expected=data.judged_query_ids)
         except RerankError as exc:
             raise fail(str(exc)) from exc
         for rep in (file_report, given_report):

@@ -13,7 +13,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -80,15 +80,17 @@ class Dataset:
             qrels={q: dict(self.qrels[q]) for q in keep},
         )
 
-    def check_run(self, run: Run, *, strict: bool = False, source: str = "run") -> LoadReport:
+    def check_run(
+        self, run: Run, *, strict: bool = False, source: str = "run", expected: Iterable[str] | None = None
+    ) -> LoadReport:
         """Count unknown document ids, queries not in the data set, unjudged queries, judged queries missing
-        from ``run`` and duplicates (see :func:`check_run`)."""
+        from ``run`` (of ``expected``, default all judged queries) and duplicates (see :func:`check_run`)."""
         return check_run(
             run,
             corpus_ids=self.corpus.keys(),
             qrels=self.qrels,
             query_ids=self.queries.keys(),
-            expected=self.judged_query_ids,
+            expected=self.judged_query_ids if expected is None else expected,
             strict=strict,
             source=source,
         )

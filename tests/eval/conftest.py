@@ -92,6 +92,25 @@ def write_clean_beir(folder: Path, *, bom: bool = False, empty_doc: bool = False
 
 
 
+@pytest.fixture(scope="module")
+def app() -> Any:
+    """The real entry point (its plain, one-line error messages do not depend on the terminal's width)."""
+    from rerank_plugins import cli
+
+    return cli.build()
+
+
+@pytest.fixture
+def keyword_kind(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A model-free reranker reachable through load_reranker, for fast CLI tests."""
+    from rerank_plugins import models
+    from rerank_plugins.models import StrategySpec
+
+    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
+    monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
+    return "keyword-test"
+
+
 @pytest.fixture
 def clean_beir() -> Any:
     """``write_clean_beir``: a BEIR folder without problems (``bom=``, ``empty_doc=`` spoil it)."""

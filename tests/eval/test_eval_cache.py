@@ -11,18 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rerank_plugins import cli
 from rerank_plugins.eval import first_stage
 from rerank_plugins.eval.cache import RunCache
 from rerank_plugins.eval.datasets import load_beir
 from rerank_plugins.eval.first_stage import FirstStageSettings, first_stage_run
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return cli.build()
 
 
 @pytest.fixture

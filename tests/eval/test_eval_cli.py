@@ -11,24 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rerank_plugins import cli, models
-from rerank_plugins.models import StrategySpec
+from rerank_plugins import cli
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    """The real entry point (its plain, one-line error messages do not depend on the terminal's width)."""
-    return cli.build()
-
-
-@pytest.fixture
-def keyword_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A model-free reranker reachable through load_reranker, for fast CLI tests."""
-    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
-    monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
-    return "keyword-test"
 
 
 def test_commands_are_registered() -> None:

@@ -13,10 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rerank_plugins import cli, models
 from rerank_plugins.errors import ConfigError
 from rerank_plugins.eval.compare import adjust_pvalues, compare_pairs, compare_to
-from rerank_plugins.models import StrategySpec
 
 scipy_stats = pytest.importorskip("scipy.stats")
 runner = CliRunner()
@@ -35,18 +33,6 @@ def holm_by_hand(pvalues: list[float]) -> list[float]:
         best = max(best, min(1.0, (m - k) * p))
         out[i] = best
     return out
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return cli.build()
-
-
-@pytest.fixture
-def keyword_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
-    monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
-    return "keyword-test"
 
 
 @pytest.fixture

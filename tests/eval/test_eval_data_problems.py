@@ -15,10 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rerank_plugins import cli, models
+from rerank_plugins import models
 from rerank_plugins.eval import first_stage
 from rerank_plugins.eval.datasets import DataFormatError, load_beir
-from rerank_plugins.models import StrategySpec
 
 runner = CliRunner()
 BOM = "\ufeff"
@@ -32,13 +31,8 @@ def write_run(path: Path, rows: list[tuple[str, str, float]], *, bom: bool = Fal
     return path
 
 
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return cli.build()
-
-
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+def calls(monkeypatch: pytest.MonkeyPatch, keyword_kind: str) -> dict[str, int]:
     """Counts of first-stage retrievals (BM25, dense) and reranker loads made by the command."""
     counts = {"bm25": 0, "dense": 0, "load_reranker": 0}
 
@@ -52,8 +46,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     monkeypatch.setattr(first_stage, "bm25_run", counted("bm25", first_stage.bm25_run))
     monkeypatch.setattr(first_stage, "dense_run", counted("dense", first_stage.dense_run))
     monkeypatch.setattr(models, "load_reranker", counted("load_reranker", models.load_reranker))
-    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
-    monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
     return counts
 
 
