@@ -13,26 +13,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rerank_plugins import cli, models
 from rerank_plugins.eval.datasets import DataFormatError, load_beir
 from rerank_plugins.eval.metrics import evaluate
 from rerank_plugins.eval.trec import write_trec_run
-from rerank_plugins.models import StrategySpec
 
 ir_measures = pytest.importorskip("ir_measures")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return cli.build()
-
-
-@pytest.fixture
-def keyword_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
-    monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
-    return "keyword-test"
 
 
 @pytest.fixture
