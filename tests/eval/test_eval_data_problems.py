@@ -151,3 +151,12 @@ def test_empty_beir_document_is_counted_and_strict_stops(
     assert result.exit_code == 0 and "empty_documents=1" in result.stdout
     calls.update(bm25=0, dense=0, load_reranker=0)
     _assert_strict_stops_early(app, folder, run, tmp_path / "s", calls, "'d5'")
+
+
+def test_unknown_document_in_run_fails_strict_before_the_baselines(
+    clean_beir: Any, app: typer.Typer, tmp_path: Path, calls: dict[str, int]
+) -> None:
+    # the case: with the default baselines the unknown-document error came after 201 s of retrieval
+    data = clean_beir(tmp_path / "beir")
+    run = write_run(tmp_path / "given.trec", [*RUN, ("q2", "ghost", 0.5)])
+    _assert_strict_stops_early(app, data, run, tmp_path / "s", calls, "'ghost'")
