@@ -45,7 +45,7 @@ register_recipe(
         ids=("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
         family="Qwen3-Reranker",
         kind="yes-no",
-        reference="Qwen3-Reranker model card code (Transformers usage; transcribed in tests/recipes/qwen3_card.py)",
+        reference='Qwen3-Reranker model card code, "Transformers Usage" (https://huggingface.co/Qwen/Qwen3-Reranker-0.6B)',
         options={
             "prompt_format": QWEN3_FORMAT,
             "labels": {"yes": ["yes"], "no": ["no"]},
