@@ -7,7 +7,7 @@ through :func:`load_reranker` or by attribute access (``rerank_plugins.CrossEnco
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import Reranker, Scores, ScoresLike, scores_from_order
 from .errors import (
@@ -29,12 +29,52 @@ from .models import (
 )
 from .types import Candidate, Query, RankedList, ScoredCandidate, WindowTrace
 
+if TYPE_CHECKING:
+    # What a type checker reads: the names of _LAZY below, imported for real only on first attribute access
+    # (tests/test_public_api.py checks that these imports, _LAZY and __all__ agree).
+    from ._classify import (
+        Classification,
+        LabelClassifier,
+        LabelScore,
+        classify,
+    )
+    from .backends.loader import load_llm_backend
+    from .backends.openai import OpenAIBackend
+    from .backends.transformers import TransformersLLMBackend
+    from .engine.cache import ScoreCache
+    from .images import ImageLimits
+    from .rankers.cascade import CascadeReranker
+    from .rankers.clip import ClipReranker
+    from .rankers.cross_encoder import CrossEncoderReranker
+    from .rankers.e2rank import E2RankReranker
+    from .rankers.embedding import EmbeddingReranker
+    from .rankers.fusion import FusionReranker
+    from .rankers.insertrank import InsertRankReranker
+    from .rankers.late_interaction import ColBERTReranker
+    from .rankers.listwise import FirstReranker, ListwiseReranker
+    from .rankers.pairwise import PairwiseReranker, RatingJudgeReranker
+    from .rankers.pointwise_llm import (
+        GradedLLMReranker,
+        PointwiseLLMReranker,
+        YesNoLLMReranker,
+    )
+    from .rankers.prf_text import TextPRFReranker
+    from .rankers.prf_vector import VectorPRFReranker
+    from .rankers.reasoning import ReasoningReranker
+    from .rankers.remote import RemoteReranker
+    from .rankers.seq2seq import DuoT5Reranker, MonoT5Reranker
+    from .rankers.vision_reasoning import VisionReasoningReranker
+    from .rankers.vision_yes_no import VisionYesNoReranker
+
 __version__ = "0.1.0"
 
 # Heavy classes, imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
     "CrossEncoderReranker": "rerank_plugins.rankers.cross_encoder",
     "EmbeddingReranker": "rerank_plugins.rankers.embedding",
+    "MonoT5Reranker": "rerank_plugins.rankers.seq2seq",
+    "DuoT5Reranker": "rerank_plugins.rankers.seq2seq",
+    "ColBERTReranker": "rerank_plugins.rankers.late_interaction",
     "ScoreCache": "rerank_plugins.engine.cache",
     "FusionReranker": "rerank_plugins.rankers.fusion",
     "CascadeReranker": "rerank_plugins.rankers.cascade",
@@ -67,30 +107,61 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__",
-    "Reranker",
-    "Scores",
-    "ScoresLike",
-    "scores_from_order",
-    "Query",
-    "Candidate",
-    "ScoredCandidate",
-    "RankedList",
-    "WindowTrace",
-    "RerankError",
-    "ConfigError",
-    "InvalidInputError",
-    "ModelNotFoundError",
-    "MissingDependencyError",
     "BackendError",
+    "Candidate",
+    "CascadeReranker",
+    "Classification",
+    "ClipReranker",
+    "ColBERTReranker",
+    "ConfigError",
+    "CrossEncoderReranker",
+    "DuoT5Reranker",
+    "E2RankReranker",
+    "EmbeddingReranker",
+    "FirstReranker",
+    "FusionReranker",
+    "GradedLLMReranker",
+    "ImageLimits",
+    "InsertRankReranker",
+    "InvalidInputError",
+    "LabelClassifier",
+    "LabelScore",
+    "ListwiseReranker",
+    "MissingDependencyError",
+    "ModelNotFoundError",
     "ModelOutputError",
     "ModelRef",
-    "load_reranker",
-    "register_strategy",
-    "register_model",
-    "strategies",
+    "MonoT5Reranker",
+    "OpenAIBackend",
+    "PairwiseReranker",
+    "PointwiseLLMReranker",
+    "Query",
+    "RankedList",
+    "RatingJudgeReranker",
+    "ReasoningReranker",
+    "RemoteReranker",
+    "RerankError",
+    "Reranker",
+    "ScoreCache",
+    "ScoredCandidate",
+    "Scores",
+    "ScoresLike",
+    "TextPRFReranker",
+    "TransformersLLMBackend",
+    "VectorPRFReranker",
+    "VisionReasoningReranker",
+    "VisionYesNoReranker",
+    "WindowTrace",
+    "YesNoLLMReranker",
+    "__version__",
     "bundled_models",
-    *_LAZY,
+    "classify",
+    "load_llm_backend",
+    "load_reranker",
+    "register_model",
+    "register_strategy",
+    "scores_from_order",
+    "strategies",
 ]
 
 

@@ -17,14 +17,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from .errors import InvalidInputError
 from .validation import is_number
 
+if TYPE_CHECKING:
+    import os
+
+    from .refs import ModelRef
+
 __all__ = [
     "Candidate",
+    "Embedder",
     "ImageInput",
+    "LoadedModel",
+    "ModelLike",
     "Query",
     "RankedList",
     "ScoredCandidate",
@@ -35,6 +43,28 @@ __all__ = [
 
 #: An image given as a filesystem path, raw encoded bytes, or a ``PIL.Image.Image``.
 ImageInput = str | Path | bytes | Any
+
+#: Where a model's weights are: a bundled name (``"minilm"``), a hub id, a local path, or a
+#: :class:`~rerank_plugins.refs.ModelRef`. (A string for the type checker: ``refs`` sits above this module.)
+ModelLike: TypeAlias = "str | os.PathLike[str] | ModelRef"
+
+
+class LoadedModel(Protocol):
+    """A model object already in memory that an encoder strategy uses as is instead of loading one: a
+    ``transformers`` ``PreTrainedModel``, a sentence-transformers ``SentenceTransformer`` or ``CrossEncoder``
+    (each a ``torch.nn.Module``). Structural, so that typing it needs no torch import."""
+
+    def eval(self) -> Any: ...
+
+
+class Embedder(Protocol):
+    """What the vector methods (PRF, E2Rank) embed with: an
+    :class:`~rerank_plugins.rankers.embedding.EmbeddingReranker` or any object with these two methods, each
+    returning a ``(len(texts), dim)`` array."""
+
+    def embed_queries(self, texts: Sequence[str]) -> Any: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> Any: ...
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

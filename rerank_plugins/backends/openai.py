@@ -108,6 +108,7 @@ from .._optional import require
 from .._warnings import caller_stacklevel
 from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
+from ..refs import ModelRef
 from ..validation import check_int, check_number
 from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
 from .chat_template import ChatTemplate
@@ -199,7 +200,7 @@ class OpenAIBackend(LLMBackend):
 
     def __init__(
         self,
-        model: Any = None,
+        model: str | ModelRef | None = None,
         *,
         base_url: str,
         api_key: str | None = None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .._optional import require
 from .._warnings import caller_stacklevel
@@ -33,8 +33,8 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..images import ImageLimits, load_candidate_images, load_query_image
-from ..refs import ModelRef, resolve_model
-from ..types import Candidate, Query
+from ..refs import resolve_model
+from ..types import Candidate, LoadedModel, ModelLike, Query
 from ..validation import check_int, check_number
 from ._vision import check_image_limits, modality
 
@@ -60,7 +60,7 @@ class ClipReranker(Reranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         device: str | None = None,
         dtype: str | None = None,
@@ -79,7 +79,7 @@ class ClipReranker(Reranker):
             if device is not None:
                 self.model.to(resolve_device(device))
         else:
-            ref = resolve_model(model)
+            ref = resolve_model(cast(ModelLike, model))  # a loaded model took the branch above
             self._model_id = ref.bundled_name or ref.name_or_path
             from ..backends.encoders import load_sentence_transformer
 

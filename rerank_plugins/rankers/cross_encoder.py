@@ -53,7 +53,7 @@ from ..engine.length_policy import (
 )
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
-from ..types import Candidate, Query
+from ..types import Candidate, LoadedModel, ModelLike, Query
 from ..validation import check_int
 from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
 from ._pair_encoding import EncodedPairs, encode_pairs
@@ -100,7 +100,7 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         max_length: int = 512,
         query_max_length: int | None = None,

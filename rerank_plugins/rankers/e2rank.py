@@ -27,7 +27,6 @@ the plain query cosine instead of the input order.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -36,8 +35,7 @@ from .._optional import require
 from .._warnings import caller_stacklevel
 from ..base import Reranker, Scores
 from ..errors import ConfigError
-from ..refs import ModelRef
-from ..types import Candidate, Query
+from ..types import Candidate, Embedder, LoadedModel, ModelLike, Query
 from ..validation import check_choice, check_int, check_number
 from ._compose import as_embedder, candidate_texts
 
@@ -80,7 +78,7 @@ class E2RankReranker(Reranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any = "minilm",
+        model: ModelLike | Embedder | LoadedModel = "minilm",
         *,
         num_input_docs: int = 20,
         instruction: str = PAPER_INSTRUCTION,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
@@ -22,7 +22,7 @@ from ..base import Reranker, Scores
 from ..engine.cache import ScoreCache, make_cache
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..refs import ModelRef, resolve_model
-from ..types import Candidate, Query
+from ..types import Candidate, LoadedModel, ModelLike, Query
 from ..validation import check_int
 from ._compose import candidate_texts
 
@@ -53,7 +53,7 @@ class EmbeddingReranker(Reranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         device: str | None = None,
         dtype: str | None = None,
@@ -91,7 +91,7 @@ class EmbeddingReranker(Reranker):
             if device is not None:
                 self.model.to(resolve_device(device))
         else:
-            ref = resolve_model(model)
+            ref = resolve_model(cast(ModelLike, model))  # a loaded model took the branch above
             self.model_ref = ref
             self._model_id = ref.bundled_name or ref.name_or_path
             from ..backends.encoders import load_sentence_transformer

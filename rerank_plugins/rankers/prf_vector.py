@@ -23,15 +23,13 @@ No extra model call is needed beyond plain cosine reranking. Each candidate's de
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._optional import require
 from ..base import Reranker, Scores
 from ..errors import ConfigError
-from ..refs import ModelRef
-from ..types import Candidate, Query
+from ..types import Candidate, Embedder, LoadedModel, ModelLike, Query
 from ..validation import check_choice, check_int, check_number
 from ._compose import as_embedder, candidate_texts
 
@@ -65,7 +63,7 @@ class VectorPRFReranker(Reranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any = "minilm",
+        model: ModelLike | Embedder | LoadedModel = "minilm",
         *,
         alpha: float = 0.7,
         beta: float = 0.3,

@@ -34,7 +34,7 @@ import itertools
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
@@ -52,8 +52,8 @@ from ..engine.length_policy import (
     warn_truncated,
 )
 from ..errors import BackendError, ConfigError
-from ..refs import ModelRef, resolve_model
-from ..types import Candidate, Query
+from ..refs import resolve_model
+from ..types import Candidate, LoadedModel, ModelLike, Query
 from ..validation import check_int
 from ._compose import candidate_texts
 from .cross_encoder import CPU_TOKEN_BUDGET
@@ -70,7 +70,7 @@ class Seq2SeqScorer:
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         token_true: str,
         token_false: str,
@@ -91,7 +91,7 @@ class Seq2SeqScorer:
             hf_model = model
             tok_source: Any = tokenizer
         else:
-            ref = resolve_model(model)
+            ref = resolve_model(cast(ModelLike, model))  # a loaded model took the branch above
             self.model_id = ref.bundled_name or ref.name_or_path
             hf_model = load_seq2seq_lm(ref, trust_remote_code=trust_remote_code)
             tok_source = tokenizer if tokenizer is not None else (ref.tokenizer or ref.name_or_path)
@@ -316,7 +316,7 @@ class MonoT5Reranker(_Seq2SeqReranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         template: str = MONO_TEMPLATE,
         token_true: str = "\u2581true",
@@ -398,7 +398,7 @@ class DuoT5Reranker(_Seq2SeqReranker):
 
     def __init__(
         self,
-        model: str | ModelRef | os.PathLike[str] | Any,
+        model: ModelLike | LoadedModel,
         *,
         template: str = DUO_TEMPLATE,
         token_true: str = "\u2581true",
