@@ -263,18 +263,18 @@ class RequestPipeline:
             elif truncate or (truncate is None and direction == "left"):
                 budget = max_length
             if budget is not None and texts:
-                room = budget - tokens.pair_special() - tokens.query_tokens(query)
+                room = tokens.room(query, budget)
                 if room < 1:
                     raise HTTPProblem(413, "too_large", f"the query leaves no room for a document within {budget} "
                                       "tokens (query tokens plus the pair's special tokens); shorten the query")
                 texts, _ = tokens.cut(texts, room, side)
-            lengths = tokens.pair_lengths(query, texts, cap=truncate is not False)
+            lengths = tokens.input_lengths(query, texts, cap=truncate is not False)
             if truncate is False and max_length is not None:
                 for i, n in enumerate(lengths):
                     if n > max_length:
-                        raise HTTPProblem(413, "too_large", f"document {i}: the (query, document) pair has {n} "
-                                          f"tokens and the model reads at most {max_length}; send truncate: true")
-            return texts, sum(lengths)
+                        raise HTTPProblem(413, "too_large", f"document {i}: the model input has {n} tokens and the "
+                                          f"model reads at most {max_length}; send truncate: true")
+            return texts, tokens.query_tokens(query) + sum(lengths)
 
     async def rank(self, request: Any, groups: list[tuple[Query, list[Candidate]]]) -> list[RankedList]:
         """Score each (query, candidates) group through the micro-batcher; a client that hangs up meanwhile

@@ -18,12 +18,15 @@ Activation
     ``score_activation="sigmoid"`` (service option) declares the scores logits whatever the engine says, ``"raw"``
     turns activation off everywhere. Per request, ``raw_scores: true`` asks for the raw form.
 
-Token truncation
-    Only rerankers with a fast (Rust) tokenizer (``tokenizer`` attribute, e.g. the cross-encoder) can cut by
-    tokens. Documents are cut exactly as the cross-encoder's ``doc_max_length`` cuts them
-    (``rerank_plugins.rankers._pair_encoding._cap_texts``: the text up to the end offset of the last kept token),
-    or from the left (the text from the start offset of the first kept token). A reranker without one gets a
-    clear 422 for ``max_tokens_per_doc`` / ``truncate`` / ``truncation_direction`` / ``truncate_prompt_tokens``.
+Token truncation and counting
+    Rerankers with a fast (Rust) tokenizer can cut and count by tokens (:class:`TokenTools`): a cross-encoder
+    (``tokenizer``: each (query, document) pair is one model input), monoT5 (its ``template`` rendered around
+    both) and an embedding reranker (its ``SentenceTransformer``'s tokenizer: the query and each document are
+    read alone, each with its prompt, cut at ``max_seq_length``; the default bundled MiniLM is one). Documents are
+    cut exactly as the cross-encoder's ``doc_max_length`` cuts them (``rerank_plugins.rankers._pair_encoding.
+    _cap_texts``: the text up to the end offset of the last kept token), or from the left (the text from the
+    start offset of the first kept token). A reranker without one gets a clear 422 for ``max_tokens_per_doc`` /
+    ``truncate`` / ``truncation_direction`` / ``truncate_prompt_tokens``, and its ``usage`` counts words.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ..base import Reranker
+from ..engine.length_policy import LengthPolicy, plan_document
 from ..rankers._pair_encoding import _cap_texts
 from ..validation import check_choice
 
@@ -112,14 +117,34 @@ class ScoreMapper:
 
 
 class TokenTools:
-    """Token cutting and counting with the engine's own tokenizer (``available`` is False without one)."""
+    """Token cutting and counting with the engine's own tokenizer (``available`` is False without one).
+
+    ``mode`` says how the model reads a request (see the module docstring): ``"pair"`` (a cross-encoder: the
+    query and each document as one pair), ``"template"`` (monoT5: the prompt template around both) or
+    ``"single"`` (an embedding reranker: the query once and each document alone, each with its prompt).
+    """
 
     def __init__(self, engine: Reranker) -> None:
-        tok = getattr(engine, "tokenizer", None)
-        self.tokenizer = tok if tok is not None and getattr(tok, "is_fast", False) else None
-        max_length = getattr(engine, "max_length", None)
-        self.max_length: int | None = max_length if isinstance(max_length, int) and max_length > 0 else None
         self.engine_name = engine.name
+        self.mode = "pair"
+        self.query_prompt = self.document_prompt = ""
+        self.template: str | None = None
+        tok = getattr(engine, "tokenizer", None)
+        max_length = getattr(engine, "max_length", None)
+        encoder = _sentence_encoder(engine)
+        if encoder is not None:
+            # sentence-transformers reads prompt + text, each text alone, cut at max_seq_length
+            # (sentence_transformers 6.2.0 base/modules/transformer.py: preprocess, prepend_prompt_to_texts)
+            self.mode = "single"
+            tok, max_length = encoder.tokenizer, encoder.max_seq_length
+            self.query_prompt = getattr(engine, "query_prompt", None) or ""
+            self.document_prompt = getattr(engine, "document_prompt", None) or ""
+        else:
+            template = getattr(engine, "template", None)
+            if isinstance(template, str) and "{query}" in template and "{document}" in template:
+                self.mode, self.template = "template", template
+        self.tokenizer = tok if tok is not None and getattr(tok, "is_fast", False) else None
+        self.max_length: int | None = max_length if isinstance(max_length, int) and max_length > 0 else None
 
     @property
     def available(self) -> bool:
@@ -127,7 +152,7 @@ class TokenTools:
 
     def unavailable_message(self, option: str) -> str:
         return (f"{option} needs a reranker that truncates by tokens; {self.engine_name} has no fast tokenizer the "
-                "service can use (cross-encoders have one); leave the option out")
+                "service can use (cross-encoders, embedding rerankers and monoT5 have one); leave the option out")
 
     def cut(self, texts: Sequence[str], limit: int, direction: str = "right") -> tuple[list[str], int]:
         """Keep the first (``"right"``) or last (``"left"``) ``limit`` tokens of each text; returns (texts, cut)."""
@@ -145,23 +170,80 @@ class TokenTools:
                 out.append(text)
         return out, n
 
+    def _ids(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[list[int]]:
+        assert self.tokenizer is not None
+        if pairs is None:
+            return list(self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"])
+        return list(self.tokenizer(list(texts), list(pairs), truncation=False, verbose=False)["input_ids"])
+
+    def _inputs(self, query: str, texts: Sequence[str]) -> tuple[list[str], list[str] | None]:
+        """The model inputs of each document: (texts, pair texts) for the tokenizer."""
+        if self.mode == "single":
+            return [self.document_prompt + t for t in texts], None
+        if self.mode == "template":
+            assert self.template is not None
+            return [self.template.format(query=query, document=t) for t in texts], None
+        return [query] * len(texts), list(texts)
+
+    def room(self, query: str, budget: int) -> int:
+        """Tokens of its own text a document may keep so that its model input fits ``budget``."""
+        assert self.tokenizer is not None
+        (empty,) = self._ids(*self._inputs(query, [""]))
+        return budget - len(empty)
+
     def query_tokens(self, query: str) -> int:
-        assert self.tokenizer is not None
-        return len(self.tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+        """Tokens of the query read on its own (``"single"`` mode; 0 otherwise: the pairs hold the query)."""
+        if self.mode != "single" or self.tokenizer is None:
+            return 0
+        (ids,) = self._ids([self.query_prompt + query])
+        return min(len(ids), self.max_length) if self.max_length is not None else len(ids)
 
-    def pair_special(self) -> int:
-        assert self.tokenizer is not None
-        return int(self.tokenizer.num_special_tokens_to_add(pair=True))
-
-    def pair_lengths(self, query: str, texts: Sequence[str], *, cap: bool = True) -> list[int]:
-        """Tokens of each (query, text) pair as the model reads it (special tokens in; capped at max_length,
-        where the engine cuts, unless ``cap`` is false)."""
-        assert self.tokenizer is not None
+    def input_lengths(self, query: str, texts: Sequence[str], *, cap: bool = True) -> list[int]:
+        """Tokens of each document's model input (special tokens and the query or prompt in; capped at
+        max_length, where the engine cuts, unless ``cap`` is false)."""
         if not texts:
             return []
-        enc = self.tokenizer([query] * len(texts), list(texts), truncation=False, verbose=False)
+        lengths = [len(ids) for ids in self._ids(*self._inputs(query, texts))]
         limit = self.max_length if self.max_length is not None and cap else sys.maxsize
-        return [min(limit, len(ids)) for ids in enc["input_ids"]]
+        return [min(limit, n) for n in lengths]
+
+    def chunked_lengths(self, query: str, texts: Sequence[str], policy: LengthPolicy) -> list[int]:
+        """Tokens the model reads of each document under a chunking ``policy``: the sum over its windows
+        (planned as the engines plan them, :func:`~rerank_plugins.engine.length_policy.plan_document`)."""
+        assert self.tokenizer is not None
+        full = self.input_lengths(query, texts, cap=False)
+        if self.max_length is None:
+            return full
+        out: list[int] = []
+        for text, length in zip(texts, full):
+            if length <= self.max_length:
+                out.append(length)
+                continue
+
+            def measure(s: int, e: int, text: str = text) -> int:
+                (ids,) = self._ids(*self._inputs(query, [text[s:e]]))
+                return len(ids)
+
+            plan = plan_document(policy, len(text), self.max_length, measure, partial(_offsets, self.tokenizer, text),
+                                 full_length=length, who=self.engine_name)
+            out.append(sum(measure(s, e) for s, e in plan.spans))
+        return out
+
+
+def _offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [tuple(o) for o in enc["offset_mapping"]]
+
+
+def _sentence_encoder(engine: Reranker) -> Any:
+    """The ``SentenceTransformer`` of an embedding reranker, or None."""
+    embedding = sys.modules.get("rerank_plugins.rankers.embedding")
+    if embedding is None or not isinstance(engine, embedding.EmbeddingReranker):
+        return None
+    model = getattr(engine, "model", None)
+    if model is None or not hasattr(model, "tokenizer") or not isinstance(getattr(model, "max_seq_length", None), int):
+        return None
+    return model
 
 
 def count_words(query: str, texts: Sequence[str]) -> int:

@@ -174,3 +174,95 @@ def test_usage_counts_the_tokens_the_model_reads(ce_dir):
         assert capped["usage"]["total_tokens"] < sum(lengths)
         models = c.get("/v1/models").json()
         assert models["data"][0]["max_model_len"] == 24
+
+
+# ---------------------------------------------------------------- the default model's path (issue 21 item 5)
+# An embedding reranker (the default bundled MiniLM is one) reads the query once and each document alone, cut at
+# max_seq_length: the service counts and cuts by that tokenizer.
+LONG_DOCS = [DOCS[0] * 4, *DOCS[1:3]]
+
+
+@pytest.fixture(scope="module")
+def st_dir(tmp_path_factory):
+    from rerank_plugins.testing.tiny_models import build_tiny_sentence_transformer
+
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("serve-st"))
+
+
+def embedding(path, **kw):
+    from rerank_plugins.rankers.embedding import EmbeddingReranker
+
+    return EmbeddingReranker(str(path), **kw)
+
+
+def scores(reranker, docs):
+    return {r.original_position: r.score for r in reranker.rerank(QUERY, docs)}
+
+
+def cut(tok, texts, n):
+    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return [t[: o[n - 1][1]] if len(o) > n else t for t, o in zip(texts, enc["offset_mapping"])]
+
+
+def read_tokens(engine, query, docs):
+    """What the sentence-transformers model reads: prompt + text, special tokens in, cut at max_seq_length."""
+    tok, limit = engine.model.tokenizer, engine.model.max_seq_length
+    q = min(limit, len(tok((engine.query_prompt or "") + query)["input_ids"]))
+    return q + sum(min(limit, len(ids)) for ids in tok([(engine.document_prompt or "") + d for d in docs])["input_ids"])
+
+
+def test_embedding_usage_counts_the_models_tokens_not_words(st_dir):
+    engine = embedding(st_dir, query_prompt="query: ", document_prompt="passage: ")
+    want = read_tokens(engine, QUERY, LONG_DOCS)
+    words = len(QUERY.split()) * len(LONG_DOCS) + sum(len(d.split()) for d in LONG_DOCS)
+    assert want != words
+    with TestClient(create_app(engine)) as c:
+        data = c.post("/v1/rerank", json={"query": QUERY, "documents": LONG_DOCS}).json()
+        assert data["usage"]["total_tokens"] == want == data["meta"]["tokens"]["input_tokens"]
+        score = c.post("/score", json={"text_1": QUERY, "text_2": LONG_DOCS}).json()
+        assert score["usage"]["total_tokens"] == want
+
+
+def test_embedding_token_options_cut_with_the_models_tokenizer(st_dir):
+    engine = embedding(st_dir)
+    tok, limit = engine.model.tokenizer, engine.model.max_seq_length
+    assert len(tok(LONG_DOCS[0])["input_ids"]) > limit  # the long document is over the model's limit
+    relevance = create_app(engine).state.scores.relevance
+    with TestClient(create_app(engine)) as c:
+        capped = c.post("/v2/rerank", json={"query": QUERY, "documents": LONG_DOCS, "max_tokens_per_doc": 5})
+        assert capped.status_code == 200, capped.text
+        want = {i: relevance(s) for i, s in scores(engine, cut(tok, LONG_DOCS, 5)).items()}
+        assert {r["index"]: r["relevance_score"] for r in capped.json()["results"]} == pytest.approx(want, abs=1e-6)
+        assert capped.json()["usage"]["total_tokens"] == read_tokens(engine, QUERY, cut(tok, LONG_DOCS, 5))
+
+        # truncate: true cuts where sentence-transformers cuts (its max_seq_length): the scores do not change
+        tei = c.post("/rerank", json={"query": QUERY, "texts": LONG_DOCS, "truncate": True})
+        assert tei.status_code == 200, tei.text
+        full = {i: relevance(s) for i, s in scores(engine, LONG_DOCS).items()}
+        assert {r["index"]: r["score"] for r in tei.json()} == pytest.approx(full, abs=1e-5)
+        refused = c.post("/rerank", json={"query": QUERY, "texts": LONG_DOCS, "truncate": False})
+        assert refused.status_code == 413 and "document 0" in refused.json()["error"]
+        assert c.post("/rerank", json={"query": QUERY, "texts": LONG_DOCS[1:], "truncate": False}).status_code == 200
+
+        # vLLM's truncate_prompt_tokens: tokens per model input, special tokens in
+        budget = 9
+        room = budget - tok.num_special_tokens_to_add(pair=False)
+        vllm = c.post("/score", json={"text_1": QUERY, "text_2": LONG_DOCS, "truncate_prompt_tokens": budget})
+        assert vllm.status_code == 200, vllm.text
+        want = {i: relevance(s) for i, s in scores(engine, cut(tok, LONG_DOCS, room)).items()}
+        assert {d["index"]: d["score"] for d in vllm.json()["data"]} == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_default_model_has_a_token_path():
+    """The bundled MiniLM (the service's default model) counts and cuts by its own WordPiece tokens."""
+    from rerank_plugins import load_reranker
+
+    engine = load_reranker("minilm")
+    want = read_tokens(engine, QUERY, LONG_DOCS)
+    with TestClient(create_app(engine)) as c:
+        data = c.post("/v1/rerank", json={"query": QUERY, "documents": LONG_DOCS}).json()
+        assert data["usage"]["total_tokens"] == want
+        for body in ({"max_tokens_per_doc": 16}, {"truncate": True}, {"truncate_prompt_tokens": 64}):
+            r = c.post("/v2/rerank", json={"query": QUERY, "documents": LONG_DOCS, **body})
+            assert r.status_code == 200, (body, r.text)
