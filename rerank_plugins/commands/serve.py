@@ -18,6 +18,7 @@ _LIMITS = "Limits"
 _BATCH = "Batching"
 _TIMEOUTS = "Timeouts"
 _SECURITY = "Security"
+_LONG = "Long documents"
 
 
 def serve_command(
@@ -36,6 +37,15 @@ def serve_command(
         str, typer.Option(help="model: the model's activation (relevance_score in [0, 1] for cross-encoders and "
                                "cosine models); sigmoid: treat scores as logits; raw: no activation")
     ] = "model",
+    long_document_strategy: Annotated[
+        str | None, typer.Option(help="default of the request field: truncate (cut a document past the model's "
+                                      "length) or chunk (score token windows, keep the best; results get "
+                                      "best_chunk) (default: the reranker's own policy)", rich_help_panel=_LONG)
+    ] = None,
+    max_chunks_per_doc: Annotated[
+        int | None, typer.Option(min=1, help="default of Cohere's max_chunks_per_doc: most windows per document "
+                                             "in chunk mode (default: the reranker's, 10)", rich_help_panel=_LONG)
+    ] = None,
     max_documents: Annotated[int, typer.Option(min=1, help="documents per request", rich_help_panel=_LIMITS)] = 1000,
     max_chars_per_document: Annotated[
         int, typer.Option(min=1, help="characters per document", rich_help_panel=_LIMITS)] = 32_768,
@@ -115,6 +125,8 @@ def serve_command(
             metrics_open=metrics_open,
             cors_origins=cors_origin or None,
             score_activation=score_activation,
+            long_document_strategy=long_document_strategy,
+            max_chunks_per_doc=max_chunks_per_doc,
         )
     except (RerankError, ImportError) as exc:
         raise fail(str(exc)) from exc

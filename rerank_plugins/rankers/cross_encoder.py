@@ -45,6 +45,7 @@ from ..base import Reranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
 from ..engine.length_policy import (
+    LengthPolicy,
     TruncationWarning,
     call_stats,
     document_score,
@@ -230,6 +231,22 @@ class CrossEncoderReranker(Reranker):
         clone.activation = clone._resolve_activation(activation, clone.model.config)
         if clone.activation != self.activation:
             clone._cache_key = f"{self._cache_key}|as={clone.activation}"
+        return clone
+
+    def with_length_policy(self, policy: LengthPolicy) -> CrossEncoderReranker:
+        """A copy sharing this reranker's model, tokenizer and score cache that follows ``policy`` (its
+        ``long_documents``, ``max_chunks``, ``chunk_overlap`` and ``chunk_aggregate``): how the service honours a
+        per-request ``long_document_strategy`` / ``max_chunks_per_doc`` without loading the model twice. This
+        reranker itself when ``policy`` is its own."""
+        if policy == self.policy:
+            return self
+        if policy.chunking and not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(f"long_documents chunking needs a fast (Rust) tokenizer; {type(self.tokenizer).__name__} "
+                              "is not one")
+        clone = copy.deepcopy(self)
+        clone.policy = policy
+        clone.long_documents, clone.chunk_overlap = policy.long_documents, policy.chunk_overlap
+        clone._cache_key = self._cache_key.replace(f"|{self.policy.describe()}|", f"|{policy.describe()}|", 1)
         return clone
 
     def __getstate__(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ every pair of documents).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -288,6 +289,20 @@ class _Seq2SeqReranker(Reranker):
         short = os.path.basename(self.scorer.model_id.rstrip("/\\")) or self.scorer.model_id
         self.name = f"{self.name}:{short}"
 
+    def with_length_policy(self, policy: LengthPolicy) -> _Seq2SeqReranker:
+        """A copy sharing this reranker's model and tokenizer that follows ``policy`` (``long_documents``,
+        ``max_chunks``, ``chunk_overlap``, ``chunk_aggregate``): how the service honours a per-request
+        ``long_document_strategy`` / ``max_chunks_per_doc``. This reranker itself when ``policy`` is its own."""
+        if policy == self.policy:
+            return self
+        self._check_policy(policy)
+        clone = copy.copy(self)
+        clone.policy, clone.long_documents = policy, policy.long_documents
+        return clone
+
+    def _check_policy(self, policy: LengthPolicy) -> None:
+        """Refuse a policy this strategy cannot follow (a :class:`ConfigError` saying why)."""
+
     def close(self) -> None:
         """Drop the model. Idempotent."""
         self.scorer.close()
@@ -413,12 +428,7 @@ class DuoT5Reranker(_Seq2SeqReranker):
         trust_remote_code: bool = False,
     ) -> None:
         policy = policy_from_options(long_documents=long_documents)
-        if policy.chunking:
-            raise ConfigError(
-                "duoT5 compares two whole documents per prompt, so long_documents='chunk' would score every pair "
-                "of windows of every pair of documents; chunk with monoT5 first (long_documents='chunk'), then "
-                "give duoT5 the head of that list with long_documents='truncate'"
-            )
+        self._check_policy(policy)
         if not isinstance(template, str) or not all(k in template for k in ("{query}", "{document0}", "{document1}")):
             raise ConfigError("template must contain {query}, {document0} and {document1}")
         super().__init__(
@@ -426,6 +436,14 @@ class DuoT5Reranker(_Seq2SeqReranker):
             batch_size=batch_size, max_tokens=max_tokens, policy=policy, device=device,
             dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
         )
+
+    def _check_policy(self, policy: LengthPolicy) -> None:
+        if policy.chunking:
+            raise ConfigError(
+                "duoT5 compares two whole documents per prompt, so long_documents='chunk' would score every pair "
+                "of windows of every pair of documents; chunk with monoT5 first (long_documents='chunk'), then "
+                "give duoT5 the head of that list with long_documents='truncate'"
+            )
 
     def encode_pair(self, query: str, document0: str, document1: str) -> tuple[list[int], bool]:
         """Token ids of one duoT5 prompt and whether it was cut to fit ``max_length``."""

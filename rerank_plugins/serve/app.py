@@ -28,6 +28,11 @@ Clients that leave
     queued work is cancelled (the reranker never sees it) and it counts in ``rerank_client_disconnects_total``
     (not as an error; status 499 in ``rerank_requests_total``). A client that hangs up mid-body counts the same way.
 
+Long documents
+    ``long_document_strategy`` (``"truncate"`` / ``"chunk"``) and Cohere v1's ``max_chunks_per_doc`` in a body
+    choose the reranker's length policy per request (:mod:`.long_documents`); in chunk mode each result carries
+    ``best_chunk`` (:mod:`.cohere_api`) and ``usage`` counts every window's tokens.
+
 Batching
     Requests go through a :class:`~rerank_plugins.serve.batcher.MicroBatcher`: concurrent requests are grouped
     (``max_batch`` requests, ``batch_wait_ms`` of waiting when idle) into one ``rerank_batch`` call that runs in
@@ -50,9 +55,11 @@ from typing import Any
 
 from .._optional import require
 from ..base import Reranker
-from ..validation import check_instance, check_int, check_number
+from ..engine.length_policy import LONG_DOCUMENTS
+from ..validation import check_choice, check_instance, check_int, check_number
 from . import cohere_api, vllm_api
 from .batcher import MicroBatcher
+from .long_documents import LengthPolicies
 from .metrics import Metrics
 from .middleware import MetricsASGI, json_cors_middleware
 from .pipeline import RequestPipeline, ServiceLimits, path_label
@@ -87,6 +94,8 @@ def create_app(
     metrics_open: bool = False,
     cors_origins: Sequence[str] | None = None,
     score_activation: str | None = None,
+    long_document_strategy: str | None = None,
+    max_chunks_per_doc: int | None = None,
     close_reranker: bool | None = None,
 ) -> Any:
     """Build the FastAPI app (needs the ``serve`` extra).
@@ -108,6 +117,9 @@ def create_app(
         cors_origins: allow browser calls from these origins (``["*"]`` for any); ``None``: no CORS headers.
         score_activation: ``None`` / ``"model"`` (the model's activation), ``"sigmoid"`` (the scores are logits),
             ``"raw"`` (no activation); see :mod:`.scoring`.
+        long_document_strategy, max_chunks_per_doc: the defaults of the request fields of the same names
+            (``"truncate"`` / ``"chunk"``; most windows per document), mapped onto the reranker's length policy
+            (:mod:`.long_documents`); ``None``: the reranker's own policy.
         close_reranker: close the reranker when the app shuts down (default: only when built here from a name).
     """
     fastapi = require("fastapi", "serve", purpose="the rerank service")
@@ -117,6 +129,8 @@ def create_app(
                            max_body_bytes=max_body_bytes)
     check_number("body_timeout", body_timeout, above=0, optional=True)
     check_int("split_documents", split_documents, 0, optional=True)
+    check_choice("long_document_strategy", long_document_strategy, LONG_DOCUMENTS, optional=True)
+    check_int("max_chunks_per_doc", max_chunks_per_doc, 1, optional=True)
     keys = normalise_keys(api_keys) + (normalise_keys(keys_from_env()) if api_keys_from_env else [])
     check_instance("reranker", reranker, (str, Reranker), "a Reranker or a name")
     owns = isinstance(reranker, str)
@@ -128,6 +142,8 @@ def create_app(
         split = DEFAULT_SPLIT_DOCUMENTS if mapper.model_kind != "unknown" else None
     else:
         split = split_documents or None
+    policies = LengthPolicies(engine, long_document_strategy=long_document_strategy,
+                              max_chunks_per_doc=max_chunks_per_doc)
     tokens = TokenTools(engine)
     if tokens.tokenizer is not None:
         # the engine's tokenizer changes its truncation state per call: the service uses its own copy, one
@@ -144,7 +160,7 @@ def create_app(
     metrics.cancelled_documents = lambda: batcher.cancelled_documents
     metrics.split_documents = lambda: batcher.split_documents_scored
     pipeline = RequestPipeline(engine, name=name, limits=limits, batcher=batcher, metrics=metrics, tokens=tokens,
-                               mapper=mapper, body_timeout=body_timeout)
+                               mapper=mapper, body_timeout=body_timeout, policies=policies)
     started = time.time()
 
     @contextlib.asynccontextmanager

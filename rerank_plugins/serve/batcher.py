@@ -68,6 +68,8 @@ class _Job:
     query: Query
     candidates: list[Candidate]
     future: asyncio.Future[RankedList]
+    #: the engine to score on (a length-policy copy of the batcher's reranker), None: the batcher's reranker
+    engine: Reranker | None = None
     started: bool = False
     #: split requests: candidates handed out so far, and the ranked parts back
     offset: int = 0
@@ -194,17 +196,20 @@ class MicroBatcher:
             logger.warning("graceful shutdown: %d request(s) not finished in time answered 503", n)
 
     # ------------------------------------------------------------------ requests
-    async def submit(self, query: Query, candidates: Sequence[Candidate]) -> RankedList:
+    async def submit(self, query: Query, candidates: Sequence[Candidate], engine: Reranker | None = None
+                     ) -> RankedList:
         """Rerank one request as part of the next batch (all candidates, best first; no top_k)."""
-        future = self.enqueue(query, candidates)
+        future = self.enqueue(query, candidates, engine)
         try:
             return await future
         except asyncio.CancelledError:
             future.cancel()
             raise
 
-    def enqueue(self, query: Query, candidates: Sequence[Candidate]) -> asyncio.Future[RankedList]:
-        """Queue one request; cancel the returned future to drop it (see the module docstring)."""
+    def enqueue(self, query: Query, candidates: Sequence[Candidate], engine: Reranker | None = None
+                ) -> asyncio.Future[RankedList]:
+        """Queue one request (on ``engine``, a copy of the reranker sharing its model, e.g. with another length
+        policy; default: the reranker); cancel the returned future to drop it (see the module docstring)."""
         if self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline:
             raise Overloaded("the service is shutting down")
         if not self.running:
@@ -213,7 +218,7 @@ class MicroBatcher:
         future: asyncio.Future[RankedList] = asyncio.get_running_loop().create_future()
         # the request's handler may be gone (cancelled at shutdown) when its answer is set: never log that
         future.add_done_callback(_retrieve)
-        job = _Job(query, list(candidates), future)
+        job = _Job(query, list(candidates), future, engine)
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -383,9 +388,7 @@ class MicroBatcher:
         for item in items:
             item.job.started = True
         try:
-            results = await asyncio.to_thread(
-                self.reranker.rerank_batch, [i.job.query for i in items], [i.candidates for i in items]
-            )
+            results = await asyncio.to_thread(self._score_items, items)
         except Exception as exc:
             if len(items) > 1:
                 await self._one_by_one(items)
@@ -399,12 +402,28 @@ class MicroBatcher:
         if self.on_batch is not None:
             self.on_batch(len(items), sum(len(i.candidates) for i in items), loop.time() - start)
 
+    def _score_items(self, items: list[_Part]) -> list[RankedList]:
+        """One ``rerank_batch`` call per engine among the items (requests on the same engine batched together)."""
+        by_engine: dict[int, list[int]] = {}
+        for k, item in enumerate(items):
+            by_engine.setdefault(id(self._engine(item)), []).append(k)
+        out: list[RankedList | None] = [None] * len(items)
+        for ks in by_engine.values():
+            engine = self._engine(items[ks[0]])
+            results = engine.rerank_batch([items[k].job.query for k in ks], [items[k].candidates for k in ks])
+            for k, result in zip(ks, results):
+                out[k] = result
+        return [r for r in out if r is not None]
+
+    def _engine(self, item: _Part) -> Reranker:
+        return item.job.engine if item.job.engine is not None else self.reranker
+
     async def _one_by_one(self, items: list[_Part]) -> None:
         for item in items:
             if item.job.future.done():
                 continue
             try:
-                result = await asyncio.to_thread(self.reranker.rerank, item.job.query, item.candidates)
+                result = await asyncio.to_thread(self._engine(item).rerank, item.job.query, item.candidates)
             except Exception as exc:
                 if not item.job.future.done():
                     item.job.future.set_exception(exc)

@@ -6,6 +6,12 @@ The body is :class:`~rerank_plugins.serve.schemas.RerankRequest`. A body with ``
     {"id": "...", "results": [{"index": 0, "relevance_score": 0.93, "document": {"text": "..."}}],
      "model": "...", "meta": {"api_version": ..., "billed_units": ..., "tokens": ...}, "usage": {...}}
 
+In chunk mode (:mod:`.long_documents`) each result also has ``"best_chunk": {"start", "end", "score", "index",
+"chunks"}``: the character span of the best-scoring window in the document as sent, its score (on the scale of
+``relevance_score``), its position and the number of windows scored (the keys of
+:data:`~rerank_plugins.engine.length_policy.BEST_CHUNK_FIELDS`). Cohere's SDK (v1 and v2), LangChain's
+``CohereRerank`` and LlamaIndex's ``CohereRerank`` read ``index`` and ``relevance_score`` and ignore it.
+
 A body with TEI's ``texts`` gets TEI's answer (:mod:`.tei_api`).
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..engine.length_policy import BEST_CHUNK_KEY
 from ..types import Candidate, RankedList
 from . import tei_api
 from .pipeline import RERANK_PATHS, RequestPipeline, finite, openapi_body
@@ -27,21 +34,23 @@ async def handle_rerank(pipeline: RequestPipeline, request: Any) -> Any:
     body: RerankRequest = pipeline.parse(RerankRequest, raw)
     texts = body.document_texts()
     query = pipeline.check(body.query, texts)
-    engine_texts, n_tokens = await pipeline.prepare(body.query, texts, body)
+    engine_texts, n_tokens, engine = await pipeline.prepare(body.query, texts, body)
     candidates = [Candidate(id=str(i), text=t) for i, t in enumerate(engine_texts)]
     if candidates:
-        (ranked,) = await pipeline.rank(request, [(query, candidates)])
+        (ranked,) = await pipeline.rank(request, [(query, candidates)], engine)
     else:
         ranked = RankedList(query=query, results=(), reranker=pipeline.engine.name)
     if body.tei:
         return pipeline.json(tei_api.answer(body, ranked, pipeline.mapper))
     version = "2" if request.url.path.startswith("/v2/") else "1"
-    return pipeline.json(answer(body, ranked, pipeline, texts, n_tokens, version))
+    shifts = [len(t) - len(e) for t, e in zip(texts, engine_texts)] if body.truncation_direction == "left" else None
+    return pipeline.json(answer(body, ranked, pipeline, texts, n_tokens, version, shifts))
 
 
 def answer(body: RerankRequest, ranked: RankedList, pipeline: RequestPipeline, texts: list[str], n_tokens: int,
-           version: str) -> dict[str, Any]:
-    """Cohere's answer (``version``: the API version of the path, ``"1"`` or ``"2"``)."""
+           version: str, shifts: list[int] | None = None) -> dict[str, Any]:
+    """Cohere's answer (``version``: the API version of the path, ``"1"`` or ``"2"``). ``shifts``: characters cut
+    from the start of each document before the engine saw it (``best_chunk`` spans index the sent document)."""
     results = ranked.results[: body.top_n] if body.top_n is not None else ranked.results
     payloads = body.document_payloads() if body.wants_documents() else None
     convert = pipeline.mapper.raw if body.raw_scores else pipeline.mapper.relevance
@@ -50,6 +59,11 @@ def answer(body: RerankRequest, ranked: RankedList, pipeline: RequestPipeline, t
         entry: dict[str, Any] = {"index": r.original_position, "relevance_score": finite(convert(r.score))}
         if payloads is not None:
             entry["document"] = payloads[r.original_position]
+        chunk = r.details.get(BEST_CHUNK_KEY)
+        if chunk is not None:
+            shift = shifts[r.original_position] if shifts is not None else 0
+            entry[BEST_CHUNK_KEY] = {**chunk, "start": chunk["start"] + shift, "end": chunk["end"] + shift,
+                                     "score": finite(convert(chunk["score"]))}
         items.append(entry)
     return {
         "id": str(uuid.uuid4()),

@@ -23,10 +23,12 @@ from pydantic import ValidationError
 
 from .._optional import require
 from ..base import Reranker
-from ..errors import BackendError, InvalidInputError, ModelOutputError, RerankError
+from ..engine.length_policy import LengthPolicy
+from ..errors import BackendError, ConfigError, InvalidInputError, ModelOutputError, RerankError
 from ..types import Candidate, Query, RankedList, as_query
 from ..validation import check_int
 from .batcher import MicroBatcher, Overloaded
+from .long_documents import LengthPolicies, PolicyRefused
 from .metrics import Metrics
 from .scoring import ScoreMapper, TokenTools, count_words
 
@@ -161,8 +163,10 @@ class RequestPipeline:
     """The steps every request of one service goes through (see the module docstring)."""
 
     def __init__(self, engine: Reranker, *, name: str, limits: ServiceLimits, batcher: MicroBatcher,
-                 metrics: Metrics, tokens: TokenTools, mapper: ScoreMapper, body_timeout: float | None) -> None:
+                 metrics: Metrics, tokens: TokenTools, mapper: ScoreMapper, body_timeout: float | None,
+                 policies: LengthPolicies | None = None) -> None:
         self.engine = engine
+        self.policies = policies if policies is not None else LengthPolicies(engine)
         self.name = name
         self.limits = limits
         self.batcher = batcher
@@ -233,11 +237,27 @@ class RequestPipeline:
         except InvalidInputError as exc:
             raise HTTPProblem(422, "validation", f"query: {exc}") from None
 
-    async def prepare(self, query: str, texts: list[str], body: Any) -> tuple[list[str], int]:
-        """The request's token truncation in a worker thread; returns the texts for the engine and their tokens."""
-        return await asyncio.to_thread(self._prepare, query, texts, body)
+    async def prepare(self, query: str, texts: list[str], body: Any) -> tuple[list[str], int, Reranker]:
+        """The request's long-document policy and token truncation (in a worker thread); returns the texts for the
+        engine, the tokens the model reads of them, and the engine to run them on (:mod:`.long_documents`)."""
+        strategy = getattr(body, "long_document_strategy", None)
+        max_chunks = getattr(body, "max_chunks_per_doc", None)
+        cuts = bool(getattr(body, "truncate", None)) or body.truncate_prompt_tokens is not None
+        if cuts and (strategy == "chunk" or (strategy is None and max_chunks is not None)):
+            raise HTTPProblem(422, "validation", "long_document_strategy 'chunk' scores every window of a long "
+                              "document; truncate: true / truncate_prompt_tokens would cut it to one window first: "
+                              "send one or the other")
+        if cuts and strategy is None:
+            strategy = "truncate"  # the request's own truncation wins over a service default of 'chunk'
+        try:
+            engine, policy = self.policies.resolve(strategy, max_chunks)
+        except PolicyRefused as exc:
+            raise HTTPProblem(422, "unsupported", str(exc)) from None
+        chunking = policy is not None and policy.chunking
+        texts, n_tokens = await asyncio.to_thread(self._prepare, query, texts, body, policy if chunking else None)
+        return texts, n_tokens, engine
 
-    def _prepare(self, query: str, texts: list[str], body: Any) -> tuple[list[str], int]:
+    def _prepare(self, query: str, texts: list[str], body: Any, chunks: LengthPolicy | None) -> tuple[list[str], int]:
         tokens = self.tokens
         max_tokens_per_doc = getattr(body, "max_tokens_per_doc", None)
         truncate = getattr(body, "truncate", None)
@@ -268,6 +288,12 @@ class RequestPipeline:
                     raise HTTPProblem(413, "too_large", f"the query leaves no room for a document within {budget} "
                                       "tokens (query tokens plus the pair's special tokens); shorten the query")
                 texts, _ = tokens.cut(texts, room, side)
+            if chunks is not None:
+                try:
+                    lengths = tokens.chunked_lengths(query, texts, chunks)
+                except ConfigError as exc:
+                    raise HTTPProblem(413, "too_large", str(exc)) from None
+                return texts, tokens.query_tokens(query) + sum(lengths)
             lengths = tokens.input_lengths(query, texts, cap=truncate is not False)
             if truncate is False and max_length is not None:
                 for i, n in enumerate(lengths):
@@ -276,11 +302,13 @@ class RequestPipeline:
                                           f"model reads at most {max_length}; send truncate: true")
             return texts, tokens.query_tokens(query) + sum(lengths)
 
-    async def rank(self, request: Any, groups: list[tuple[Query, list[Candidate]]]) -> list[RankedList]:
-        """Score each (query, candidates) group through the micro-batcher; a client that hangs up meanwhile
-        cancels its queued work (:class:`ClientGone`)."""
+    async def rank(self, request: Any, groups: list[tuple[Query, list[Candidate]]],
+                   engine: Reranker | None = None) -> list[RankedList]:
+        """Score each (query, candidates) group through the micro-batcher (on ``engine``, a variant of the
+        service's engine; default: the service's); a client that hangs up meanwhile cancels its queued work
+        (:class:`ClientGone`)."""
         batcher = self.batcher
-        futures = [batcher.enqueue(q, c) for q, c in groups]
+        futures = [batcher.enqueue(q, c, engine) for q, c in groups]
         combined: asyncio.Future[list[RankedList]] = asyncio.gather(*futures)
         watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(request.receive))
         try:

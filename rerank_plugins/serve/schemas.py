@@ -79,6 +79,23 @@ class RerankRequest(_TruncationFields):
         default=None, description="TEI: 'right' (default: keep the start of the document) or 'left' (keep its end)"
     )
 
+    long_document_strategy: StrictStr | None = Field(
+        default=None, description="'truncate' (cut a document past the model's length) or 'chunk' (score token "
+                                  "windows, keep the best window's score; each result gets 'best_chunk'); absent: "
+                                  "the service's default"
+    )
+    max_chunks_per_doc: StrictInt | None = Field(
+        default=None, ge=1, description="Cohere v1: most windows per document; asks for 'chunk' when "
+                                        "long_document_strategy is absent"
+    )
+
+    @field_validator("long_document_strategy")
+    @classmethod
+    def _strategy(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("truncate", "chunk"):
+            raise ValueError(f"must be 'truncate' or 'chunk', got {value!r}")
+        return value
+
     @field_validator("truncation_direction")
     @classmethod
     def _direction(cls, value: str | None) -> str | None:
@@ -147,6 +164,7 @@ class RerankResult(BaseModel):
     index: int
     relevance_score: float
     document: dict[str, Any] | None = None
+    best_chunk: dict[str, Any] | None = None
 
 
 class RerankResponse(BaseModel):

@@ -35,13 +35,14 @@ async def handle_score(pipeline: RequestPipeline, request: Any) -> Any:
         by_query.setdefault(q, []).append(i)
     total_tokens = 0
     groups: list[tuple[Query, list[Candidate]]] = []
+    engine = None
     for q, idx in by_query.items():
         texts = [pairs[i][1] for i in idx]
         query = pipeline.check(q, texts)
-        engine_texts, n = await pipeline.prepare(q, texts, body)
+        engine_texts, n, engine = await pipeline.prepare(q, texts, body)
         total_tokens += n
         groups.append((query, [Candidate(id=str(i), text=t) for i, t in zip(idx, engine_texts)]))
-    ranked_lists = await pipeline.rank(request, groups) if pairs else []
+    ranked_lists = await pipeline.rank(request, groups, engine) if pairs else []
     raw_wanted = bool(body.raw_scores) or body.activation is False
     convert = pipeline.mapper.raw if raw_wanted else pipeline.mapper.relevance
     scores: dict[int, float] = {}

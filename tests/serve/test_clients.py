@@ -163,3 +163,32 @@ def test_vllm_score_rerank_and_models_shapes(server):
     assert models["object"] == "list" and len(models["data"]) == 1
     card = models["data"][0]
     assert card["id"] == "kw" and card["object"] == "model" and isinstance(card["created"], int) and card["owned_by"]
+
+
+def test_cohere_clients_read_chunked_answers_with_best_chunk(tmp_path):
+    """Chunk mode (issue 20): each result carries ``best_chunk``; the cohere SDK (v1 ``max_chunks_per_doc``, v2
+    with the field as an extra body parameter) parses the answer without error and reads the same scores.
+    LangChain's and LlamaIndex's Cohere clients read ``results[].index`` / ``relevance_score`` from this SDK's
+    response (langchain-cohere 0.6 and llama-index-postprocessor-cohere-rerank 0.10 pin cohere 5.x, so they are
+    not installed beside cohere 7)."""
+    cohere = pytest.importorskip("cohere")
+    pytest.importorskip("torch")
+    from rerank_plugins.rankers.cross_encoder import CrossEncoderReranker
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    engine = CrossEncoderReranker(str(build_tiny_cross_encoder(tmp_path / "ce", num_labels=1)), max_length=32)
+    long_docs = [DOCS[0] + " " + " ".join(DOCS) * 4, DOCS[1], " ".join(DOCS[2:]) * 5]
+    with LiveServer(create_app(engine, api_keys_from_env=False)) as live:
+        raw = httpx.post(live.url + "/v1/rerank", json={"query": QUERY, "documents": long_docs,
+                                                         "max_chunks_per_doc": 3}).json()
+        assert all(set(r["best_chunk"]) == {"start", "end", "score", "index", "chunks"} for r in raw["results"])
+        v1 = cohere.Client(api_key="none", base_url=live.url, timeout=30).rerank(
+            model="m", query=QUERY, documents=long_docs, max_chunks_per_doc=3, return_documents=True)
+        v2 = cohere.ClientV2(api_key="none", base_url=live.url, timeout=30).rerank(
+            model="m", query=QUERY, documents=long_docs,
+            request_options={"additional_body_parameters": {"long_document_strategy": "chunk",
+                                                            "max_chunks_per_doc": 3}})
+    for out in (v1, v2):
+        assert [(r.index, r.relevance_score) for r in out.results] == \
+            [(r["index"], pytest.approx(r["relevance_score"])) for r in raw["results"]]
+    assert [r.document.text for r in v1.results] == [long_docs[r["index"]] for r in raw["results"]]
