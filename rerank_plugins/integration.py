@@ -26,13 +26,14 @@ three behave the same:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from .base import Reranker
 from .errors import ConfigError
-from .models import build_reranker
+from .models import accepted_options, build_reranker
 from .refs import ModelRef
+from .resolution import resolve
 from .types import RankedList, WindowTrace
 from .validation import check_bool, check_choice, check_int, check_number
 
@@ -165,41 +166,6 @@ def document_text(
 _HOST_OPTIONS = ("device", "batch_size", "model_kwargs", "tokenizer_kwargs")
 
 
-def _strategy_class(model: str | os.PathLike[str] | ModelRef, kind: str | None) -> type | None:
-    """The class :func:`~rerank_plugins.load_reranker` will build for ``model`` / ``kind`` (None: it will refuse)."""
-    from .models import bundled_models, detect_kind, resolve_model, strategies
-    from .recipes import find_recipe
-
-    known = strategies()
-    if kind is None and isinstance(model, str) and model in known:
-        kind = model
-    if kind is None and isinstance(model, str) and model in bundled_models():
-        kind = bundled_models()[model].default_kind
-    if kind is None and not isinstance(model, ModelRef):
-        recipe = find_recipe(model)
-        kind = recipe.kind if recipe is not None else None
-    if kind is None:
-        kind = detect_kind(resolve_model(model))
-    spec = known.get(kind)
-    return spec.load_class() if spec is not None else None
-
-
-def _init_parameters(cls: type) -> set[str]:
-    """Keyword names ``cls(...)`` takes, following ``**options`` forwarded to a base class (``FirstReranker``)."""
-    import inspect
-
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters
-        names.update(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            break
-    return names
-
-
 def host_options(
     model: str | os.PathLike[str] | ModelRef,
     kind: str | None,
@@ -244,10 +210,10 @@ def host_options(
     wanted = {k: v for k, v in given.items() if v is not None}
     if not wanted and scale_score is None and token is None and runtime in (None, "torch"):
         return out
-    cls = _strategy_class(model, kind)
-    if cls is None:
-        return out  # an unknown kind: load_reranker names the valid ones
-    params = _init_parameters(cls)
+    # the strategy load_reranker will build (the one resolution: options["recipe"] included)
+    cls = resolve(model, kind, out, report=False).strategy_class()
+    valid = accepted_options(cls)
+    params: Container[str] = valid if valid is not None else _Anything()
     name = getattr(cls, "kind", None) or getattr(cls, "name", cls.__name__)
     in_process = "backend_options" in params and out.get("backend", "transformers") == "transformers"
     if token is not None and ("model_kwargs" in params or in_process):
@@ -286,6 +252,13 @@ def host_options(
                 f"scale_score=False (raw logits) applies to cross-encoders; the {name!r} strategy has no score scaling"
             )
     return out
+
+
+class _Anything:
+    """The keywords of a constructor whose ``**options`` reach ``object`` open: every name."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
 
 
 #: sentence-transformers' ``backend`` values (Haystack's rankers pass theirs on) that :func:`host_options` maps.

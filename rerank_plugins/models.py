@@ -37,6 +37,7 @@ from .refs import (
     BundledModel,
     ModelRef,
     bundled_models,
+    cached_snapshot,
     package_dir,
     register_model,
     resolve_model,
@@ -230,6 +231,8 @@ def detect_kind(ref: ModelRef) -> str:
             f"{sorted(k for k in LLM_KINDS if k in _STRATEGIES)}"
         )
     local = Path(ref.name_or_path)
+    if not local.is_dir():  # a hub id: its cached snapshot when there is one (the same answer online and offline)
+        local = cached_snapshot(ref.name_or_path) or local
     config: dict[str, Any] | None = None
     if local.is_dir():
         if (local / "modules.json").exists():
@@ -261,13 +264,22 @@ def detect_kind(ref: ModelRef) -> str:
         return "colbert"  # a Stanford ColBERT checkpoint
     if config.get("is_encoder_decoder") and any(a.endswith("ForConditionalGeneration") for a in archs):
         seq2seq = sorted(k for k in ("monot5", "duot5") if k in _STRATEGIES)
-        raise ConfigError(f"{ref} is a sequence-to-sequence model: pass kind= one of {seq2seq}")
+        raise ConfigError(f"{ref} is a sequence-to-sequence model{_recipe_hint(ref, archs)} kind= one of {seq2seq}")
     if any(a.endswith("ForCausalLM") or a.endswith("ForConditionalGeneration") for a in archs):
         llm_kinds = sorted(k for k in LLM_KINDS if k in _STRATEGIES)
-        raise ConfigError(f"{ref} is a generative model: pass kind= one of {llm_kinds}")
+        raise ConfigError(f"{ref} is a generative model{_recipe_hint(ref, archs)} kind= one of {llm_kinds}")
     raise ConfigError(
         f"cannot tell how to rerank with {ref} (architectures={archs}); pass kind= one of {sorted(_STRATEGIES)}"
     )
+
+
+def _recipe_hint(ref: ModelRef, archs: list[str]) -> str:
+    """``": no model recipe matches it; pass recipe= (closest: ...) for a copy of a listed model, or"``."""
+    from .recipes import closest_recipes
+
+    close = [r.ids[0] if len(r.ids) == 1 else r.name for r in closest_recipes(archs, ref.name_or_path)]
+    listed = f" (closest: {', '.join(map(repr, close))}; all: rerank-plugins models)" if close else ""
+    return f" that no model recipe matches: for a copy of a listed model pass recipe={listed}; otherwise pass"
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -352,33 +364,17 @@ def load_reranker(
         load_reranker("./my-model", kind="cross-encoder", max_length=256)
         load_reranker("smollm2-135m", kind="first")               # bundled LLM, FIRST strategy
 
-    Raises :class:`~rerank_plugins.errors.ConfigError` for an unknown kind or option (naming the valid ones) and
-    for a strategy that needs a model when none is given (``load_reranker("listwise")``).
+    What is built is decided by :func:`rerank_plugins.resolution.resolve` (the one resolution the adapters, the
+    service and the Ray job share). Raises :class:`~rerank_plugins.errors.ConfigError` for an unknown kind or
+    option (naming the valid ones) and for a strategy that needs a model when none is given
+    (``load_reranker("listwise")``).
     """
-    if isinstance(name_or_path, str) and name_or_path in _STRATEGIES and kind is None:
-        return _construct(_STRATEGIES[name_or_path], options)
-    if kind is not None and kind not in _STRATEGIES:
-        raise ConfigError(f"unknown kind {kind!r}; known kinds: {sorted(_STRATEGIES)}")
-    if isinstance(name_or_path, str) and name_or_path in _MODELS:
-        kind = kind or _MODELS[name_or_path].default_kind
-    # Model recipes (rerank_plugins.recipes): an exact hub id, a local copy of a listed model, or recipe=.
-    from .recipes import find_recipe, get_recipe
+    from .resolution import resolve
 
-    recipe_name = options.pop("recipe", None)
-    recipe = None
-    if recipe_name is not None:
-        if not isinstance(recipe_name, str):
-            raise ConfigError(f"recipe must be a recipe name or hub id, got {recipe_name!r}")
-        recipe = get_recipe(recipe_name)
-    elif isinstance(name_or_path, (str, os.PathLike)) and not isinstance(name_or_path, ModelRef):
-        recipe = find_recipe(name_or_path)
-    if recipe is not None and (kind is None or kind == recipe.kind):
-        kind = recipe.kind
-        options = recipe.merged_options(options)
-    ref = resolve_model(name_or_path)
-    if kind is None:
-        kind = detect_kind(ref)
-    return _construct(_STRATEGIES[kind], options, ref)
+    resolution = resolve(name_or_path, kind, options)
+    if resolution.model is None:
+        return _construct(resolution.spec, dict(resolution.options))
+    return _construct(resolution.spec, dict(resolution.options), resolution.ref())
 
 
 def build_reranker(

@@ -32,6 +32,7 @@ __all__ = [
     "BundledModel",
     "ModelRef",
     "bundled_models",
+    "cached_snapshot",
     "package_dir",
     "register_model",
     "resolve_model",
@@ -213,6 +214,24 @@ def _hub_offline() -> bool:
         os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
         for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     )
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The folder of ``repo_id``'s ``main`` snapshot in the local Hugging Face cache, or ``None`` (not cached, not a
+    hub id, or ``huggingface_hub`` missing). Reads only the disk: the same answer online and offline."""
+    if not _HUB_ID.match(repo_id):
+        return None
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - huggingface_hub comes with the hf extra
+        return None
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    try:
+        revision = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / revision
+    return snapshot if revision and snapshot.is_dir() else None
 
 
 def _in_hub_cache(repo_id: str) -> bool:

@@ -26,7 +26,9 @@ LOW_LAYER = [
     *sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "backends").glob("*.py")),
 ]
 #: the registry and everything built on it
-UPPER = ("models", "recipes", "rankers", "integration", "serve", "batch", "commands", "cli", "classify", "eval")
+UPPER = (
+    "models", "resolution", "recipes", "rankers", "integration", "serve", "batch", "commands", "cli", "classify", "eval"
+)
 
 
 def _module_name(path: Path) -> list[str]:

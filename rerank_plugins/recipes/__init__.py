@@ -11,8 +11,11 @@ was proven equal to (package, version, file). One table, filled by the family mo
   case-insensitively, as the hub resolves them) and builds its strategy with the recipe's options; every option
   the caller passes overrides the recipe's;
 * a local folder of a listed model is recognised from the Hugging Face cache layout
-  (``models--Org--Name/snapshots/<rev>``) or from ``_name_or_path`` in its ``config.json``; any other folder can
-  name its recipe explicitly: ``load_reranker("./my-copy", recipe="Qwen/Qwen3-Reranker-0.6B")``;
+  (``models--Org--Name/snapshots/<rev>``), from ``_name_or_path`` in its ``config.json``, or from its
+  ``config.json`` values where a recipe lists them for its hub ids (:attr:`Recipe.configs`: the architecture and
+  sizes of a ``--local-dir`` copy, whose config has no ``_name_or_path``) and they identify one family
+  (:func:`match_recipe` says which rule matched); any other folder can name its recipe explicitly:
+  ``load_reranker("./my-copy", recipe="Qwen/Qwen3-Reranker-0.6B")``;
 * a model that is in no recipe still has its kind read from its own config (never from a substring of its name).
 
 A family module registers its recipes with :func:`register_recipe` when it is imported; :func:`recipes` imports
@@ -21,6 +24,7 @@ every family module listed in :data:`FAMILY_MODULES` first, so the table is alwa
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import os
@@ -33,7 +37,17 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["FAMILY_MODULES", "Recipe", "find_recipe", "get_recipe", "recipes", "register_recipe"]
+__all__ = [
+    "FAMILY_MODULES",
+    "Recipe",
+    "RecipeMatch",
+    "closest_recipes",
+    "find_recipe",
+    "get_recipe",
+    "match_recipe",
+    "recipes",
+    "register_recipe",
+]
 
 #: Family modules that register recipes (imported lazily, in this order, by :func:`recipes`).
 FAMILY_MODULES: list[str] = []
@@ -65,12 +79,25 @@ class Recipe:
     description: str = ""
     #: where a paper and the reference code disagree, and what was followed
     notes: str = ""
+    #: model classes of the listed checkpoints (``config.json`` ``architectures``): names the closest recipes when
+    #: a folder of a generative model matches none
+    architectures: tuple[str, ...] = ()
+    #: hub id -> ``config.json`` values of that published checkpoint that, all equal, identify a local copy without
+    #: ``_name_or_path`` (architecture and sizes; only where no other family shares them)
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not self.ids:
             raise ConfigError("a recipe needs a name and at least one hub id")
         object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "architectures", tuple(self.architectures))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        unknown = sorted(set(self.configs) - set(self.ids))
+        if unknown:
+            raise ConfigError(f"recipe {self.name!r}: configs given for ids it does not list: {unknown}")
+        object.__setattr__(
+            self, "configs", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.configs.items()})
+        )
 
     def merged_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """The recipe's options with the caller's ``overrides`` applied on top."""
@@ -125,29 +152,98 @@ def get_recipe(name_or_id: str) -> Recipe:
 _HF_CACHE = re.compile(r"models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)[/\\]snapshots[/\\][^/\\]+[/\\]?$")
 
 
-def _hub_id_of_folder(path: Path) -> str | None:
-    match = _HF_CACHE.search(str(path))
-    if match:
-        return f"{match['org']}/{match['name']}"
-    config = path / "config.json"
-    if config.is_file():
-        try:
-            value = json.loads(config.read_text(encoding="utf-8")).get("_name_or_path")
-        except (OSError, ValueError):
-            return None
-        if isinstance(value, str) and value:
-            return value
-    return None
+@dataclass(frozen=True)
+class RecipeMatch:
+    """How a hub id or a local folder was matched to a recipe (:func:`match_recipe`)."""
+
+    recipe: Recipe
+    #: the listed hub id the model is (or is a copy of)
+    hub_id: str
+    #: ``"hub id"``, ``"cache layout"``, ``"_name_or_path"`` or ``"config"`` (architecture and sizes)
+    rule: str
+
+    def describe(self, model: str) -> str:
+        """One line saying which recipe ``model`` runs with and why (for logs and error messages)."""
+        how = {
+            "hub id": "is a listed hub id",
+            "cache layout": f"is the Hugging Face cache entry of {self.hub_id}",
+            "_name_or_path": f"names {self.hub_id} as _name_or_path in its config.json",
+            "config": f"has the architecture and sizes of {self.hub_id} in its config.json",
+        }[self.rule]
+        return f"{model!r} {how}: recipe {self.recipe.name!r} ({self.recipe.family}, kind={self.recipe.kind!r})"
 
 
-def find_recipe(name_or_path: str | os.PathLike[str]) -> Recipe | None:
-    """The recipe covering a hub id or a local folder of a listed model, or ``None``."""
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _by_config(config: Mapping[str, Any]) -> RecipeMatch | None:
+    """The one recipe family whose listed ``configs`` all agree with ``config`` (``None``: none, or several)."""
+    found: dict[str, RecipeMatch] = {}
+    for recipe in _RECIPES.values():
+        for hub_id, values in recipe.configs.items():
+            if values and all(_same(config.get(key), value) for key, value in values.items()):
+                found.setdefault(recipe.family, RecipeMatch(recipe, hub_id, "config"))
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, (list, tuple)):
+        return isinstance(got, (list, tuple)) and list(got) == list(want)
+    return bool(got == want) and isinstance(got, bool) == isinstance(want, bool)
+
+
+def match_recipe(name_or_path: str | os.PathLike[str]) -> RecipeMatch | None:
+    """The recipe covering a hub id or a local folder of a listed model, and the rule that matched, or ``None``.
+
+    In this order: an exact hub id; a folder in the Hugging Face cache layout of a listed id; a folder whose
+    ``config.json`` names a listed id as ``_name_or_path``; a folder whose ``config.json`` has the values a recipe
+    lists for one of its ids (:attr:`Recipe.configs`), when they identify exactly one family.
+    """
     _load_families()
     value = os.fspath(name_or_path)
     owner = _BY_ID.get(value.lower())
-    if owner is None:
-        path = Path(value).expanduser()
-        if path.is_dir():
-            hub_id = _hub_id_of_folder(path.resolve())
-            owner = _BY_ID.get(hub_id.lower()) if hub_id else None
-    return _RECIPES[owner] if owner is not None else None
+    if owner is not None:
+        return RecipeMatch(_RECIPES[owner], value, "hub id")
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        return None
+    path = path.resolve()
+    cache = _HF_CACHE.search(str(path))
+    config = _read_config(path)
+    named = config.get("_name_or_path") if config is not None else None
+    for hub_id, rule in ((f"{cache['org']}/{cache['name']}" if cache else None, "cache layout"),
+                         (named if isinstance(named, str) and named else None, "_name_or_path")):
+        if hub_id is not None:
+            owner = _BY_ID.get(hub_id.lower())
+            if owner is not None:
+                return RecipeMatch(_RECIPES[owner], hub_id, rule)
+    if config is None or (path / "modules.json").is_file():
+        return None  # a sentence-transformers folder (Qwen3-Embedding has Qwen3-Reranker's sizes) is no copy
+    return _by_config(config)
+
+
+def find_recipe(name_or_path: str | os.PathLike[str]) -> Recipe | None:
+    """The recipe covering a hub id or a local folder of a listed model, or ``None`` (see :func:`match_recipe`)."""
+    match = match_recipe(name_or_path)
+    return match.recipe if match is not None else None
+
+
+def closest_recipes(architectures: list[str] | tuple[str, ...], name: str = "", *, n: int = 3) -> list[Recipe]:
+    """Recipes a model of these ``architectures`` (and this folder or hub ``name``) most likely wants: those that list
+    one of its architectures, the ones whose hub ids look most like ``name`` first; else the closest by name."""
+    _load_families()
+    tail = os.path.basename(os.path.normpath(name)).lower() if name else ""
+
+    def likeness(recipe: Recipe) -> float:
+        ids = [i.split("/")[-1].lower() for i in recipe.ids] + [recipe.name.lower()]
+        return max(difflib.SequenceMatcher(None, tail, i).ratio() for i in ids) if tail else 0.0
+
+    same_arch = [r for r in _RECIPES.values() if set(r.architectures) & set(architectures)]
+    pool = same_arch or [r for r in _RECIPES.values() if r.architectures]
+    ranked = sorted(pool, key=lambda r: (-likeness(r), r.name))
+    return ranked[:n]

@@ -45,6 +45,7 @@ LISTWISE_RECIPES = (
         name="rank-zephyr",
         ids=("castorini/rank_zephyr_7b_v1_full",),
         family="RankZephyr",
+        architectures=("MistralForCausalLM",),
         kind="listwise",
         reference=f"{_RANK_LLM}; zephyr_reranker.py ZephyrReranker; prompt_templates/rank_zephyr_template.yaml",
         options={**_RANK_LLM_LISTWISE, "prompt": "rankzephyr"},
@@ -57,6 +58,7 @@ LISTWISE_RECIPES = (
         name="rank-vicuna",
         ids=("castorini/rank_vicuna_7b_v1",),
         family="RankVicuna",
+        architectures=("LlamaForCausalLM",),
         kind="listwise",
         reference=f"{_RANK_LLM}; vicuna_reranker.py VicunaReranker (rank_zephyr_template.yaml); vllm_handler.py "
         "VllmHandler (the rank_vicuna chat template)",
@@ -72,6 +74,7 @@ LISTWISE_RECIPES = (
         name="first-mistral",
         ids=("castorini/first_mistral",),
         family="FIRST",
+        architectures=("MistralForCausalLM",),
         kind="first",
         reference=f"{_RANK_LLM} (use_logits=True, use_alpha=True); prompt_templates/rank_zephyr_alpha_template.yaml",
         options={**_RANK_LLM_LISTWISE, "mode": "first", "prompt": "first-rank-llm", "ids": "upper"},
@@ -86,6 +89,7 @@ LISTWISE_RECIPES = (
         name="first-zephyr",
         ids=("rryisthebest/First_Model",),
         family="FIRST",
+        architectures=("MistralForCausalLM",),
         kind="first",
         reference="gangiswag/llm-reranker@2d7cba4 scripts/utils/rank_listwise_os_llm.py (create_prompt, run_llm "
         "use_logits/use_alpha: prompt + '[' then one token), scripts/utils/llm_util.py, bash/run_rerank_llm.sh",
@@ -109,6 +113,7 @@ LISTWISE_RECIPES = (
         name="rank-r1",
         ids=("ielabgroup/Rank-R1-3B-v0.1", "ielabgroup/Rank-R1-7B-v0.1", "ielabgroup/Rank-R1-14B-v0.1"),
         family="Rank-R1",
+        architectures=("Qwen2ForCausalLM",),
         kind="reasoning",
         reference="ielab/llm-rankers@b36517b llmrankers/setwise.py (RankR1SetwiseLlmRanker, heapSort), "
         "Rank-R1/prompts/prompt_setwise-R1.toml, Rank-R1/README.md (run_setwise.py --num_child 19 --method heapsort "
@@ -133,6 +138,7 @@ LISTWISE_RECIPES = (
         name="reasonrank",
         ids=("liuwenhan/reasonrank-7B", "liuwenhan/reasonrank-32B"),
         family="ReasonRank",
+        architectures=("Qwen2ForCausalLM",),
         kind="reasoning",
         reference="8421BCD/ReasonRank@06721fd rerank/rank_listwise_os_llm.py (create_prompt, run_llm_batched), "
         "rerank/rankllm.py (_clean_response, receive_permutation), utils.py, listwise_prompt_r1.toml, "

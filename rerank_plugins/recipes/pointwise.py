@@ -20,6 +20,17 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------------- Qwen3-Reranker
+def _qwen3_config(hidden: int, layers: int, intermediate: int, heads: int) -> dict[str, object]:
+    """The ``config.json`` values of a published Qwen3-Reranker checkpoint that identify a ``--local-dir`` copy (its
+    config has no ``_name_or_path``): the class, the sizes, and the vocabulary cut to the tokenizer's 151,669 tokens
+    (the Qwen3 chat models keep 151,936 rows, so a Qwen3 chat model of the same size is not taken for a reranker)."""
+    return {
+        "architectures": ["Qwen3ForCausalLM"], "hidden_size": hidden, "num_hidden_layers": layers,
+        "intermediate_size": intermediate, "num_attention_heads": heads, "num_key_value_heads": 8,
+        "vocab_size": 151669,
+    }
+
+
 #: the model card's default task (``format_instruction``: "if instruction is None")
 QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
@@ -45,6 +56,12 @@ register_recipe(
         ids=("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
         family="Qwen3-Reranker",
         kind="yes-no",
+        architectures=("Qwen3ForCausalLM",),
+        configs={
+            "Qwen/Qwen3-Reranker-0.6B": _qwen3_config(1024, 28, 3072, 16),
+            "Qwen/Qwen3-Reranker-4B": _qwen3_config(2560, 36, 9728, 32),
+            "Qwen/Qwen3-Reranker-8B": _qwen3_config(4096, 36, 12288, 32),
+        },
         reference='Qwen3-Reranker model card code, "Transformers Usage" (https://huggingface.co/Qwen/Qwen3-Reranker-0.6B)',
         options={
             "prompt_format": QWEN3_FORMAT,
@@ -95,6 +112,7 @@ register_recipe(
         ids=("BAAI/bge-reranker-v2-gemma",),
         family="bge-reranker-v2 (LLM)",
         kind="yes-no",
+        architectures=("GemmaForCausalLM",),
         reference="FlagEmbedding==1.4.2 FlagLLMReranker (FlagEmbedding/inference/reranker/decoder_only/base.py)",
         options={
             "prompt_format": BGE_GEMMA_FORMAT,
@@ -157,6 +175,7 @@ for _size, _estimated_max in _MXBAI_ESTIMATED_MAX.items():
             ids=(f"mixedbread-ai/mxbai-rerank-{_size}-v2",),
             family="mxbai-rerank v2",
             kind="yes-no",
+            architectures=("Qwen2ForCausalLM",),
             reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
             options={
                 "prompt_format": MXBAI_V2_FORMAT,
