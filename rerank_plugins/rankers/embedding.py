@@ -25,6 +25,7 @@ scored exactly as in truncate mode.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -168,6 +169,19 @@ class EmbeddingReranker(Reranker):
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         memo[id(self)] = clone
+        return clone
+
+    def with_length_policy(self, policy: LengthPolicy) -> EmbeddingReranker:
+        """A copy sharing this reranker's model and score cache that follows ``policy`` (``long_documents``,
+        ``max_chunks``, ``chunk_overlap``, ``chunk_aggregate``, ...): how the service honours a per-request
+        ``long_document_strategy`` / ``max_chunks_per_doc`` without loading the model twice. This reranker itself
+        when ``policy`` is its own."""
+        if policy == self.policy:
+            return self
+        clone = copy.deepcopy(self)
+        clone.policy = policy
+        clone._check_tokenizer()
+        clone._cache_key = self._cache_key.removesuffix(self.policy.describe()) + policy.describe()
         return clone
 
     # ------------------------------------------------------------------ public embedding API

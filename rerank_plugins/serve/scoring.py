@@ -40,6 +40,7 @@ from typing import Any
 from ..base import Reranker
 from ..engine.length_policy import LengthPolicy, plan_document
 from ..rankers._pair_encoding import _cap_texts
+from ..rankers._text_windows import _offsets
 from ..validation import check_choice
 
 __all__ = ["SCORE_ACTIVATIONS", "ScoreMapper", "TokenTools", "score_kind"]
@@ -228,11 +229,6 @@ class TokenTools:
                                  full_length=length, who=self.engine_name)
             out.append(sum(measure(s, e) for s, e in plan.spans))
         return out
-
-
-def _offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    return [tuple(o) for o in enc["offset_mapping"]]
 
 
 def _sentence_encoder(engine: Reranker) -> Any:

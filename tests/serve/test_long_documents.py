@@ -190,3 +190,41 @@ def test_monot5_hard_documents_are_scored_through_the_service(t5_dir):
         refused = c.post("/rerank", json={"query": MONO_QUERY, "documents": HARD_DOCS[:2],
                                           "long_document_strategy": "chunk"})
         assert refused.status_code == 422 and "monoT5 first" in refused.json()["error"]
+
+
+# ------------------------------------------------------------------------------------------- embedding
+def test_the_default_models_kind_chunks_per_request(tmp_path):
+    """An embedding reranker (the default bundled MiniLM is one) switches to chunk per request: the scores and
+    best chunks are the in-process ones, usage counts the query once and every window's input."""
+    pytest.importorskip("sentence_transformers")
+    from rerank_plugins.rankers.embedding import EmbeddingReranker
+    from rerank_plugins.testing.tiny_models import build_tiny_sentence_transformer
+
+    path = str(build_tiny_sentence_transformer(tmp_path / "st"))
+    engine = EmbeddingReranker(path, document_prompt="passage: ")
+    docs = [FILLER * 20 + NEEDLE + FILLER * 20, DOCS[1], FILLER * 30]
+    app = create_app(engine)
+    relevance = app.state.scores.relevance
+    want = expected(EmbeddingReranker(path, document_prompt="passage: ", long_documents="chunk", max_chunks=4),
+                    docs)
+    assert want[0][1]["chunks"] == 4  # the long documents are over max_seq_length (128) several times
+    with TestClient(app) as c:
+        r = c.post("/v1/rerank", json={"query": QUERY, "documents": docs, "max_chunks_per_doc": 4})
+        assert r.status_code == 200, r.text
+        for item in r.json()["results"]:
+            score, best = want[item["index"]]
+            assert item["relevance_score"] == pytest.approx(relevance(score), abs=1e-6)
+            assert item["best_chunk"] == {**best, "score": pytest.approx(relevance(best["score"]), abs=1e-6)}
+        tok, limit = engine.model.tokenizer, engine.model.max_seq_length
+        windows = [docs[i][b["start"]:b["end"]] for i, (_, b) in want.items()]
+        assert all(len(tok("passage: " + w)["input_ids"]) <= limit for w in windows)
+        from rerank_plugins.rankers._text_windows import plan_texts
+
+        plans = plan_texts(tok, docs, LengthPolicy(long_documents="chunk", max_chunks=4), limit,
+                           render=lambda t: "passage: " + t, who="test")
+        usage = r.json()["usage"]["total_tokens"]
+        assert usage == len(tok(QUERY)["input_ids"]) + sum(
+            len(tok("passage: " + d[s:e])["input_ids"]) for d, p in zip(docs, plans) for s, e in p.spans)
+        assert usage > 4 * limit  # every window of the two long documents, not each capped once
+        plain = c.post("/v1/rerank", json={"query": QUERY, "documents": docs}).json()
+        assert all("best_chunk" not in item for item in plain["results"]) and plain["usage"]["total_tokens"] < usage
