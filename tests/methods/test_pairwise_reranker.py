@@ -106,6 +106,20 @@ def test_rating_judge_reuses_the_graded_scores() -> None:
     assert out.details["prompt"] == "judge-rating@1" and judge.name.startswith("rating-judge:")
 
 
+def _rating_by_overlap(prompt: str, labels: list[str]) -> list[float]:
+    """A judge rating 0..10 by the words the passage shares with the query (ties stay exact)."""
+    query = prompt.split("Query: ")[1].split("\n")[0]
+    passage = prompt.split("Passage: ")[1].split("\n\nRating")[0]
+    grade = len(set(query.lower().split()) & set(passage.lower().split()))
+    return [-abs(int(label) - min(grade, 10)) for label in labels]
+
+
+class TestRatingJudgeConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self) -> RatingJudgeReranker:
+        return RatingJudgeReranker(ScriptedLLM(logprobs=_rating_by_overlap))
+
+
 class TestPairwiseAllPairsConformance(RerankerConformance):
     @pytest.fixture
     def reranker(self) -> PairwiseReranker:

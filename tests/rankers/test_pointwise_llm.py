@@ -17,13 +17,13 @@ QUERY = "supersonic shock waves"
 class TestYesNoConformance(RerankerConformance):
     @pytest.fixture
     def reranker(self) -> PointwiseLLMReranker:
-        return PointwiseLLMReranker(pointwise_llm(), batch_size=4)
+        return YesNoLLMReranker(pointwise_llm(), batch_size=4)
 
 
 class TestGradedConformance(RerankerConformance):
     @pytest.fixture
     def reranker(self) -> PointwiseLLMReranker:
-        return PointwiseLLMReranker(pointwise_llm(graded=True), mode="graded")
+        return GradedLLMReranker(pointwise_llm(graded=True))
 
 
 class TestChunkedConformance(RerankerConformance):
