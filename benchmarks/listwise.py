@@ -50,7 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rerank_plugins.backends.base import ChatPrompt, Generation, LLMBackend
+from rerank_plugins.backends.base import ChatPrompt, Generation, GenerationRequest, LLMBackend
 
 
 class Recorder(LLMBackend):
@@ -61,9 +61,9 @@ class Recorder(LLMBackend):
         self.model_id = inner.model_id
         self.last: list[ChatPrompt] = []
 
-    def generate(self, prompts: Sequence[ChatPrompt], **kwargs: Any) -> list[Generation]:
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
         self.last = list(prompts)
-        return list(self.inner.generate(prompts, **kwargs))
+        return list(self.inner._generate(prompts, request))
 
     def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
         self.last = list(prompts)

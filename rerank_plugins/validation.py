@@ -18,12 +18,15 @@ be and what it got: ``window_size must be an int >= 2, got 1``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeGuard, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["check_api_keys", "check_bool", "check_choice", "check_instance", "check_int", "check_number", "is_number"]
+__all__ = [
+    "check_api_keys", "check_bool", "check_choice", "check_instance", "check_int", "check_number", "check_stop",
+    "is_number",
+]
 
 _T = TypeVar("_T")
 
@@ -108,6 +111,19 @@ def check_bool(name: str, value: _T, *, optional: bool = False, error: type[Exce
     if (value is None and optional) or isinstance(value, bool):
         return value
     raise error(f"{name} must be a bool{' or None' if optional else ''}, got {value!r}")
+
+
+def check_stop(name: str, value: object, *, error: type[Exception] = ConfigError) -> tuple[str, ...]:
+    """Stop sequences as a tuple: a ``str`` is ONE stop sequence (``"\\n\\n"`` stops at a blank line, never at
+    each ``"\\n"``), a list or tuple of ``str`` is several; ``None`` is none. Empty strings stop nothing and are
+    dropped; anything else (bytes, numbers, a list holding them) is refused."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(s, str) for s in value):
+        return tuple(s for s in value if s)
+    raise error(f"{name} must be a string or a list of strings, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

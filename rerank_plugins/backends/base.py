@@ -11,6 +11,16 @@ objects and asks a backend for one of two things:
 
 Backends: in-process transformers (incl. GGUF), vLLM, and any OpenAI-compatible HTTP server. Scripted fakes
 implement the same contract for tests.
+
+One generation contract
+    :meth:`LLMBackend.generate` and :meth:`LLMBackend.agenerate` are written once, here: they check and normalise
+    their arguments into a frozen :class:`GenerationRequest` (``max_new_tokens`` an int >= 1, ``temperature`` a
+    finite float >= 0, ``seed`` an int or ``None``, ``stop`` a tuple of non-empty strings: a ``str`` is ONE stop
+    sequence, ``stop="\\n\\n"`` stops at a blank line) and hand that same request to the backend's
+    :meth:`LLMBackend._generate` (and ``_agenerate``, which runs ``_generate`` in a worker thread unless the
+    backend is natively async). A backend implements those hooks and never sees the raw arguments, so the
+    transformers, vLLM, OpenAI-compatible and scripted backends read the same call; bad arguments raise
+    :class:`~rerank_plugins.errors.ConfigError` before any work.
 """
 
 from __future__ import annotations
@@ -19,13 +29,16 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 from ..errors import ConfigError
+from ..validation import check_int, check_number, check_stop
 
 __all__ = [
-    "ChatPrompt", "Generation", "LLMBackend", "Message", "adds_special_tokens", "check_special_tokens_option",
+    "ChatPrompt", "Generation", "GenerationRequest", "LLMBackend", "Message", "adds_special_tokens",
+    "check_special_tokens_option",
 ]
+
 
 Message = dict[str, Any]
 
@@ -102,6 +115,42 @@ class Generation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """The settings of one :meth:`LLMBackend.generate` call, checked and normalised (see the module docstring).
+
+    Building one checks it: ``max_new_tokens`` an int >= 1, ``temperature`` a finite number >= 0 (stored as a
+    float; ``0`` is greedy), ``seed`` an int or ``None`` (used when sampling), ``stop`` normalised by
+    :func:`~rerank_plugins.validation.check_stop` (a ``str`` is one stop sequence). Bad values raise
+    :class:`~rerank_plugins.errors.ConfigError`.
+    """
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_int("max_new_tokens", self.max_new_tokens, 1)
+        check_number("temperature", self.temperature, 0, finite=True)
+        check_int("seed", self.seed, optional=True)
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "stop", check_stop("stop", self.stop))
+
+    @classmethod
+    def of(
+        cls, *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None,
+        stop: str | Sequence[str] | None = (),
+    ) -> GenerationRequest:
+        """The request of ``generate(..., max_new_tokens=, temperature=, seed=, stop=)`` (``stop`` a str or a list)."""
+        return cls(max_new_tokens, temperature, seed, check_stop("stop", stop))
+
+    @property
+    def sampled(self) -> bool:
+        """True when the call samples (``temperature > 0``); ``seed`` applies only then."""
+        return self.temperature > 0
+
+
 class LLMBackend(ABC):
     """A causal language model as strategies see it. Implementations must be safe to call from one thread
     at a time; the async forms run the sync ones in a worker thread unless a backend is natively async."""
@@ -109,7 +158,7 @@ class LLMBackend(ABC):
     #: identifies the model for caches and result metadata
     model_id: str = "llm"
 
-    @abstractmethod
+    @final
     def generate(
         self,
         prompts: Sequence[ChatPrompt],
@@ -117,9 +166,18 @@ class LLMBackend(ABC):
         max_new_tokens: int,
         temperature: float = 0.0,
         seed: int | None = None,
-        stop: Sequence[str] = (),
+        stop: str | Sequence[str] | None = (),
     ) -> list[Generation]:
-        """Continue each prompt. ``temperature == 0`` is greedy and deterministic."""
+        """Continue each prompt. ``temperature == 0`` is greedy and deterministic; ``seed`` makes sampling
+        reproducible; ``stop`` is one stop string or a list of them (the text is cut before the first one found,
+        ``finish_reason="stop"``). The arguments are checked and normalised once into a
+        :class:`GenerationRequest` and passed to :meth:`_generate` (:class:`ConfigError` when one is bad)."""
+        request = GenerationRequest.of(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop)
+        return self._generate(list(prompts), request)
+
+    @abstractmethod
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
+        """The backend's generation: continue each prompt as ``request`` says (already checked and normalised)."""
 
     @abstractmethod
     def label_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
@@ -169,6 +227,7 @@ class LLMBackend(ABC):
         """Maximum tokens of prompt plus output, when known."""
         return None
 
+    @final
     async def agenerate(
         self,
         prompts: Sequence[ChatPrompt],
@@ -176,11 +235,15 @@ class LLMBackend(ABC):
         max_new_tokens: int,
         temperature: float = 0.0,
         seed: int | None = None,
-        stop: Sequence[str] = (),
+        stop: str | Sequence[str] | None = (),
     ) -> list[Generation]:
-        return await asyncio.to_thread(
-            self.generate, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop
-        )
+        """Async :meth:`generate`: the same checks and :class:`GenerationRequest`, passed to :meth:`_agenerate`."""
+        request = GenerationRequest.of(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop)
+        return await self._agenerate(list(prompts), request)
+
+    async def _agenerate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
+        """The async hook: :meth:`_generate` in a worker thread unless a backend is natively async."""
+        return await asyncio.to_thread(self._generate, prompts, request)
 
     async def alabel_logprobs(self, prompts: Sequence[ChatPrompt], labels: Sequence[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.label_logprobs, prompts, labels)

@@ -109,8 +109,15 @@ from .._warnings import caller_stacklevel
 from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef
-from ..validation import check_int, check_number
-from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
+from ..validation import check_int
+from .base import (
+    ChatPrompt,
+    Generation,
+    GenerationRequest,
+    LLMBackend,
+    adds_special_tokens,
+    check_special_tokens_option,
+)
 from .chat_template import ChatTemplate
 
 __all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
@@ -513,17 +520,15 @@ class OpenAIBackend(LLMBackend):
         if token not in found or v > found[token]:
             found[token] = v
 
-    def _sampling(
-        self, max_new_tokens: int, temperature: float, seed: int | None, stop: Sequence[str]
-    ) -> dict[str, Any]:
-        common: dict[str, Any] = {
-            "max_tokens": check_int("max_new_tokens", max_new_tokens, 1),
-            "temperature": float(check_number("temperature", temperature, 0)),
-        }
-        if seed is not None:
-            common["seed"] = int(seed)
-        if stop:
-            common["stop"] = list(stop)
+    @staticmethod
+    def _sampling(request: GenerationRequest) -> dict[str, Any]:
+        """The sampling fields of a :class:`GenerationRequest`: ``max_tokens``, ``temperature``, ``seed`` when
+        given, ``stop`` as a list of the request's stop strings (one string stays one)."""
+        common: dict[str, Any] = {"max_tokens": request.max_new_tokens, "temperature": request.temperature}
+        if request.seed is not None:
+            common["seed"] = request.seed
+        if request.stop:
+            common["stop"] = list(request.stop)
         return common
 
     def _logprob_common(self) -> dict[str, Any]:
@@ -542,16 +547,8 @@ class OpenAIBackend(LLMBackend):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-backend") as pool:
             return list(pool.map(fn, items))
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        common = self._sampling(max_new_tokens, temperature, seed, stop)
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
+        common = self._sampling(request)
         requests = [self._request(p, common) for p in prompts]
         return self._map(lambda r: self._generation(self._post(*r), r[0]), requests)
 
@@ -568,16 +565,8 @@ class OpenAIBackend(LLMBackend):
         """True when building the requests makes a (blocking) call: the model name or the chat template."""
         return self._model is None or any(self._needs_server_template(p) for p in prompts)
 
-    async def agenerate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        common = self._sampling(max_new_tokens, temperature, seed, stop)
+    async def _agenerate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
+        common = self._sampling(request)
         requests = [self._request(p, common) for p in prompts] if not self._asks_server(prompts) else \
             await asyncio.to_thread(lambda: [self._request(p, common) for p in prompts])
 

@@ -66,7 +66,14 @@ from .._warnings import caller_stacklevel
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
-from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
+from .base import (
+    ChatPrompt,
+    Generation,
+    GenerationRequest,
+    LLMBackend,
+    adds_special_tokens,
+    check_special_tokens_option,
+)
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
 from .tokens import LabelTokens
@@ -494,11 +501,14 @@ class TransformersLLMBackend(LLMBackend):
         )
 
     # ------------------------------------------------------------------------------------------ generate
-    def _generation_config(self, max_new_tokens: int, temperature: float, stop: Sequence[str]) -> Any:
+    def _generation_config(self, request: GenerationRequest) -> Any:
+        """The ``GenerationConfig`` of one :class:`GenerationRequest`: greedy at temperature 0, else sampled over
+        the full vocabulary (``top_k=0``, ``top_p=1``) with ``generation_kwargs`` on top; ``stop_strings`` from
+        ``request.stop``; the model's shipped generation defaults neutralised."""
         transformers = require("transformers", "hf")
         fields: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": temperature > 0,
+            "max_new_tokens": request.max_new_tokens,
+            "do_sample": request.sampled,
             "num_beams": 1,
             "use_cache": True,
             "eos_token_id": list(self._eos_ids),
@@ -507,10 +517,10 @@ class TransformersLLMBackend(LLMBackend):
             "repetition_penalty": 1.0,
             "no_repeat_ngram_size": 0,
         }
-        if stop:
-            fields["stop_strings"] = list(stop)
-        if temperature > 0:
-            fields.update(temperature=float(temperature), top_k=0, top_p=1.0)
+        if request.stop:
+            fields["stop_strings"] = list(request.stop)
+        if request.sampled:
+            fields.update(temperature=request.temperature, top_k=0, top_p=1.0)
             fields.update(self.generation_kwargs)
         return transformers.GenerationConfig(**fields)
 
@@ -527,14 +537,6 @@ class TransformersLLMBackend(LLMBackend):
             text, reason = text[: min(hits)], "stop"
         return Generation(text=text, finish_reason=reason, completion_tokens=len(kept))
 
-    @staticmethod
-    def _check_generate_args(max_new_tokens: int, temperature: float, stop: Sequence[str]) -> Sequence[str]:
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature}")
-        return [stop] if isinstance(stop, str) else stop
-
     def _add_model_seconds(self, seconds: float) -> None:
         """Hook for backends whose stats time the model (the vision backend); the text backend does not."""
 
@@ -542,21 +544,19 @@ class TransformersLLMBackend(LLMBackend):
         self,
         lengths: Sequence[int],
         inputs_of: Callable[[list[int]], dict[str, Any]],
+        request: GenerationRequest,
         *,
-        config: Any,
-        temperature: float,
-        seed: int | None,
-        stop: Sequence[str],
         desc: str,
     ) -> list[Generation]:
         """The batched run loop of ``generate``: ``inputs_of(idx)`` returns the model inputs of prompts ``idx``
         (left-padded ``input_ids`` first); ``lengths[i]`` is prompt ``i``'s token count."""
+        config = self._generation_config(request)
         torch = self._torch
 
         def run(idx: list[int]) -> list[Generation]:
             inputs = inputs_of(idx)
             kwargs: dict[str, Any] = {**inputs, "generation_config": config}
-            if stop:
+            if request.stop:
                 kwargs["tokenizer"] = self.tokenizer  # the stop strings are in the generation config
             devices = []
             if self.device.type == "cuda":
@@ -564,8 +564,8 @@ class TransformersLLMBackend(LLMBackend):
                 devices = [index if index is not None else torch.cuda.current_device()]
             start = time.perf_counter()
             with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-                if temperature > 0 and seed is not None:
-                    torch.manual_seed(seed)
+                if request.sampled and request.seed is not None:
+                    torch.manual_seed(request.seed)
                 out = self.model.generate(**kwargs)
             self._add_model_seconds(time.perf_counter() - start)
             self.stats.generate_calls += 1
@@ -573,7 +573,7 @@ class TransformersLLMBackend(LLMBackend):
             new = out[:, inputs["input_ids"].shape[1] :].cpu().tolist()
             gens = []
             for i, tokens in zip(idx, new):
-                g = self._finish(tokens, stop)
+                g = self._finish(tokens, request.stop)
                 gens.append(dataclasses.replace(g, prompt_tokens=lengths[i]))
                 self.stats.prompt_tokens += lengths[i]
                 self.stats.generated_tokens += g.completion_tokens
@@ -584,30 +584,17 @@ class TransformersLLMBackend(LLMBackend):
             progress=self.progress, desc=desc,
         )
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        stop = self._check_generate_args(max_new_tokens, temperature, stop)
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
         if not prompts:
             return []
-        config = self._generation_config(max_new_tokens, temperature, stop)
         with self._lock:
-            _, ids = self._encode_prompts(prompts, reserve=max_new_tokens)
+            _, ids = self._encode_prompts(prompts, reserve=request.max_new_tokens)
 
             def inputs_of(idx: list[int]) -> dict[str, Any]:
                 input_ids, mask = self._pad([ids[i] for i in idx])
                 return {"input_ids": input_ids, "attention_mask": mask}
 
-            return self._generate_rows(
-                [len(x) for x in ids], inputs_of, config=config, temperature=temperature, seed=seed, stop=stop,
-                desc="generate",
-            )
+            return self._generate_rows([len(x) for x in ids], inputs_of, request, desc="generate")
 
     def close(self) -> None:
         with self._lock:

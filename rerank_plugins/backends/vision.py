@@ -54,7 +54,7 @@ from ..errors import ConfigError
 from ..images import ImageLimits, is_pil_image, load_image
 from ..refs import ModelRef, resolve_model
 from ..validation import check_int
-from .base import ChatPrompt, Generation
+from .base import ChatPrompt, Generation, GenerationRequest
 from .device import resolve_device, resolve_dtype
 from .transformers import BackendStats, TransformersLLMBackend
 from .vision_loading import load_vision_model, load_vision_processor, processor_source
@@ -328,24 +328,14 @@ class VisionLanguageBackend(TransformersLLMBackend):
     def _add_model_seconds(self, seconds: float) -> None:
         self.stats.model_seconds += seconds
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        stop = self._check_generate_args(max_new_tokens, temperature, stop)
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
         if not prompts:
             return []
-        config = self._generation_config(max_new_tokens, temperature, stop)
         with self._lock:
-            encoded = self._encode_all(prompts, reserve=max_new_tokens)
+            encoded = self._encode_all(prompts, reserve=request.max_new_tokens)
             return self._generate_rows(
-                [e.length for e in encoded], lambda idx: self._collate([encoded[i] for i in idx]), config=config,
-                temperature=temperature, seed=seed, stop=stop, desc="vision generate",
+                [e.length for e in encoded], lambda idx: self._collate([encoded[i] for i in idx]), request,
+                desc="vision generate",
             )
 
     def __repr__(self) -> str:

@@ -8,8 +8,9 @@ transformers backend, for throughput.
   for raw ones). Because the ids are built here, vLLM's own habit of tokenising a text prompt with special
   tokens (what rank_llm relies on for RankZephyr's ``<s>``) never applies behind the policy's back:
   :func:`token_prompt_inputs` builds them and is unit-tested without vLLM.
-* ``generate``: ``SamplingParams(temperature=0)`` is greedy; ``temperature > 0`` samples with ``seed``;
-  ``stop`` strings are cut from the text (vLLM's default); ``finish_reason`` is vLLM's own.
+* ``generate``: the :class:`~rerank_plugins.backends.base.GenerationRequest` the base class built becomes
+  ``SamplingParams`` (:func:`sampling_kwargs`): ``temperature=0`` is greedy; ``temperature > 0`` samples with
+  ``seed``; the ``stop`` strings are cut from the text (vLLM's default); ``finish_reason`` is vLLM's own.
 * ``label_logprobs``: one single-token step per prompt (``max_tokens=1``) asking for the top ``max_logprobs``
   log-probabilities of the first generated token; vLLM reports them before any sampling adjustment
   (log-softmax of the raw logits). A label outside that top-k gets ``-inf``, as the contract allows; raise
@@ -34,7 +35,14 @@ from typing import Any
 from .._optional import require
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
-from .base import ChatPrompt, Generation, LLMBackend, adds_special_tokens, check_special_tokens_option
+from .base import (
+    ChatPrompt,
+    Generation,
+    GenerationRequest,
+    LLMBackend,
+    adds_special_tokens,
+    check_special_tokens_option,
+)
 from .tokens import LabelTokens
 from .transformers import BackendStats
 
@@ -85,25 +93,19 @@ def token_prompt_inputs(
     return texts, inputs
 
 
-def sampling_kwargs(
-    *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None, stop: Sequence[str] = (),
-    logprobs: int | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments of ``vllm.SamplingParams`` for one call (greedy when ``temperature == 0``)."""
-    if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+def sampling_kwargs(request: GenerationRequest, *, logprobs: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``vllm.SamplingParams`` for one :class:`GenerationRequest` (greedy when its
+    temperature is 0, the seed only when sampling; ``logprobs``: top log-probabilities to return)."""
     kwargs: dict[str, Any] = {
         "n": 1,
-        "max_tokens": max_new_tokens,
-        "temperature": float(temperature),
+        "max_tokens": request.max_new_tokens,
+        "temperature": request.temperature,
         "top_p": 1.0,
         "repetition_penalty": 1.0,
-        "stop": [s for s in stop if s],
+        "stop": list(request.stop),
     }
-    if temperature > 0 and seed is not None:
-        kwargs["seed"] = int(seed)
+    if request.sampled and request.seed is not None:
+        kwargs["seed"] = request.seed
     if logprobs is not None:
         kwargs["logprobs"] = int(logprobs)
     return kwargs
@@ -167,6 +169,7 @@ class VLLMBackend(LLMBackend):
         llm_kwargs: any further ``vllm.LLM`` arguments.
         add_special_tokens: the special-token policy for prompts that leave theirs ``None`` (module docstring).
     """
+
 
     def __init__(
         self,
@@ -284,23 +287,11 @@ class VLLMBackend(LLMBackend):
         except Exception as exc:
             raise BackendError(f"vLLM failed on a batch of {len(inputs)} prompts: {exc}") from exc
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        if isinstance(stop, str):
-            stop = [stop]
-        params = self._vllm.SamplingParams(
-            **sampling_kwargs(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop)
-        )
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
+        params = self._vllm.SamplingParams(**sampling_kwargs(request))
         if not prompts:
             return []
-        _, inputs = self._token_prompts(prompts, reserve=max_new_tokens)
+        _, inputs = self._token_prompts(prompts, reserve=request.max_new_tokens)
         outs = self._run(inputs, params)
         self.stats.generate_calls += 1
         self.stats.generate_prompts += len(inputs)
@@ -330,7 +321,7 @@ class VLLMBackend(LLMBackend):
                     )
                 row.append(tid)
             label_ids.append(row)
-        params = self._vllm.SamplingParams(**sampling_kwargs(max_new_tokens=1, logprobs=self.max_logprobs))
+        params = self._vllm.SamplingParams(**sampling_kwargs(GenerationRequest(1), logprobs=self.max_logprobs))
         outs = self._run(inputs, params)
         self.stats.forward_calls += 1
         self.stats.forward_prompts += len(inputs)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..backends.base import ChatPrompt, Generation, LLMBackend
+from ..backends.base import ChatPrompt, Generation, GenerationRequest, LLMBackend
 
 __all__ = ["LLMCall", "ScriptedLLM", "fake_tokenize", "render_prompt"]
 
@@ -70,6 +70,8 @@ class LLMCall:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     outputs: tuple[Any, ...] = field(default=())
+    #: the normalised request a ``generate`` call received (the same object every backend receives)
+    request: GenerationRequest | None = None
 
 
 class ScriptedLLM(LLMBackend):
@@ -130,24 +132,15 @@ class ScriptedLLM(LLMBackend):
             return bool(self._single_tokens(label))
         return label in self._single_tokens
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-    ) -> list[Generation]:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    def _generate(self, prompts: Sequence[ChatPrompt], request: GenerationRequest) -> list[Generation]:
         texts = tuple(render_prompt(p) for p in prompts)
-        results = [self._generate_one(text, max_new_tokens, stop) for text in texts]
+        results = [self._generate_one(text, request.max_new_tokens, request.stop) for text in texts]
         for g in results:
             self.forward_passes += max(1, g.completion_tokens)
         self.calls.append(
             LLMCall(
-                "generate", tuple(prompts), texts, (), max_new_tokens, temperature, seed, tuple(stop), tuple(results)
+                "generate", tuple(prompts), texts, (), request.max_new_tokens, request.temperature, request.seed,
+                request.stop, tuple(results), request,
             )
         )
         return results

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from rerank_plugins._optional import is_available
+from rerank_plugins.backends.base import GenerationRequest
 from rerank_plugins.backends.vllm import (
     VLLMBackend,
     generation_from_output,
@@ -20,16 +21,16 @@ from rerank_plugins.errors import BackendError, ConfigError, MissingDependencyEr
 
 
 def test_sampling_kwargs_greedy_and_seeded() -> None:
-    greedy = sampling_kwargs(max_new_tokens=5, seed=3, stop=["]", ""])
+    greedy = sampling_kwargs(GenerationRequest(5, seed=3, stop=("]", "")))
     assert greedy["temperature"] == 0.0 and "seed" not in greedy and greedy["max_tokens"] == 5
     assert greedy["stop"] == ["]"] and greedy["repetition_penalty"] == 1.0
-    sampled = sampling_kwargs(max_new_tokens=5, temperature=0.7, seed=3)
+    sampled = sampling_kwargs(GenerationRequest(5, temperature=0.7, seed=3))
     assert sampled["seed"] == 3 and sampled["temperature"] == 0.7
-    assert sampling_kwargs(max_new_tokens=1, logprobs=20)["logprobs"] == 20
+    assert sampling_kwargs(GenerationRequest(1), logprobs=20)["logprobs"] == 20
     with pytest.raises(ConfigError):
-        sampling_kwargs(max_new_tokens=0)
+        GenerationRequest(0)
     with pytest.raises(ConfigError):
-        sampling_kwargs(max_new_tokens=1, temperature=-0.1)
+        GenerationRequest(1, temperature=-0.1)
 
 
 def _request(text: str = "[2] > [1]", reason: str | None = "length", logprobs: object = None) -> SimpleNamespace:
