@@ -36,7 +36,6 @@ from ..validation import check_int, check_number, check_stop
 
 __all__ = [
     "ChatPrompt", "Generation", "GenerationRequest", "LLMBackend", "Message", "adds_special_tokens",
-    "check_special_tokens_option",
 ]
 
 
@@ -95,13 +94,6 @@ def adds_special_tokens(prompt: ChatPrompt, default: bool | None = None) -> bool
     if default is not None:
         return bool(default)
     return prompt.raw is not None
-
-
-def check_special_tokens_option(value: object) -> bool | None:
-    """Validate a backend's ``add_special_tokens`` option (``None``, ``True`` or ``False``)."""
-    if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"add_special_tokens must be True, False or None, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -109,15 +109,8 @@ from .._warnings import caller_stacklevel
 from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef
-from ..validation import check_int
-from .base import (
-    ChatPrompt,
-    Generation,
-    GenerationRequest,
-    LLMBackend,
-    adds_special_tokens,
-    check_special_tokens_option,
-)
+from ..validation import check_bool, check_int
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .chat_template import ChatTemplate
 
 __all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
@@ -232,7 +225,7 @@ class OpenAIBackend(LLMBackend):
         add_special_tokens: bool | None = None,
         tokenizer: Any = None,
     ) -> None:
-        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
+        self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
         if endpoint not in ("chat", "completions"):
             raise ConfigError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         if prefix_mode not in ("auto", "render", "continue"):

@@ -66,14 +66,8 @@ from .._warnings import caller_stacklevel
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
-from .base import (
-    ChatPrompt,
-    Generation,
-    GenerationRequest,
-    LLMBackend,
-    adds_special_tokens,
-    check_special_tokens_option,
-)
+from ..validation import check_bool
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
 from .tokens import LabelTokens
@@ -156,7 +150,7 @@ class TransformersLLMBackend(LLMBackend):
         progress: bool = False,
         add_special_tokens: bool | None = None,
     ) -> None:
-        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
+        self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if max_batch_tokens is not None and max_batch_tokens < 1:

@@ -35,14 +35,8 @@ from typing import Any
 from .._optional import require
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
-from .base import (
-    ChatPrompt,
-    Generation,
-    GenerationRequest,
-    LLMBackend,
-    adds_special_tokens,
-    check_special_tokens_option,
-)
+from ..validation import check_bool
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .tokens import LabelTokens
 from .transformers import BackendStats
 
@@ -187,7 +181,7 @@ class VLLMBackend(LLMBackend):
         llm_kwargs: dict[str, Any] | None = None,
         add_special_tokens: bool | None = None,
     ) -> None:
-        self.add_special_tokens = check_special_tokens_option(add_special_tokens)
+        self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
         vllm = require("vllm", "vllm", purpose="the vLLM backend")
         if tensor_parallel_size < 1:
             raise ConfigError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
