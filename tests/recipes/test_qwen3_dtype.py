@@ -48,9 +48,10 @@ PAIRS = [(q, d) for q in QUERIES for d in DOCS]
 
 #: fp32 against fp32: float rounding only (the recipe's proof tolerance)
 FP32_TOL = 1e-5
-#: bf16 against bf16 computed in other batches and paddings: bf16 keeps 8 significant bits (relative step 2**-8 =
-#: 0.0039), and a probability near 0.5 moves by about a quarter of the logit difference's error
-BF16_TOL = 2e-2
+#: bf16 against bf16 computed in other batches and paddings: the card computes P(yes) itself in bf16, whose step
+#: for values in [0.5, 1) is 2**-8 = 0.0039, and moves by two steps (0.0078) between one pair per call and one
+#: batch; measured: 0.0042 between our bf16 scores and the card's, 0.0057 between our fp32 scores and the card's
+BF16_TOL = 1e-2
 
 
 @pytest.fixture(scope="module")
