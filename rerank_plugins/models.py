@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelNotFoundError
+from .rankers import _compose
 from .refs import _MODELS as _MODELS
 from .refs import (
     QWEN_INSTALL,
@@ -440,3 +441,8 @@ def build_reranker(
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{what}: 'options' must be a mapping of keyword arguments, got {type(options).__name__}")
     return load_reranker(model, kind, **(dict(options) if options is not None else {}))
+
+
+# The composite rankers (fusion, cascade, PRF, label ranking) build nested rerankers from names through this
+# registry; handed down so that the strategies layer never imports the registry (tests/test_layers.py).
+_compose.set_reranker_builder(build_reranker)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from .errors import ConfigError, ModelNotFoundError
 from .file_cache import cache_dir, join_parts
@@ -30,6 +31,7 @@ from .file_cache import cache_dir, join_parts
 __all__ = [
     "QWEN_INSTALL",
     "BundledModel",
+    "ModelLike",
     "ModelRef",
     "bundled_models",
     "cached_snapshot",
@@ -51,6 +53,11 @@ class ModelRef:
 
     def __str__(self) -> str:
         return self.name_or_path if self.gguf_file is None else f"{self.name_or_path}::{self.gguf_file}"
+
+
+#: What a ``model`` argument accepts where weights are loaded: a bundled name (``"minilm"``), a hub id, a local
+#: path, or a :class:`ModelRef`.
+ModelLike: TypeAlias = str | os.PathLike[str] | ModelRef
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ def _looks_like_path(value: str) -> bool:
     )
 
 
-def resolve_model(name_or_path: str | ModelRef | os.PathLike[str]) -> ModelRef:
+def resolve_model(name_or_path: ModelLike) -> ModelRef:
     """Resolve a bundled name, a local path or a hub id to a :class:`ModelRef`.
 
     A local path that does not exist raises :class:`ModelNotFoundError`; hub ids pass through unchanged

@@ -7,6 +7,9 @@
 * :class:`WindowTrace` - what happened in one listwise window (input order, output order, raw model
   text, reasoning, parse repairs, failure).
 * :class:`RankedList` - the result of one ``rerank`` call.
+* :class:`ChatPrompt` - what an LLM strategy (through :mod:`rerank_plugins.prompts`) asks a backend to complete.
+* :class:`LoadedModel`, :class:`Embedder` - the objects a ``model`` argument accepts besides a
+  :data:`~rerank_plugins.refs.ModelLike` (structural protocols: typing them imports nothing heavy).
 
 Inputs are never mutated: metadata is copied into a read-only mapping.
 """
@@ -17,22 +20,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
 from .errors import InvalidInputError
 from .validation import is_number
 
-if TYPE_CHECKING:
-    import os
-
-    from .refs import ModelRef
-
 __all__ = [
     "Candidate",
+    "ChatPrompt",
     "Embedder",
     "ImageInput",
     "LoadedModel",
-    "ModelLike",
+    "Message",
     "Query",
     "RankedList",
     "ScoredCandidate",
@@ -43,11 +42,6 @@ __all__ = [
 
 #: An image given as a filesystem path, raw encoded bytes, or a ``PIL.Image.Image``.
 ImageInput = str | Path | bytes | Any
-
-#: Where a model's weights are: a bundled name (``"minilm"``), a hub id, a local path, or a
-#: :class:`~rerank_plugins.refs.ModelRef`. (A string for the type checker: ``refs`` sits above this module.)
-ModelLike: TypeAlias = "str | os.PathLike[str] | ModelRef"
-
 
 class LoadedModel(Protocol):
     """A model object already in memory that an encoder strategy uses as is instead of loading one: a
@@ -268,3 +262,49 @@ def as_candidates(candidates: Sequence[Candidate | str | Mapping[str, Any]]) -> 
         out.append(cand)
     return out
 
+
+#: One chat message (``{"role": ..., "content": ...}``) of a :class:`ChatPrompt`.
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """Chat messages rendered with the model's chat template, then ``assistant_prefix`` appended verbatim
+    (text the answer is forced to start with, e.g. ``"["`` or ``"<think>"``).
+
+    With ``raw`` set, the messages are ignored and ``raw`` is used as the full prompt text (completion style).
+
+    ``add_special_tokens`` is the special-token policy of this prompt (see :func:`adds_special_tokens`):
+    ``True`` tokenises the rendered (or raw) text with the tokenizer's special tokens (e.g. a Llama/Mistral
+    BOS ``<s>``), ``False`` with none, ``None`` leaves it to the backend's ``add_special_tokens`` option and,
+    when that is ``None`` too, to the default: none for a chat prompt (its template writes what it needs),
+    the tokenizer's for a raw prompt.
+
+    With ``token_ids`` set, the prompt is pre-tokenised (built piece by piece the way a reference reranker builds
+    its inputs, see :mod:`rerank_plugins.engine.token_prompt`): a backend that runs the model itself feeds those
+    ids as they are (no template, no special tokens added, ``assistant_prefix`` must be empty), and a label is
+    the token it tokenises to on its own. ``raw`` then holds the same prompt as text, for servers that take text;
+    ``add_special_tokens`` says whether that text needs the tokenizer's special tokens (BOS) added to equal
+    ``token_ids`` (never applied to ``token_ids`` themselves).
+    """
+
+    messages: tuple[Message, ...] = ()
+    assistant_prefix: str = ""
+    raw: str | None = None
+    add_special_tokens: bool | None = None
+    token_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        user: str,
+        system: str | None = None,
+        assistant_prefix: str = "",
+        *,
+        add_special_tokens: bool | None = None,
+    ) -> ChatPrompt:
+        msgs: list[Message] = []
+        if system:
+            msgs.append({"role": "system", "content": system})
+        msgs.append({"role": "user", "content": user})
+        return cls(tuple(msgs), assistant_prefix, add_special_tokens=add_special_tokens)

@@ -32,57 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
 from ..errors import ConfigError
+from ..types import ChatPrompt, Message  # value objects, one layer down: prompts/ builds them too
 from ..validation import check_int, check_number, check_stop
 
 __all__ = [
     "ChatPrompt", "Generation", "GenerationRequest", "LLMBackend", "Message", "adds_special_tokens",
 ]
-
-
-Message = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ChatPrompt:
-    """Chat messages rendered with the model's chat template, then ``assistant_prefix`` appended verbatim
-    (text the answer is forced to start with, e.g. ``"["`` or ``"<think>"``).
-
-    With ``raw`` set, the messages are ignored and ``raw`` is used as the full prompt text (completion style).
-
-    ``add_special_tokens`` is the special-token policy of this prompt (see :func:`adds_special_tokens`):
-    ``True`` tokenises the rendered (or raw) text with the tokenizer's special tokens (e.g. a Llama/Mistral
-    BOS ``<s>``), ``False`` with none, ``None`` leaves it to the backend's ``add_special_tokens`` option and,
-    when that is ``None`` too, to the default: none for a chat prompt (its template writes what it needs),
-    the tokenizer's for a raw prompt.
-
-    With ``token_ids`` set, the prompt is pre-tokenised (built piece by piece the way a reference reranker builds
-    its inputs, see :mod:`rerank_plugins.engine.token_prompt`): a backend that runs the model itself feeds those
-    ids as they are (no template, no special tokens added, ``assistant_prefix`` must be empty), and a label is
-    the token it tokenises to on its own. ``raw`` then holds the same prompt as text, for servers that take text;
-    ``add_special_tokens`` says whether that text needs the tokenizer's special tokens (BOS) added to equal
-    ``token_ids`` (never applied to ``token_ids`` themselves).
-    """
-
-    messages: tuple[Message, ...] = ()
-    assistant_prefix: str = ""
-    raw: str | None = None
-    add_special_tokens: bool | None = None
-    token_ids: tuple[int, ...] | None = None
-
-    @classmethod
-    def of(
-        cls,
-        user: str,
-        system: str | None = None,
-        assistant_prefix: str = "",
-        *,
-        add_special_tokens: bool | None = None,
-    ) -> ChatPrompt:
-        msgs: list[Message] = []
-        if system:
-            msgs.append({"role": "system", "content": system})
-        msgs.append({"role": "user", "content": user})
-        return cls(tuple(msgs), assistant_prefix, add_special_tokens=add_special_tokens)
 
 
 def adds_special_tokens(prompt: ChatPrompt, default: bool | None = None) -> bool:

@@ -49,10 +49,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from ..backends.base import ChatPrompt, Message
 from ..engine.identifiers import IdScheme, get_scheme
 from ..engine.reasoning import ReasoningFormat
 from ..errors import ConfigError
+from ..types import ChatPrompt, Message
 from ..validation import check_int
 
 if sys.version_info >= (3, 11):

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..base import Reranker
 from ..errors import ConfigError, InvalidInputError
 from ..types import Candidate, RankedList
 
-__all__ = ["as_embedder", "as_reranker", "candidate_texts", "ranking_pairs"]
+__all__ = ["as_embedder", "as_reranker", "candidate_texts", "ranking_pairs", "set_reranker_builder"]
+
+#: How a name, path, ModelRef or spec becomes a :class:`Reranker`: :func:`rerank_plugins.models.build_reranker`,
+#: handed down by the registry when it is imported (which ``import rerank_plugins`` does), so that this layer
+#: never imports the registry above it.
+_build_reranker: Callable[..., Reranker] | None = None
+
+
+def set_reranker_builder(build: Callable[..., Reranker]) -> None:
+    """Install the registry's ``build_reranker(value, what=...)`` (called once, by :mod:`rerank_plugins.models`)."""
+    global _build_reranker
+    _build_reranker = build
 
 
 def as_reranker(value: Any, what: str) -> Reranker:
@@ -22,9 +33,9 @@ def as_reranker(value: Any, what: str) -> Reranker:
     """
     if isinstance(value, Reranker):
         return value
-    from ..models import build_reranker
-
-    return build_reranker(value, what=what)
+    if _build_reranker is None:  # only when rerank_plugins.models was never imported
+        raise ConfigError(f"{what}: a name or spec needs the strategy registry; import rerank_plugins first")
+    return _build_reranker(value, what=what)
 
 
 def as_embedder(model: Any, embedding_options: Mapping[str, Any] | None) -> tuple[Any, bool]:

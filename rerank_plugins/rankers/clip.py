@@ -33,8 +33,8 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..base import Reranker, Scores
 from ..errors import BackendError, ConfigError, InvalidInputError
 from ..images import ImageLimits, load_candidate_images, load_query_image
-from ..refs import resolve_model
-from ..types import Candidate, LoadedModel, ModelLike, Query
+from ..refs import ModelLike, resolve_model
+from ..types import Candidate, LoadedModel, Query
 from ..validation import check_int, check_number
 from ._vision import check_image_limits, modality
 

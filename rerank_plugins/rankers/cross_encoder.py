@@ -53,8 +53,8 @@ from ..engine.length_policy import (
     warn_truncated,
 )
 from ..errors import BackendError, ConfigError, InvalidInputError
-from ..refs import ModelRef, resolve_model
-from ..types import Candidate, LoadedModel, ModelLike, Query
+from ..refs import ModelLike, ModelRef, resolve_model
+from ..types import Candidate, LoadedModel, Query
 from ..validation import check_int
 from ._fast_paths import QUANTIZE_MODES, OnnxClassifier, quantize_int8
 from ._pair_encoding import EncodedPairs, encode_pairs

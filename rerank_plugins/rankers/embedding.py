@@ -46,8 +46,8 @@ from ..engine.length_policy import (
     warn_truncated,
 )
 from ..errors import BackendError, ConfigError, InvalidInputError
-from ..refs import ModelRef, resolve_model
-from ..types import Candidate, LoadedModel, ModelLike, Query
+from ..refs import ModelLike, ModelRef, resolve_model
+from ..types import Candidate, LoadedModel, Query
 from ..validation import check_int
 from ._compose import candidate_texts
 from ._text_windows import distinct_windows, plan_texts, text_budget

@@ -29,7 +29,8 @@ from typing import Any, Literal
 from .._optional import require
 from ..base import Reranker, Scores
 from ..errors import ConfigError
-from ..types import Candidate, Embedder, LoadedModel, ModelLike, Query
+from ..refs import ModelLike
+from ..types import Candidate, Embedder, LoadedModel, Query
 from ..validation import check_choice, check_int, check_number
 from ._compose import as_embedder, candidate_texts
 

@@ -53,8 +53,8 @@ from ..engine.length_policy import (
     warn_truncated,
 )
 from ..errors import BackendError, ConfigError
-from ..refs import resolve_model
-from ..types import Candidate, LoadedModel, ModelLike, Query
+from ..refs import ModelLike, resolve_model
+from ..types import Candidate, LoadedModel, Query
 from ..validation import check_int
 from ._compose import candidate_texts
 from .cross_encoder import CPU_TOKEN_BUDGET
