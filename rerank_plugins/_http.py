@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._optional import require
-from .errors import BackendError, ConfigError
-from .validation import check_int, check_number
+from .errors import BackendError
+from .validation import check_int, check_number, check_url
 
 __all__ = ["RETRY_STATUS", "JSONHTTPClient", "StatusError", "check_http_options"]
 
@@ -88,8 +88,7 @@ class JSONHTTPClient:
         self._httpx = require("httpx", "openai", purpose=name)
         check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
                            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        check_url("base_url", base_url)
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.max_retries = max_retries

@@ -18,14 +18,14 @@ be and what it got: ``window_size must be an int >= 2, got 1``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from typing import TypeGuard, TypeVar
 
 from .errors import ConfigError
 
 __all__ = [
-    "check_api_keys", "check_bool", "check_choice", "check_instance", "check_int", "check_number", "check_stop",
-    "is_number",
+    "check_api_keys", "check_bool", "check_choice", "check_instance", "check_int", "check_mapping", "check_number",
+    "check_stop", "check_strings", "check_that", "check_url", "is_number",
 ]
 
 _T = TypeVar("_T")
@@ -113,17 +113,48 @@ def check_bool(name: str, value: _T, *, optional: bool = False, error: type[Exce
     raise error(f"{name} must be a bool{' or None' if optional else ''}, got {value!r}")
 
 
-def check_stop(name: str, value: object, *, error: type[Exception] = ConfigError) -> tuple[str, ...]:
-    """Stop sequences as a tuple: a ``str`` is ONE stop sequence (``"\\n\\n"`` stops at a blank line, never at
-    each ``"\\n"``), a list or tuple of ``str`` is several; ``None`` is none. Empty strings stop nothing and are
-    dropped; anything else (bytes, numbers, a list holding them) is refused."""
-    if value is None:
+def check_strings(name: str, value: object, *, optional: bool = False,
+                  error: type[Exception] = ConfigError) -> tuple[str, ...]:
+    """One string or several as a tuple: a ``str`` is ONE item, a list, tuple or set of ``str`` is several (``None``:
+    none, when ``optional``); bytes, numbers or a list holding them are refused."""
+    if value is None and optional:
         return ()
     if isinstance(value, str):
-        return (value,) if value else ()
-    if isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(s, str) for s in value):
-        return tuple(s for s in value if s)
-    raise error(f"{name} must be a string or a list of strings, got {value!r}")
+        return (value,)
+    if (isinstance(value, Collection) and not isinstance(value, (bytes, Mapping))
+            and all(isinstance(s, str) for s in value)):
+        return tuple(value)
+    raise error(f"{name} must be a string or a list of strings{' or None' if optional else ''}, got {value!r}")
+
+
+def check_stop(name: str, value: object, *, error: type[Exception] = ConfigError) -> tuple[str, ...]:
+    """Stop sequences as a tuple (:func:`check_strings`): a ``str`` is ONE stop sequence (``"\\n\\n"`` stops at a
+    blank line, never at each ``"\\n"``), a list of ``str`` is several, ``None`` is none. Empty strings stop
+    nothing and are dropped."""
+    return tuple(s for s in check_strings(name, value, optional=True, error=error) if s)
+
+
+def check_mapping(name: str, value: _T, *, optional: bool = False, error: type[Exception] = ConfigError) -> _T:
+    """``value`` when it is a mapping (a ``dict`` of options such as ``model_kwargs``; ``None`` too if
+    ``optional``)."""
+    if (value is None and optional) or isinstance(value, Mapping):
+        return value
+    raise error(f"{name} must be a dict{' or None' if optional else ''}, got {value!r}")
+
+
+def check_url(name: str, value: _T, *, error: type[Exception] = ConfigError) -> _T:
+    """``value`` when it is an ``http://`` or ``https://`` URL with a host."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")) and value.split("//", 1)[1].strip("/"):
+        return value
+    raise error(f"{name} must be an http(s) URL, got {value!r}")
+
+
+def check_that(name: str, value: _T, ok: bool, what: str, *, error: type[Exception] = ConfigError) -> _T:
+    """``value`` when ``ok`` (a test the caller made, e.g. ``callable(value)``); else the error saying that
+    ``name`` must be ``what`` (``"a path, a hub id or a tokenizer object"``)."""
+    if ok:
+        return value
+    raise error(f"{name} must be {what}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ from .._warnings import caller_stacklevel
 from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef
-from ..validation import check_bool, check_int
+from ..validation import check_bool, check_choice, check_int, check_mapping, check_strings, check_that, check_url
 from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .chat_template import ChatTemplate
 
@@ -158,8 +158,6 @@ def _load_tokenizer(spec: Any) -> Any:
     """A tokenizer object (anything callable like a transformers tokenizer) or one loaded with transformers from a
     folder, hub id or ``.gguf`` file."""
     if not isinstance(spec, (str, os.PathLike)):
-        if not callable(spec):
-            raise ConfigError(f"tokenizer must be a path, a hub id or a tokenizer object, got {spec!r}")
         return spec
     transformers = require("transformers", "hf", purpose="tokenising prompts client side (tokenizer=)")
     path = os.fspath(spec)
@@ -226,22 +224,25 @@ class OpenAIBackend(LLMBackend):
         tokenizer: Any = None,
     ) -> None:
         self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
-        if endpoint not in ("chat", "completions"):
-            raise ConfigError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
-        if prefix_mode not in ("auto", "render", "continue"):
-            raise ConfigError(f"prefix_mode must be 'auto', 'render' or 'continue', got {prefix_mode!r}")
-        if label_match not in ("exact", "strip"):
-            raise ConfigError(f"label_match must be 'exact' or 'strip', got {label_match!r}")
+        check_choice("endpoint", endpoint, ("chat", "completions"))
+        check_choice("prefix_mode", prefix_mode, ("auto", "render", "continue"))
+        check_choice("label_match", label_match, ("exact", "strip"))
         check_int("top_logprobs", top_logprobs, 1)
-        if token_prompts not in ("text", "ids"):
-            raise ConfigError(f"token_prompts must be 'text' or 'ids', got {token_prompts!r}")
-        check_int("bos_token_id", bos_token_id, optional=True)
+        check_choice("token_prompts", token_prompts, ("text", "ids"))
+        check_int("bos_token_id", bos_token_id, 0, optional=True)
+        check_int("context_length", context_length, 1, optional=True)
+        for option, value in (("extra_body", extra_body), ("render_body", render_body), ("headers", headers)):
+            check_mapping(option, value, optional=True)
+        singles = check_strings("single_tokens", single_tokens, optional=True)
+        check_that("tokenizer", tokenizer, tokenizer is None or isinstance(tokenizer, (str, os.PathLike))
+                   or callable(tokenizer), "a path, a hub id or a tokenizer object")
+        check_that("model", model, model is None or isinstance(model, str)
+                   or isinstance(getattr(model, "name_or_path", None), str), "a served model name, a ModelRef or None")
         self.token_prompts = token_prompts
         self._bos_token_id = bos_token_id
         check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
                            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        check_url("base_url", base_url)
 
         root = base_url.rstrip("/")
         if root.endswith("/v1"):
@@ -252,9 +253,7 @@ class OpenAIBackend(LLMBackend):
         gguf_template: str | None = None
         if model is not None and not isinstance(model, str):
             # a ModelRef (duck-typed to keep this module free of the registry)
-            name_or_path = getattr(model, "name_or_path", None)
-            if not isinstance(name_or_path, str):
-                raise ConfigError(f"model must be a served model name, a ModelRef or None, got {model!r}")
+            name_or_path = str(model.name_or_path)
             gguf_file = getattr(model, "gguf_file", None)
             if gguf_file:
                 gguf_template = os.path.join(name_or_path, gguf_file)
@@ -283,7 +282,7 @@ class OpenAIBackend(LLMBackend):
         self._context_checked = context_length is not None
         self.extra_body = dict(extra_body) if extra_body is not None else {}
         self.render_body = dict(render_body) if render_body is not None else {"add_special_tokens": False}
-        self._single_tokens = set(single_tokens) if single_tokens is not None else None
+        self._single_tokens = set(singles) if single_tokens is not None else None
         self.tokenizer = _load_tokenizer(tokenizer) if tokenizer is not None else None
         self._single_cache: dict[str, bool] = {}
         self._tokenize_probe: tuple[str, str, int] | None = None  # (path, style, baseline count)

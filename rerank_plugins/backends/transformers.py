@@ -66,7 +66,7 @@ from .._warnings import caller_stacklevel
 from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
-from ..validation import check_bool
+from ..validation import check_bool, check_int, check_mapping
 from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
@@ -151,12 +151,15 @@ class TransformersLLMBackend(LLMBackend):
         add_special_tokens: bool | None = None,
     ) -> None:
         self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if max_batch_tokens is not None and max_batch_tokens < 1:
-            raise ConfigError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
-        if context_length is not None and context_length < 1:
-            raise ConfigError(f"context_length must be >= 1 or None, got {context_length}")
+        check_int("batch_size", batch_size, 1)
+        check_int("max_batch_tokens", max_batch_tokens, 1, optional=True)
+        check_int("context_length", context_length, 1, optional=True)
+        for flag, value in (("trust_remote_code", trust_remote_code), ("cache_conversion", cache_conversion),
+                            ("progress", progress)):
+            check_bool(flag, value)
+        for option, kwargs in (("generation_kwargs", generation_kwargs), ("model_kwargs", model_kwargs),
+                               ("tokenizer_kwargs", tokenizer_kwargs)):
+            check_mapping(option, kwargs, optional=True)
         self._torch = require("torch", "hf", purpose="the transformers LLM backend")
         ref = model if isinstance(model, ModelRef) else resolve_model(model)
         if gguf_file is not None:
@@ -356,8 +359,7 @@ class TransformersLLMBackend(LLMBackend):
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
         """``text`` cut to its first ``max_tokens`` tokens (unchanged when it is that short)."""
-        if max_tokens < 0:
-            raise ConfigError(f"max_tokens must be >= 0, got {max_tokens}")
+        check_int("max_tokens", max_tokens, 0)
         ids = self._encode(text)
         if len(ids) <= max_tokens:
             return text

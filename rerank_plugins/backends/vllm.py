@@ -35,7 +35,7 @@ from typing import Any
 from .._optional import require
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
-from ..validation import check_bool
+from ..validation import check_bool, check_int, check_mapping, check_number
 from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
 from .tokens import LabelTokens
 from .transformers import BackendStats
@@ -182,13 +182,15 @@ class VLLMBackend(LLMBackend):
         add_special_tokens: bool | None = None,
     ) -> None:
         self.add_special_tokens = check_bool("add_special_tokens", add_special_tokens, optional=True)
+        check_int("tensor_parallel_size", tensor_parallel_size, 1)
+        check_int("max_logprobs", max_logprobs, 1)
+        check_number("gpu_memory_utilization", gpu_memory_utilization, maximum=1, above=0, optional=True)
+        check_int("max_model_len", max_model_len, 1, optional=True)
+        check_int("seed", seed)
+        check_bool("trust_remote_code", trust_remote_code)
+        check_bool("progress", progress)
+        check_mapping("llm_kwargs", llm_kwargs, optional=True)
         vllm = require("vllm", "vllm", purpose="the vLLM backend")
-        if tensor_parallel_size < 1:
-            raise ConfigError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
-        if max_logprobs < 1:
-            raise ConfigError(f"max_logprobs must be >= 1, got {max_logprobs}")
-        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
-            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}")
         ref = model if isinstance(model, ModelRef) else resolve_model(model)
         path, tok = ref.name_or_path, tokenizer if tokenizer is not None else ref.tokenizer
         if ref.gguf_file is not None:
@@ -264,8 +266,7 @@ class VLLMBackend(LLMBackend):
         return len(self.prompt_token_ids(prompt))
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
-        if max_tokens < 0:
-            raise ConfigError(f"max_tokens must be >= 0, got {max_tokens}")
+        check_int("max_tokens", max_tokens, 0)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= max_tokens:
             return text

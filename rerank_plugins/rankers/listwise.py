@@ -74,7 +74,7 @@ from ..prompts import PromptTemplate, get_prompt
 from ..prompts.cleaning import cut_words, get_cleaning
 from ..refs import ModelRef
 from ..types import Candidate, Query, WindowTrace
-from ..validation import check_choice, check_int, check_number
+from ..validation import check_bool, check_choice, check_int, check_number
 from ._llm import (
     batched_label_logprobs,
     passage_texts,
@@ -381,8 +381,7 @@ class ListwiseReranker(Reranker):
                 "reranker first and give this ranker the head of its list"
             )
         check_int("context_size", context_size, 16, optional=True)
-        if add_special_tokens is not None and not isinstance(add_special_tokens, bool):
-            raise ConfigError(f"add_special_tokens must be True, False or None, got {add_special_tokens!r}")
+        check_bool("add_special_tokens", add_special_tokens, optional=True)
         self.cleaning = get_cleaning(cleaning)
         self.cleaning.fixer()  # a missing ftfy fails here, before any model is loaded
         self.long_documents = policy.long_documents

@@ -56,7 +56,7 @@ from typing import Any
 from .._optional import require
 from ..base import Reranker
 from ..engine.length_policy import LONG_DOCUMENTS
-from ..validation import check_choice, check_instance, check_int, check_number
+from ..validation import check_choice, check_instance, check_int, check_number, check_strings
 from . import cohere_api, vllm_api
 from .batcher import MicroBatcher
 from .long_documents import LengthPolicies
@@ -133,6 +133,7 @@ def create_app(
     check_int("max_chunks_per_doc", max_chunks_per_doc, 1, optional=True)
     keys = normalise_keys(api_keys) + (normalise_keys(keys_from_env()) if api_keys_from_env else [])
     check_instance("reranker", reranker, (str, Reranker), "a Reranker or a name")
+    origins = None if cors_origins is None else check_strings("cors_origins", cors_origins)
     owns = isinstance(reranker, str)
     from ..models import build_reranker
 
@@ -190,7 +191,7 @@ def create_app(
     cohere_api.register(app, pipeline)
     vllm_api.register(app, pipeline, started)
     _register_operations(app, pipeline, started, responses)
-    _add_middleware(app, pipeline, keys=keys, metrics_open=metrics_open, cors_origins=cors_origins)
+    _add_middleware(app, pipeline, keys=keys, metrics_open=metrics_open, cors_origins=origins)
     return app
 
 
@@ -236,8 +237,8 @@ def _add_middleware(app: Any, pipeline: RequestPipeline, *, keys: list[bytes], m
         app.add_middleware(APIKeyASGI, keys=keys, metrics_open=metrics_open,
                            on_reject=lambda path: metrics.error(path_label(path), "unauthorized"))
     if cors_origins is not None:
-        origins = [cors_origins] if isinstance(cors_origins, str) else list(cors_origins)
-        app.add_middleware(json_cors_middleware(), allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600,
+        app.add_middleware(json_cors_middleware(), allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"],
+                           max_age=600,
                            on_refuse=lambda path: metrics.error(path_label(path), "cors_refused"))
     app.add_middleware(MetricsASGI, metrics=metrics)  # added last: the outermost layer

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._optional import require
+from ..validation import check_int, check_mapping, check_number, check_that
 
 __all__ = ["BAD_REQUESTS", "LoadReport", "percentile", "run_load"]
 
@@ -113,9 +114,17 @@ async def run_load(
     impatient_backoff: float = 0.1,
 ) -> LoadReport:
     """Send the load (see the module docstring) and return the report; never more than the two bounds."""
+    check_that("bodies", bodies, bool(bodies), "at least one request body")
+    for name, count, least in (("concurrency", concurrency, 1), ("max_requests", max_requests, 1),
+                               ("max_documents", max_documents, 1), ("impatient", impatient, 0)):
+        check_int(name, count, least)
+    check_int("bad_every", bad_every, 1, optional=True)
+    for name, seconds in (("max_seconds", max_seconds), ("timeout", timeout), ("impatient_timeout", impatient_timeout)):
+        check_number(name, seconds, above=0)
+    check_number("grace", grace, 0)
+    check_number("impatient_backoff", impatient_backoff, 0)
+    check_mapping("impatient_body", impatient_body, optional=True)
     httpx = require("httpx", "serve", purpose="the load generator")
-    if not bodies:
-        raise ValueError("run_load needs at least one request body")
     encoded = [json.dumps(dict(b)).encode("utf-8") for b in bodies]
     bad = _bad_requests(max_documents)
     report = LoadReport(concurrency=concurrency)
