@@ -13,7 +13,11 @@ three behave the same:
   positions ``"0", "1", ...`` (so duplicates in a host list are reranked, never rejected or merged);
 * :func:`result_metadata` - for each result, the plain (JSON-serialisable) metadata an adapter adds to the
   document it returns: ``rerank_rank`` always; ``rerank_reasoning``, ``rerank_details`` and ``rerank_windows``
-  (the listwise windows the document took part in) when the strategy produced them;
+  (the listwise windows the document took part in) when the strategy produced them; ``best_chunk`` (a copy of
+  ``details["best_chunk"]``: ``{"start", "end", "score", "index", "chunks"}``, the character span of the
+  best-scoring window in the document's text, its score, position and the number of windows) when the reranker
+  chunked long documents (``options={"long_documents": "chunk", "max_chunks": ...}``, see
+  :mod:`rerank_plugins.engine.length_policy`);
 * :func:`model_name` - the serialisable form of a ``model`` argument (``pathlib.Path`` -> ``str``);
 * :func:`affixed` and :func:`document_text` - the query and document texts a reranker sees, with the prefixes,
   suffixes and embedded meta fields of Haystack's rankers (the same rule in every adapter);
@@ -30,6 +34,7 @@ from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from .base import Reranker
+from .engine.length_policy import BEST_CHUNK_KEY
 from .errors import ConfigError
 from .models import accepted_options, build_reranker
 from .refs import ModelRef
@@ -38,6 +43,7 @@ from .types import RankedList, WindowTrace
 from .validation import check_bool, check_choice, check_int, check_number
 
 __all__ = [
+    "BEST_CHUNK_KEY",
     "DETAILS_KEY",
     "RANK_KEY",
     "REASONING_KEY",
@@ -57,8 +63,8 @@ RANK_KEY = "rerank_rank"
 REASONING_KEY = "rerank_reasoning"
 DETAILS_KEY = "rerank_details"
 WINDOWS_KEY = "rerank_windows"
-#: Every metadata key :func:`result_metadata` may set.
-RESULT_KEYS = (RANK_KEY, REASONING_KEY, DETAILS_KEY, WINDOWS_KEY)
+#: Every metadata key :func:`result_metadata` may set (``BEST_CHUNK_KEY`` is ``"best_chunk"``).
+RESULT_KEYS = (RANK_KEY, REASONING_KEY, DETAILS_KEY, WINDOWS_KEY, BEST_CHUNK_KEY)
 
 
 def candidate_ids(host_ids: Sequence[Any]) -> list[str]:
@@ -106,6 +112,8 @@ def result_metadata(ranked: RankedList) -> list[dict[str, Any]]:
             meta[REASONING_KEY] = item.reasoning
         if item.details:
             meta[DETAILS_KEY] = _plain(item.details)
+            if BEST_CHUNK_KEY in item.details:
+                meta[BEST_CHUNK_KEY] = _plain(item.details[BEST_CHUNK_KEY])
         if item.id in windows:
             meta[WINDOWS_KEY] = [_window(ranked.traces[i]) for i in windows[item.id]]
         out.append(meta)

@@ -146,6 +146,27 @@ class AdapterKindsSuite(abc.ABC):
         out = self.run(self.build(str(tiny_dirs[kind]), kind=kind, top_n=5), QUERY, sample_candidates(), asynchronous)
         self.check(bare, out)
 
+    @pytest.mark.parametrize("kind", ["cross-encoder", "embedding"])
+    def test_best_chunk_metadata_equals_the_engines_details(self, kind: str, tiny_dirs: dict[str, Path]) -> None:
+        """Long documents chunked through the adapter (the length policy's options passed through ``options``):
+        each result's ``best_chunk`` metadata is exactly ``details["best_chunk"]`` of ``load_reranker`` with the
+        same options (issue 20)."""
+        from ..models import load_reranker
+
+        options: dict[str, Any] = {"long_documents": "chunk", "max_chunks": 4, "chunk_overlap": 4}
+        if kind == "cross-encoder":
+            options["max_length"] = 48
+        filler = "boiling pasta in salted water takes nine minutes . "
+        needle = "shock waves form when an aircraft flies faster than sound . "
+        candidates = [Candidate(id="long", text=filler * 20 + needle + filler * 20),
+                      Candidate(id="short", text=needle), Candidate(id="filler", text=filler * 30)]
+        bare = load_reranker(str(tiny_dirs[kind]), kind=kind, **options).rerank(QUERY, candidates)
+        out = self.run(self.build(str(tiny_dirs[kind]), kind=kind, options=options), QUERY, candidates, False)
+        self.check(bare, out)
+        for (_, _, meta), r in zip(out, bare.results):
+            assert meta["best_chunk"] == dict(r.details["best_chunk"])
+        assert max(meta["best_chunk"]["chunks"] for _, _, meta in out) == 4
+
     def test_model_given_as_a_path(self, tiny_dirs: dict[str, Path]) -> None:
         """``pathlib.Path`` is accepted like ``str`` (the hosts' built-in rerankers take ``str | Path``)."""
         from ..models import load_reranker

@@ -221,3 +221,19 @@ def test_fusion_with_the_first_stage_score_through_the_compressor() -> None:
     out = RerankPluginsCompressor(model=fusion, score_metadata_key="score").compress_documents(docs, QUERY)
     assert [d.id for d in out] == bare.ids
     assert [d.metadata[RELEVANCE_SCORE_KEY] for d in out] == pytest.approx(bare.scores, abs=1e-9)
+
+
+def test_best_chunk_metadata_takes_the_prefix(tmp_path) -> None:
+    """prefix_metadata is put before best_chunk too, as before every key the adapter adds (issue 20)."""
+    pytest.importorskip("torch")
+    from rerank_plugins.models import load_reranker
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    path = str(build_tiny_cross_encoder(tmp_path / "ce"))
+    options = {"long_documents": "chunk", "max_chunks": 3, "max_length": 40}
+    docs = [Document(id="a", page_content="shock waves and supersonic flow . " * 30),
+            Document(id="b", page_content="x")]
+    bare = load_reranker(path, **options).rerank(QUERY, [Candidate(id=d.id, text=d.page_content) for d in docs])
+    out = RerankPluginsCompressor(model=path, options=options, prefix_metadata="rp_").compress_documents(docs, QUERY)
+    assert [d.metadata["rp_best_chunk"] for d in out] == [dict(r.details["best_chunk"]) for r in bare.results]
+    assert all("best_chunk" not in d.metadata for d in out)
