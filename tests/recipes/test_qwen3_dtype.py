@@ -26,6 +26,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from _support import recipe_models  # noqa: E402
+from test_pointwise_recipes import DOCS, PAIRS, QUERIES  # noqa: E402  (the recipe proof's 15 pairs)
 
 from rerank_plugins import load_reranker  # noqa: E402
 from rerank_plugins.backends.device import resolve_dtype  # noqa: E402
@@ -36,21 +37,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
-QUERIES = ["what is a shock wave?", "who wrote Hamlet", "boiling point of water at sea level"]
-DOCS = [
-    "A shock wave is a propagating disturbance that moves faster than the local speed of sound.",
-    "William Shakespeare wrote Hamlet around 1600.",
-    "Water boils at 100 degrees Celsius at sea level, and lower on mountains.",
-    "Bananas are rich in potassium.",
-    " ".join(["Supersonic flow over a wedge produces an oblique shock wave attached to its tip."] * 6),
-]
-PAIRS = [(q, d) for q in QUERIES for d in DOCS]
 
 #: fp32 against fp32: float rounding only (the recipe's proof tolerance)
 FP32_TOL = 1e-5
 #: bf16 against bf16 computed in other batches and paddings: the card computes P(yes) itself in bf16, whose step
 #: for values in [0.5, 1) is 2**-8 = 0.0039, and moves by two steps (0.0078) between one pair per call and one
-#: batch; measured: 0.0042 between our bf16 scores and the card's, 0.0057 between our fp32 scores and the card's
+#: batch; measured: 0.0044 between our bf16 scores and the card's, 0.0039 between our fp32 scores and the card's
 BF16_TOL = 1e-2
 
 
