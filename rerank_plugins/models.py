@@ -71,7 +71,6 @@ class StrategySpec:
     name: str
     target: str  # "module:ClassName"
     description: str
-    extra: str = "hf"
     #: True when the strategy needs a ``model`` (first positional argument)
     needs_model: bool = True
 
@@ -83,13 +82,11 @@ class StrategySpec:
 _STRATEGIES: dict[str, StrategySpec] = {}
 
 
-def register_strategy(
-    name: str, target: str, description: str, *, extra: str = "hf", needs_model: bool = True
-) -> None:
+def register_strategy(name: str, target: str, description: str, *, needs_model: bool = True) -> None:
     """Register a strategy kind implemented by ``target`` (``"package.module:Class"``)."""
     if name in _STRATEGIES and _STRATEGIES[name].target != target:
         raise ConfigError(f"strategy {name!r} is already registered to {_STRATEGIES[name].target}")
-    _STRATEGIES[name] = StrategySpec(name, target, description, extra, needs_model)
+    _STRATEGIES[name] = StrategySpec(name, target, description, needs_model)
 
 
 def strategies() -> dict[str, StrategySpec]:
@@ -197,25 +194,21 @@ register_strategy(
     "vision-yes-no",
     "rerank_plugins.rankers.vision_yes_no:VisionYesNoReranker",
     "pointwise vision-language P(yes) from the answer token's logits (MonoQwen2-VL, GMR-style), images as candidates",
-    extra="vision",
 )
 register_strategy(
     "vision-reasoning",
     "rerank_plugins.rankers.vision_reasoning:VisionReasoningReranker",
     "MM-R5-style reasoning listwise reranking of page images (<think> then <answer>[ids]</answer>)",
-    extra="vision",
 )
 register_strategy(
     "clip",
     "rerank_plugins.rankers.clip:ClipReranker",
     "CLIP / SigLIP dual-encoder cosine for text, image or mixed candidates (sentence-transformers)",
-    extra="vision",
 )
 register_strategy(
     "remote",
     "rerank_plugins.rankers.remote:RemoteReranker",
     "client of a remote /rerank service (rerank-plugins serve, Cohere, Jina, TEI): load_reranker('remote', url=...)",
-    extra="serve",
     needs_model=False,
 )
 

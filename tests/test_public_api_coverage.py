@@ -164,3 +164,16 @@ def test_every_recipe_architecture_is_loaded_by_its_proof_test(name: str) -> Non
     tests = _module_fixtures(ROOT / path)
     assert func in tests, f"{proof} does not exist"
     assert architecture in _kit_sources(), f"no tiny-model builder makes a {architecture}"
+
+
+
+def test_the_strategy_spec_keeps_no_unread_field() -> None:
+    """``StrategySpec.extra`` (the pip extra) was stored and never read: the classes name their extra themselves
+    when a dependency is missing (``_optional.require``), so the registry no longer takes one."""
+    import dataclasses
+    import inspect
+
+    from rerank_plugins.models import StrategySpec, register_strategy
+
+    assert [f.name for f in dataclasses.fields(StrategySpec)] == ["name", "target", "description", "needs_model"]
+    assert "extra" not in inspect.signature(register_strategy).parameters

@@ -106,7 +106,7 @@ def keyword_kind(monkeypatch: pytest.MonkeyPatch) -> str:
     from rerank_plugins import models
     from rerank_plugins.models import StrategySpec
 
-    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", "dev", False)
+    spec = StrategySpec("keyword-test", "rerank_plugins.testing.rerankers:KeywordReranker", "test", needs_model=False)
     monkeypatch.setitem(models._STRATEGIES, "keyword-test", spec)
     return "keyword-test"
 
