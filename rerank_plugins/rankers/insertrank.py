@@ -25,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from ..backends.base import LLMBackend
 from ..base import Scores
@@ -35,9 +36,9 @@ from ..errors import ConfigError, InvalidInputError
 from ..refs import ModelRef
 from ..types import Candidate, Query
 from ..validation import check_choice, check_int
-from .listwise import ListwiseReranker
+from .listwise import FirstLogitsAnswer, GeneratedPermutationAnswer, ListwiseReranker, WindowAnswer
 
-__all__ = ["InsertRankReranker", "format_scores"]
+__all__ = ["InsertRankFirstAnswer", "InsertRankGeneratedAnswer", "InsertRankReranker", "format_scores"]
 
 _SCALES = ("raw", "minmax", "percent")
 
@@ -65,6 +66,18 @@ def format_scores(scores: Sequence[float | None], scale: str = "raw", decimals: 
     return out
 
 
+class InsertRankFirstAnswer(FirstLogitsAnswer):
+    """FIRST logits over windows whose passages carry their first-stage scores."""
+
+    default_prompt = "insertrank-first"
+
+
+class InsertRankGeneratedAnswer(GeneratedPermutationAnswer):
+    """A generated permutation over windows whose passages carry their first-stage scores."""
+
+    default_prompt = "insertrank"
+
+
 class InsertRankReranker(ListwiseReranker):
     """:class:`ListwiseReranker` with first-stage scores in the prompt (see the module docstring).
 
@@ -76,6 +89,9 @@ class InsertRankReranker(ListwiseReranker):
     """
 
     kind = "insertrank"
+    answers: ClassVar[Mapping[str, WindowAnswer]] = MappingProxyType(
+        {"first": InsertRankFirstAnswer(), "generate": InsertRankGeneratedAnswer()}
+    )
 
     def __init__(
         self,
@@ -96,9 +112,6 @@ class InsertRankReranker(ListwiseReranker):
         self.decimals = decimals
         super().__init__(model, **options)
         self.name = f"{self.kind}-{self.mode}:{self.backend.model_id}"
-
-    def _default_prompt(self) -> str:
-        return "insertrank-first" if self.mode == "first" else "insertrank"
 
     def _passage_texts(self, query: Query, candidates: Sequence[Candidate]) -> tuple[list[str], int]:
         texts, cut = super()._passage_texts(query, candidates)

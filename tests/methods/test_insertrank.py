@@ -97,3 +97,12 @@ class TestInsertRankFirstConformance(RerankerConformance):
     @pytest.fixture
     def reranker(self) -> InsertRankReranker:
         return InsertRankReranker(score_reading_llm(), mode="first", window_size=4, stride=2, score_scale="minmax")
+
+
+def test_each_mode_reader_carries_its_prompt() -> None:
+    """The prompt of a mode comes from its answer reader (as in listwise.py), not from a switch on ``self.mode``."""
+    readers = InsertRankReranker.answers
+    assert {m: r.default_prompt for m, r in readers.items()} == {"first": "insertrank-first", "generate": "insertrank"}
+    for mode, prompt in (("first", "insertrank-first"), ("generate", "insertrank")):
+        ranker = InsertRankReranker(score_reading_llm(), mode=mode)
+        assert ranker.answer is readers[mode] and ranker.template.name == prompt
