@@ -1,11 +1,14 @@
-"""A small JSON-over-HTTP client with bounded concurrency, timeouts and retries (needs ``httpx``).
+"""A small JSON-over-HTTP client with bounded concurrency, timeouts and retries (needs ``httpx``), and the one
+home of the library's HTTP transport settings (:class:`HTTPSettings`).
 
-Shared by the OpenAI-compatible backend and the remote reranker client. Sync calls use one
-``httpx.Client``; async calls use one ``httpx.AsyncClient`` and one :class:`asyncio.Semaphore` per event loop
-(an httpx async client cannot move between loops). HTTP 408/429/500/502/503/504, timeouts and connection
-errors are retried up to ``max_retries`` times with exponential back-off (``backoff * 2**attempt`` seconds,
-jittered by +-25 %, capped at ``max_backoff``; a ``Retry-After`` header in seconds wins). Other statuses raise
-at once with the server's message.
+Shared by the OpenAI-compatible backend and the remote reranker client: both take the same transport arguments
+(``timeout``, ``connect_timeout``, ``max_retries``, ``backoff``, ``max_backoff``, ``max_concurrency``), with the
+defaults of :class:`HTTPSettings`, checked there. Sync calls use one ``httpx.Client``; async calls use one
+``httpx.AsyncClient`` and one :class:`asyncio.Semaphore` per event loop (an httpx async client cannot move
+between loops). HTTP 408/429/500/502/503/504, timeouts and connection errors are retried up to ``max_retries``
+times with exponential back-off (``backoff * 2**attempt`` seconds, jittered by +-25 %, capped at
+``max_backoff``; a ``Retry-After`` header in seconds wins). Other statuses raise at once with the server's
+message.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ._optional import require
 from .errors import BackendError
 from .validation import check_int, check_number, check_url
 
-__all__ = ["RETRY_STATUS", "JSONHTTPClient", "StatusError", "check_http_options"]
+__all__ = ["RETRY_STATUS", "HTTPSettings", "JSONHTTPClient", "StatusError"]
 
 #: HTTP statuses that are retried with back-off.
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -39,13 +43,34 @@ class StatusError(BackendError):
         self.status = status
 
 
-def check_http_options(**values: Any) -> None:
-    """Validate the numeric transport options (ints >= their minimum, numbers >= 0)."""
-    for name, value in values.items():
-        if name in ("max_concurrency", "max_retries"):
-            check_int(name, value, 1 if name == "max_concurrency" else 0)
-        else:
-            check_number(name, value, 0)
+@dataclass(frozen=True)
+class HTTPSettings:
+    """The transport settings of every HTTP client of the library, with their one set of defaults.
+
+    Building one checks every value (:class:`~rerank_plugins.errors.ConfigError` naming it). ``OpenAIBackend``
+    and ``RemoteReranker`` take the same arguments with these defaults (their signatures read them from here).
+    """
+
+    timeout: float = 120.0
+    """Seconds one request may take: an LLM writing a long answer, or a rerank service scoring a thousand
+    documents on a CPU, takes tens of seconds; a request past it is retried like any timeout."""
+    connect_timeout: float = 10.0
+    """Seconds to open the connection."""
+    max_retries: int = 3
+    """Retries after the first attempt (408/429/5xx, timeouts, connection errors)."""
+    backoff: float = 0.5
+    """Seconds of the exponential back-off: ``backoff * 2**attempt``, jittered, at most ``max_backoff``."""
+    max_backoff: float = 8.0
+    max_concurrency: int = 8
+    """Requests in flight at once per client."""
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "connect_timeout"):
+            check_number(name, getattr(self, name), above=0)
+        for name in ("backoff", "max_backoff"):
+            check_number(name, getattr(self, name), 0)
+        check_int("max_retries", self.max_retries, 0)
+        check_int("max_concurrency", self.max_concurrency, 1)
 
 
 class _LoopState:
@@ -74,37 +99,30 @@ class JSONHTTPClient:
     def __init__(
         self,
         base_url: str,
+        settings: HTTPSettings | None = None,
         *,
         headers: Mapping[str, str] | None = None,
-        timeout: float = 120.0,
-        connect_timeout: float = 10.0,
-        max_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        max_concurrency: int = 8,
         name: str = "HTTP client",
         fatal: FatalHook | None = None,
     ) -> None:
-        self._httpx = require("httpx", "openai", purpose=name)
-        check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
-                           backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
+        """``settings``: the transport (``None``: the defaults of :class:`HTTPSettings`)."""
         check_url("base_url", base_url)
+        self.settings = settings if settings is not None else HTTPSettings()
+        self._httpx = require("httpx", "openai", purpose=name)
         self.base_url = base_url.rstrip("/")
         self.name = name
-        self.max_retries = max_retries
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
-        self.max_concurrency = max_concurrency
+        self.max_retries = self.settings.max_retries
+        self.backoff = float(self.settings.backoff)
+        self.max_backoff = float(self.settings.max_backoff)
+        self.max_concurrency = self.settings.max_concurrency
         self.fatal = fatal
         self.headers = {"Content-Type": "application/json", **dict(headers or {})}
-        self._timeouts = (float(timeout), float(connect_timeout))
         self.closed = False
         self._connections()
 
     def _connections(self) -> None:
         """The transport state: no client yet (made on first use), a lock, the per-loop async clients."""
-        timeout, connect = self._timeouts
-        self._timeout = self._httpx.Timeout(timeout, connect=connect)
+        self._timeout = self._httpx.Timeout(float(self.settings.timeout), connect=float(self.settings.connect_timeout))
         self._limits = self._httpx.Limits(
             max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
         )

@@ -85,7 +85,8 @@ Single tokens
 Transport
     httpx sync and async clients; at most ``max_concurrency`` requests in flight per backend (a thread pool for
     the sync calls, an :class:`asyncio.Semaphore` for the async ones, which are natively async and gathered);
-    ``timeout`` seconds per request (``connect_timeout`` to connect); HTTP 408/429/500/502/503/504, timeouts and
+    ``timeout`` seconds per request (``connect_timeout`` to connect; the defaults, 120 s and 10 s, are the
+    library's one set, :class:`~rerank_plugins._http.HTTPSettings`); HTTP 408/429/500/502/503/504, timeouts and
     connection errors are retried up to ``max_retries`` times with exponential back-off (``backoff * 2**n``
     seconds, capped at ``max_backoff``, honouring ``Retry-After``). Other errors raise at once with the
     server's message. ``close()`` (or ``await aclose()``) closes the clients.
@@ -103,7 +104,7 @@ from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from .._http import RETRY_STATUS, JSONHTTPClient, StatusError, check_http_options
+from .._http import RETRY_STATUS, HTTPSettings, JSONHTTPClient, StatusError
 from .._optional import require
 from .._warnings import caller_stacklevel
 from ..engine.logits import logsumexp
@@ -182,9 +183,9 @@ class OpenAIBackend(LLMBackend):
         top_logprobs: alternatives requested per label query.
         label_match: ``"exact"`` or ``"strip"``.
         single_tokens: labels known to be single tokens (skips asking the server).
-        max_concurrency: requests in flight at once.
-        timeout, connect_timeout: seconds.
-        max_retries, backoff, max_backoff: retry policy for 408/429/5xx/timeouts/connection errors.
+        max_concurrency, timeout, connect_timeout, max_retries, backoff, max_backoff: the transport, with the
+            library's one set of defaults (:class:`~rerank_plugins._http.HTTPSettings`: 8 requests in flight,
+            120 s per request, 10 s to connect, 3 retries of 408/429/5xx/timeouts/connection errors).
         context_length: model context in tokens, if known (else read from vLLM's ``/v1/models`` when offered).
         token_prompts: ``"text"`` or ``"ids"``: how a pre-tokenised prompt is sent (module docstring).
         bos_token_id: the served tokenizer's BOS id, for token-level prompt formats that start with BOS (a
@@ -208,12 +209,12 @@ class OpenAIBackend(LLMBackend):
         top_logprobs: int = 20,
         label_match: Literal["exact", "strip"] = "exact",
         single_tokens: Collection[str] | None = None,
-        max_concurrency: int = 8,
-        timeout: float = 120.0,
-        connect_timeout: float = 10.0,
-        max_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
+        max_concurrency: int = HTTPSettings.max_concurrency,
+        timeout: float = HTTPSettings.timeout,
+        connect_timeout: float = HTTPSettings.connect_timeout,
+        max_retries: int = HTTPSettings.max_retries,
+        backoff: float = HTTPSettings.backoff,
+        max_backoff: float = HTTPSettings.max_backoff,
         context_length: int | None = None,
         token_prompts: Literal["text", "ids"] = "text",
         bos_token_id: int | None = None,
@@ -240,8 +241,8 @@ class OpenAIBackend(LLMBackend):
                    or isinstance(getattr(model, "name_or_path", None), str), "a served model name, a ModelRef or None")
         self.token_prompts = token_prompts
         self._bos_token_id = bos_token_id
-        check_http_options(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
-                           backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
+        transport = HTTPSettings(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+                                 backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
         check_url("base_url", base_url)
 
         root = base_url.rstrip("/")
@@ -291,11 +292,7 @@ class OpenAIBackend(LLMBackend):
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         all_headers = {"Authorization": f"Bearer {key}"} if key else {}
         all_headers.update(headers or {})
-        self._http = JSONHTTPClient(
-            root, headers=all_headers, timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
-            backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency, name="OpenAIBackend",
-            fatal=_no_logprobs,
-        )
+        self._http = JSONHTTPClient(root, transport, headers=all_headers, name="OpenAIBackend", fatal=_no_logprobs)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .._http import JSONHTTPClient
+from .._http import HTTPSettings, JSONHTTPClient
 from ..base import Reranker, Scores
 from ..errors import ConfigError, InvalidInputError, ModelOutputError
 from ..types import Candidate, Query
@@ -41,7 +41,8 @@ class RemoteReranker(Reranker):
         api: ``"cohere"`` (Cohere, Jina, rerank-plugins) or ``"tei"`` request shape.
         model: model name sent in the request (required by Cohere and Jina; ours ignores it).
         api_key / api_key_env: bearer token, or the environment variable holding it (default ``RERANK_API_KEY``).
-        timeout, connect_timeout, max_retries, backoff, max_backoff, max_concurrency: transport.
+        timeout, connect_timeout, max_retries, backoff, max_backoff, max_concurrency: the transport, with the
+            library's one set of defaults (:class:`~rerank_plugins._http.HTTPSettings`: 120 s per request).
         extra_body: fields merged into every request (e.g. ``{"return_documents": False}`` for Jina).
         headers: extra HTTP headers.
     """
@@ -54,12 +55,12 @@ class RemoteReranker(Reranker):
         model: str | None = None,
         api_key: str | None = None,
         api_key_env: str = "RERANK_API_KEY",
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        max_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        max_concurrency: int = 8,
+        timeout: float = HTTPSettings.timeout,
+        connect_timeout: float = HTTPSettings.connect_timeout,
+        max_retries: int = HTTPSettings.max_retries,
+        backoff: float = HTTPSettings.backoff,
+        max_backoff: float = HTTPSettings.max_backoff,
+        max_concurrency: int = HTTPSettings.max_concurrency,
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -77,11 +78,10 @@ class RemoteReranker(Reranker):
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         all_headers = {"Authorization": f"Bearer {key}"} if key else {}
         all_headers.update(headers or {})
-        self._http = JSONHTTPClient(
-            f"{parts.scheme}://{parts.netloc}", headers=all_headers, timeout=timeout, connect_timeout=connect_timeout,
-            max_retries=max_retries, backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency,
-            name="RemoteReranker",
-        )
+        transport = HTTPSettings(timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+                                 backoff=backoff, max_backoff=max_backoff, max_concurrency=max_concurrency)
+        self._http = JSONHTTPClient(f"{parts.scheme}://{parts.netloc}", transport, headers=all_headers,
+                                    name="RemoteReranker")
         self.max_concurrency = max_concurrency
         self.name = f"remote:{model}" if model else f"remote:{url}"
 
