@@ -34,14 +34,16 @@ async def handle_rerank(pipeline: RequestPipeline, request: Any) -> Any:
     body: RerankRequest = pipeline.parse(RerankRequest, raw)
     texts = body.document_texts()
     query = pipeline.check(body.query, texts)
-    engine_texts, n_tokens, engine = await pipeline.prepare(body.query, texts, body)
+    prepared = await pipeline.prepare(body.query, texts, body)
+    engine_texts = prepared.texts
     candidates = [Candidate(id=str(i), text=t) for i, t in enumerate(engine_texts)]
     if candidates:
-        (ranked,) = await pipeline.rank(request, [(query, candidates)], engine)
+        (ranked,) = await pipeline.rank(request, [(query, candidates)], prepared.engine)
     else:
         ranked = RankedList(query=query, results=(), reranker=pipeline.engine.name)
     if body.tei:
         return pipeline.json(tei_api.answer(body, ranked, pipeline.mapper))
+    n_tokens = await prepared.tokens()
     version = "2" if request.url.path.startswith("/v2/") else "1"
     shifts = [len(t) - len(e) for t, e in zip(texts, engine_texts)] if body.truncation_direction == "left" else None
     return pipeline.json(answer(body, ranked, pipeline, texts, n_tokens, version, shifts))

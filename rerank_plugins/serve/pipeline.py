@@ -17,6 +17,8 @@ import math
 import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,7 +34,8 @@ from .long_documents import LengthPolicies, PolicyRefused
 from .metrics import Metrics
 from .scoring import ScoreMapper, TokenTools, count_words
 
-__all__ = ["KNOWN_PATHS", "ClientGone", "HTTPProblem", "RequestPipeline", "ServiceLimits", "finite", "path_label"]
+__all__ = ["KNOWN_PATHS", "ClientGone", "HTTPProblem", "Prepared", "RequestPipeline", "ServiceLimits", "finite",
+           "path_label"]
 
 RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
 SCORE_PATHS = ("/score", "/v1/score")
@@ -159,6 +162,19 @@ async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]
             return
 
 
+@dataclass
+class Prepared:
+    """A request ready for the engine: its texts (cut as asked), the engine to run them on, and its token count
+    (:meth:`tokens`, computed in a worker thread when asked)."""
+
+    texts: list[str]
+    engine: Reranker
+    count: Callable[[], int]
+
+    async def tokens(self) -> int:
+        return await asyncio.to_thread(self.count)
+
+
 class RequestPipeline:
     """The steps every request of one service goes through (see the module docstring)."""
 
@@ -237,9 +253,10 @@ class RequestPipeline:
         except InvalidInputError as exc:
             raise HTTPProblem(422, "validation", f"query: {exc}") from None
 
-    async def prepare(self, query: str, texts: list[str], body: Any) -> tuple[list[str], int, Reranker]:
-        """The request's long-document policy and token truncation (in a worker thread); returns the texts for the
-        engine, the tokens the model reads of them, and the engine to run them on (:mod:`.long_documents`)."""
+    async def prepare(self, query: str, texts: list[str], body: Any) -> Prepared:
+        """The request's long-document policy and token truncation (in a worker thread): the texts for the engine,
+        the engine to run them on (:mod:`.long_documents`) and their token count, computed when asked
+        (:meth:`Prepared.tokens`: after ranking, so a request whose client leaves never pays for it)."""
         strategy = getattr(body, "long_document_strategy", None)
         max_chunks = getattr(body, "max_chunks_per_doc", None)
         cuts = bool(getattr(body, "truncate", None)) or body.truncate_prompt_tokens is not None
@@ -253,11 +270,15 @@ class RequestPipeline:
             engine, policy = self.policies.resolve(strategy, max_chunks)
         except PolicyRefused as exc:
             raise HTTPProblem(422, "unsupported", str(exc)) from None
-        chunking = policy is not None and policy.chunking
-        texts, n_tokens = await asyncio.to_thread(self._prepare, query, texts, body, policy if chunking else None)
-        return texts, n_tokens, engine
+        chunks = policy if policy is not None and policy.chunking else None
+        truncate = getattr(body, "truncate", None)
+        texts = await asyncio.to_thread(self._prepare, query, texts, body)
+        if truncate is False and self.tokens.available and self.tokens.max_length is not None:
+            n = await asyncio.to_thread(self._count, query, texts, chunks, False)  # the 413 check needs it now
+            return Prepared(texts, engine, lambda: n)
+        return Prepared(texts, engine, partial(self._count, query, texts, chunks, True))
 
-    def _prepare(self, query: str, texts: list[str], body: Any, chunks: LengthPolicy | None) -> tuple[list[str], int]:
+    def _prepare(self, query: str, texts: list[str], body: Any) -> list[str]:
         tokens = self.tokens
         max_tokens_per_doc = getattr(body, "max_tokens_per_doc", None)
         truncate = getattr(body, "truncate", None)
@@ -269,7 +290,9 @@ class RequestPipeline:
         if not tokens.available:
             if asked:
                 raise HTTPProblem(422, "unsupported", tokens.unavailable_message(" / ".join(asked)))
-            return texts, count_words(query, texts)
+            return texts
+        if not asked:
+            return texts
         side = direction or "right"
         max_length = tokens.max_length
         with self._token_lock:
@@ -288,19 +311,29 @@ class RequestPipeline:
                     raise HTTPProblem(413, "too_large", f"the query leaves no room for a document within {budget} "
                                       "tokens (query tokens plus the pair's special tokens); shorten the query")
                 texts, _ = tokens.cut(texts, room, side)
+        return texts
+
+    def _count(self, query: str, texts: list[str], chunks: LengthPolicy | None, cap: bool) -> int:
+        """Tokens the model reads of the request (every window's in chunk mode); words without a tokenizer.
+        ``cap=False`` (``truncate: false``) refuses a document over the model's length (413)."""
+        tokens = self.tokens
+        if not tokens.available:
+            return count_words(query, texts)
+        with self._token_lock:
             if chunks is not None:
                 try:
                     lengths = tokens.chunked_lengths(query, texts, chunks)
                 except ConfigError as exc:
                     raise HTTPProblem(413, "too_large", str(exc)) from None
-                return texts, tokens.query_tokens(query) + sum(lengths)
-            lengths = tokens.input_lengths(query, texts, cap=truncate is not False)
-            if truncate is False and max_length is not None:
+                return tokens.query_tokens(query) + sum(lengths)
+            lengths = tokens.input_lengths(query, texts, cap=cap)
+            max_length = tokens.max_length
+            if not cap and max_length is not None:
                 for i, n in enumerate(lengths):
                     if n > max_length:
                         raise HTTPProblem(413, "too_large", f"document {i}: the model input has {n} tokens and the "
                                           f"model reads at most {max_length}; send truncate: true")
-            return texts, tokens.query_tokens(query) + sum(lengths)
+            return tokens.query_tokens(query) + sum(lengths)
 
     async def rank(self, request: Any, groups: list[tuple[Query, list[Candidate]]],
                    engine: Reranker | None = None) -> list[RankedList]:

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from ..types import Candidate, Query
-from .pipeline import SCORE_PATHS, HTTPProblem, RequestPipeline, finite, openapi_body
+from .pipeline import SCORE_PATHS, HTTPProblem, Prepared, RequestPipeline, finite, openapi_body
 from .schemas import ScoreRequest
 
 __all__ = ["handle_score", "models_card", "register"]
@@ -33,16 +33,15 @@ async def handle_score(pipeline: RequestPipeline, request: Any) -> Any:
     by_query: dict[str, list[int]] = {}
     for i, (q, _) in enumerate(pairs):
         by_query.setdefault(q, []).append(i)
-    total_tokens = 0
     groups: list[tuple[Query, list[Candidate]]] = []
-    engine = None
+    prepared: list[Prepared] = []
     for q, idx in by_query.items():
         texts = [pairs[i][1] for i in idx]
         query = pipeline.check(q, texts)
-        engine_texts, n, engine = await pipeline.prepare(q, texts, body)
-        total_tokens += n
-        groups.append((query, [Candidate(id=str(i), text=t) for i, t in zip(idx, engine_texts)]))
-    ranked_lists = await pipeline.rank(request, groups, engine) if pairs else []
+        prepared.append(await pipeline.prepare(q, texts, body))
+        groups.append((query, [Candidate(id=str(i), text=t) for i, t in zip(idx, prepared[-1].texts)]))
+    ranked_lists = await pipeline.rank(request, groups, prepared[0].engine) if pairs else []
+    total_tokens = sum([await p.tokens() for p in prepared])
     raw_wanted = bool(body.raw_scores) or body.activation is False
     convert = pipeline.mapper.raw if raw_wanted else pipeline.mapper.relevance
     scores: dict[int, float] = {}

@@ -266,3 +266,18 @@ def test_the_default_model_has_a_token_path():
         for body in ({"max_tokens_per_doc": 16}, {"truncate": True}, {"truncate_prompt_tokens": 64}):
             r = c.post("/v2/rerank", json={"query": QUERY, "documents": LONG_DOCS, **body})
             assert r.status_code == 200, (body, r.text)
+
+
+def test_tokens_are_counted_only_for_answers_that_report_them(ce_dir, monkeypatch):
+    """Counting usage tokenizes every document: it runs after ranking and only where the answer has usage (not
+    for TEI's list, not for a request whose client left), so abandoned large requests cost no tokenizer time."""
+    app = create_app(ce(ce_dir, max_length=24))
+    tokens = app.state.pipeline.tokens
+    calls = []
+    real = tokens.input_lengths
+    monkeypatch.setattr(tokens, "input_lengths", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with TestClient(app) as c:
+        assert c.post("/rerank", json={"query": QUERY, "texts": DOCS}).status_code == 200
+        assert calls == []
+        assert c.post("/rerank", json={"query": QUERY, "documents": DOCS}).json()["usage"]["total_tokens"] > 0
+        assert calls == [1]
