@@ -89,9 +89,14 @@ def bare_forward(backend: Any, prompt: ChatPrompt) -> tuple[float, int]:
     kwargs: dict[str, Any] = {"use_cache": False}
     if backend._keep_arg is not None:
         kwargs[backend._keep_arg] = 1
+    cuda = input_ids.is_cuda  # CUDA runs asynchronously: time up to the end of the work, not of the launch
     with torch.inference_mode():
+        if cuda:
+            torch.cuda.synchronize(input_ids.device)
         t0 = time.perf_counter()
         backend.model(input_ids=input_ids, **kwargs)
+        if cuda:
+            torch.cuda.synchronize(input_ids.device)
         return time.perf_counter() - t0, len(ids)
 
 
