@@ -41,8 +41,8 @@ A figure that is not computed is an error: the exit status is 1.
     python benchmarks/gpu.py [--device cuda|cpu] [--tiny] [--out results/gpu.json] [--assets DIR] [--repeats 3]
     python benchmarks/gpu.py --prepare benchmarks/gpu_carry/assets   # tokenizers + pairs for a machine without them
 
-``--tiny``: 2-layer, hidden-32 models, 48 pairs (16 for yes/no), FIRST passages cut to 20 words and generation to
-8 tokens, LLMs in fp32 on the CPU: the rehearsal of the default test tier, not speed claims.
+``--tiny``: 2-layer, hidden-32 models, 24 pairs cut to 128 tokens (8 for yes/no), FIRST passages cut to 20 words
+and generation to 8 tokens, LLMs in fp32 on the CPU: the rehearsal of the default test tier, not speed claims.
 
 Random weights score every pair alike (MiniLM-sized, init 0.02: logits spread by about 0.003 over Cranfield
 pairs), so Kendall tau against fp32 measures rounding noise against a tiny spread: sentence-transformers' rows at
@@ -225,8 +225,8 @@ def synchronize(device: Any) -> None:
 def release(device: Any) -> None:
     import torch
 
-    gc.collect()
-    if device.type == "cuda":
+    if device.type == "cuda":  # (a full collection costs about a second on the CPU, where nothing waits for it)
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -586,7 +586,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     parts = set(args.parts.split(","))
     assets = Path(args.assets)
-    n_pairs = 48 if args.tiny else args.pairs
+    n_pairs = 24 if args.tiny else args.pairs
     pairs = load_pairs(assets, 3 if args.tiny else 20, n_pairs)
     result: dict[str, Any] = {
         "benchmark": "gpu", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -595,6 +595,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sentence_transformers": sentence_transformers.__version__, "python": sys.version.split()[0],
         "platform": platform.platform(), "table": [],
     }
+    t0 = time.perf_counter()
+
+    def done(what: str) -> None:
+        print(f"{what}: done at {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
         scratch = Path(tmp)
         result["bf16_ceiling_tflops"] = matmul_ceiling(device, 8192 if device.type == "cuda" else 512)
@@ -607,7 +612,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                           max_length=args.max_length, ceiling=result["bf16_ceiling_tflops"])
                 result["cross_encoder"].append(res)
                 result["table"] += res["rows"]
-                print(f"cross-encoder {name}: done", file=sys.stderr, flush=True)
+                done(f"cross-encoder {name}")
         if "yesno" in parts or "first" in parts:
             llm_tok = llm_tokenizer_dir(assets, scratch)
         if "yesno" in parts:
@@ -617,7 +622,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                args.llm_dtype, repeats=args.repeats, batch_size=args.llm_batch_size)
             result["yes_no"] = res
             result["table"] += res["rows"]
-            print("yes/no: done", file=sys.stderr, flush=True)
+            done("yes/no")
         if "first" in parts:
             folder = build_causal_lm(scratch / "qwen2", LLM_SHAPES["qwen2.5-0.5b"], llm_tok, tiny=args.tiny,
                                      device=device)
@@ -625,14 +630,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               words=20 if args.tiny else 100, max_new_tokens=8 if args.tiny else None)
             result["first"] = res
             result["table"] += res["rows"]
-            print("FIRST: done", file=sys.stderr, flush=True)
+            done("FIRST")
         if "backoff" in parts:
             folder = scratch / "minilm-l6"
             if not folder.is_dir():
                 folder = build_cross_encoder(folder, CE_SHAPES["minilm-l6"], minilm_tokenizer_dir(assets),
                                              tiny=args.tiny, device=device)
             result["backoff"] = bench_backoff(folder, pairs, device, headroom_mib=args.backoff_headroom_mib)
-            print("back-off: done", file=sys.stderr, flush=True)
+            done("back-off")
     result["targets"], result["missing"] = judge(result, check=device.type == "cuda")
     return result
 
@@ -666,7 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.llm_dtype is None:
         args.llm_dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
     if args.tiny:
-        args.llm_pairs = min(args.llm_pairs, 16)
+        args.max_length = min(args.max_length, 128)
+        args.llm_pairs = min(args.llm_pairs, 8)
         args.llm_batch_size = min(args.llm_batch_size, 8)
     result = run(args)
     print(table(result))
