@@ -24,3 +24,16 @@ def save_results(path: str | os.PathLike[str], payload: dict[str, Any], *, inden
     out.write_text(json.dumps(payload, indent=indent, default=str))
     print(f"results written to {out}")
     return out
+
+
+def group_by_query(pairs: list[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """Consecutive ``(query, document)`` pairs of one query as ``(queries, documents per query)``: the
+    ``rerank_batch`` arguments that score the pairs in their order."""
+    queries: list[str] = []
+    lists: list[list[str]] = []
+    for q, d in pairs:
+        if not queries or queries[-1] != q:
+            queries.append(q)
+            lists.append([])
+        lists[-1].append(d)
+    return queries, lists

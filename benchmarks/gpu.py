@@ -67,7 +67,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import save_results
+from _common import group_by_query, save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -166,7 +166,6 @@ def load_pairs(assets: Path, n_queries: int, n_pairs: int) -> Pairs:
 # ---------------------------------------------------------------------------------------------- models
 def build_cross_encoder(folder: Path, shape: dict[str, Any], tokenizer_dir: Path, *, tiny: bool, device: Any) -> Path:
     """A random one-logit cross-encoder of ``shape`` with the MiniLM tokenizer, saved (fp32) to ``folder``."""
-    import torch
     import transformers
 
     tok = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -183,6 +182,13 @@ def build_cross_encoder(folder: Path, shape: dict[str, Any], tokenizer_dir: Path
     else:
         config = transformers.BertConfig(num_labels=1, **fields)
         cls = transformers.BertForSequenceClassification
+    return _save_random(cls, config, tok, folder, device)
+
+
+def _save_random(cls: Any, config: Any, tok: Any, folder: Path, device: Any) -> Path:
+    """Build ``cls(config)`` with seeded random weights on ``device`` and save it (and ``tok``) to ``folder``."""
+    import torch
+
     torch.manual_seed(0)
     with torch.device(device):
         model = cls(config).eval()
@@ -192,7 +198,6 @@ def build_cross_encoder(folder: Path, shape: dict[str, Any], tokenizer_dir: Path
 
 
 def build_causal_lm(folder: Path, shape: dict[str, Any], tokenizer_dir: Path, *, tiny: bool, device: Any) -> Path:
-    import torch
     import transformers
 
     tok = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -205,13 +210,7 @@ def build_causal_lm(folder: Path, shape: dict[str, Any], tokenizer_dir: Path, *,
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     names = {"qwen3": ("Qwen3Config", "Qwen3ForCausalLM"), "qwen2": ("Qwen2Config", "Qwen2ForCausalLM")}
     config_cls, model_cls = (getattr(transformers, n) for n in names[shape["arch"]])
-    config = config_cls(**fields, **ids)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = model_cls(config).eval()
-    model.save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
+    return _save_random(model_cls, config_cls(**fields, **ids), tok, folder, device)
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -327,14 +326,7 @@ def bench_yes_no(folder: Path, pairs: Pairs, device: Any, dtype: str, *, repeats
 
     from rerank_plugins import load_reranker
 
-    queries: list[str] = []
-    lists: list[list[str]] = []
-    for q, d in pairs:
-        if not queries or queries[-1] != q:
-            queries.append(q)
-            lists.append([])
-        lists[-1].append(d)
-
+    queries, lists = group_by_query(pairs)
     release(device)
     card = Qwen3CardReranker(str(folder))
     card.model.to(device=device, dtype=getattr(torch, dtype))

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import save_results
+from _common import group_by_query, save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -80,13 +80,7 @@ def main() -> None:
         backend_options={"device": "cpu", "dtype": "float32", "batch_size": args.batch_size,
                          "max_batch_tokens": args.max_batch_tokens},
     )
-    queries: list[str] = []
-    lists: list[list[str]] = []
-    for q, d in pairs:
-        if not queries or queries[-1] != q:
-            queries.append(q)
-            lists.append([])
-        lists[-1].append(d)
+    queries, lists = group_by_query(pairs)
 
     def run_reference() -> list[float]:
         scores: list[float] = []
