@@ -20,7 +20,7 @@ from typing import Any
 from .._optional import require
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef
-from .hf_loading import quiet_load
+from .hf_loading import check_vocabulary, load_tokenizer, quiet_load
 
 __all__ = [
     "load_encoder_backbone",
@@ -31,20 +31,6 @@ __all__ = [
     "local_snapshot",
     "sentence_transformer_kwargs",
 ]
-
-
-def load_tokenizer(
-    source: str, *, trust_remote_code: bool = False, tokenizer_kwargs: Mapping[str, Any] | None = None
-) -> Any:
-    """``AutoTokenizer.from_pretrained(source, **tokenizer_kwargs)``; an unreadable source is a
-    :class:`ModelNotFoundError`."""
-    transformers = require("transformers", "hf", purpose="loading a tokenizer")
-    try:
-        return transformers.AutoTokenizer.from_pretrained(
-            source, trust_remote_code=trust_remote_code, **dict(tokenizer_kwargs or {})
-        )
-    except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
 
 
 def load_sequence_classifier(
@@ -124,11 +110,15 @@ def load_sentence_transformer(
     extra = sentence_transformer_kwargs(st.SentenceTransformer, model_kwargs, tokenizer_kwargs)
     try:
         with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
-            return st.SentenceTransformer(
+            model = st.SentenceTransformer(
                 ref.name_or_path, device=str(device), trust_remote_code=trust_remote_code, **extra
             )
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load {what} {ref.name_or_path!r}: {exc}") from exc
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None and hasattr(tokenizer, "get_vocab"):  # sentence-transformers loads its own
+        check_vocabulary(tokenizer, ref.name_or_path)
+    return model
 
 
 def load_seq2seq_lm(ref: ModelRef, *, trust_remote_code: bool = False, progress: bool = False) -> Any:
@@ -174,7 +164,7 @@ def load_encoder_backbone(
     constructor may not take it); ``report=False`` hides transformers' "LOAD REPORT" table."""
     transformers = require("transformers", "hf", purpose="loading an encoder")
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+        tok = load_tokenizer(str(folder), trust_remote_code=trust_remote_code)
         config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
         extra = {"add_pooling_layer": False} if config.model_type in no_pooler_types and not trust_remote_code else {}
         with quiet_load(report=report):

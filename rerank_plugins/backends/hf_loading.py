@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,18 @@ from .._optional import require
 from .._warnings import caller_stacklevel
 from ..errors import ModelNotFoundError
 from ..file_cache import atomic_dir, cache_dir, fingerprint
-from ..refs import ModelRef
+from ..refs import ModelRef, cached_snapshot
 
-__all__ = ["clear_quantizer_state", "convert_gguf", "converted_gguf_folder", "load_causal_lm", "quiet_load"]
+__all__ = [
+    "TOKENIZER_FILES",
+    "check_vocabulary",
+    "clear_quantizer_state",
+    "convert_gguf",
+    "converted_gguf_folder",
+    "load_causal_lm",
+    "load_tokenizer",
+    "quiet_load",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +98,75 @@ def quiet_load(*, progress: bool = False, report: bool = True) -> Iterator[None]
                     hf_logging.enable_progress_bar()
 
 
+#: the files a Hugging Face tokenizer reads its vocabulary from: the fast tokenizer's, then a slow one's
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt",
+    "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+)
+
+
+_BOUNDARY_PIECES = frozenset({"", "\u2581", "\u0120"})  # "", "▁" (sentencepiece), "Ġ" (byte-level BPE)
+
+
+def _tokenizer_folder(source: str) -> Path | None:
+    """The folder ``source`` is read from: a local folder, or a hub id's snapshot in the local cache."""
+    path = Path(source).expanduser()
+    return path if path.is_dir() else cached_snapshot(source)
+
+
+def _broken_cache(source: str, folder: Path, what: str) -> ModelNotFoundError:
+    repair = f"download it again (huggingface-cli download {source})" if folder != Path(source).expanduser() \
+        else "copy the model's tokenizer files into it again"
+    return ModelNotFoundError(f"the tokenizer of {source!r} is broken in {folder}: {what}; {repair}")
+
+
+def check_vocabulary(tokenizer: Any, source: str, folder: Path | None = None) -> None:
+    """A :class:`ModelNotFoundError` naming the tokenizer files when ``tokenizer`` (loaded from ``source``) has no
+    vocabulary beyond its special and added tokens (see :func:`load_tokenizer`)."""
+    if not (hasattr(tokenizer, "get_vocab") and hasattr(tokenizer, "get_added_vocab")):
+        return  # a custom tokenizer class without the vocabulary API: nothing to read
+    specials = set(tokenizer.get_added_vocab()) | set(getattr(tokenizer, "all_special_tokens", ()))
+    # an empty sentencepiece tokenizer still holds the bare word-boundary piece: not a vocabulary
+    if set(tokenizer.get_vocab()) - specials - _BOUNDARY_PIECES:
+        return
+    folder = folder if folder is not None else _tokenizer_folder(source)
+    present = sorted(n for n in TOKENIZER_FILES if folder is not None and (folder / n).is_file())
+    raise _broken_cache(
+        source, folder if folder is not None else Path(source),
+        f"its vocabulary is empty (only the {len(specials)} special tokens): tokenizer.json is missing, and so are "
+        "the vocabulary files of a slow tokenizer (tokenizer.model, spiece.model, sentencepiece.bpe.model, "
+        f"vocab.json + merges.txt, vocab.txt); present: {', '.join(present) or 'none'}",
+    )
+
+
+def load_tokenizer(
+    source: str, *, trust_remote_code: bool = False, tokenizer_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """``AutoTokenizer.from_pretrained(source, **tokenizer_kwargs)``: where the backends load every tokenizer.
+
+    A broken cache entry or folder is a :class:`ModelNotFoundError` naming the tokenizer files, before and after
+    the load: a tokenizer file that is a link to a missing blob (an interrupted download), or a tokenizer with no
+    vocabulary beyond its special tokens. transformers 5 builds such an empty tokenizer when ``tokenizer.json``
+    (and a slow tokenizer's vocabulary files) are missing, and it then tokenises every word to ``[UNK]``: Qwen3's
+    'yes' became 0 tokens, monoT5's '▁false' no single token, and bge-reranker-v2-m3 scored with 5 tokens.
+    An unreadable source is a :class:`ModelNotFoundError` as well.
+    """
+    transformers = require("transformers", "hf", purpose="loading a tokenizer")
+    folder = _tokenizer_folder(source)
+    if folder is not None:
+        dangling = [name for name in TOKENIZER_FILES if (folder / name).is_symlink() and not (folder / name).exists()]
+        if dangling:
+            raise _broken_cache(source, folder, f"{', '.join(dangling)} link(s) to a missing file")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust_remote_code, **dict(tokenizer_kwargs or {})
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
+    check_vocabulary(tokenizer, source, folder)
+    return tokenizer
+
+
 def converted_gguf_folder(gguf_path: str | os.PathLike[str]) -> Path:
     """Cache folder for the dequantised copy of a local GGUF file (may not exist yet)."""
     path = Path(gguf_path)
@@ -121,7 +199,7 @@ def _load_from_gguf(folder: str, gguf_file: str, tokenizer_src: str | None, trus
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         if tokenizer_src is not None:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_src, trust_remote_code=trust_remote_code)
+            tokenizer = load_tokenizer(tokenizer_src, trust_remote_code=trust_remote_code)
         else:
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     except OSError as exc:
@@ -180,7 +258,7 @@ def load_causal_lm(
                 try:
                     with quiet_load(progress=progress):
                         model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(ref.tokenizer or str(folder), **tok_extra)
+                    tokenizer = load_tokenizer(ref.tokenizer or str(folder), tokenizer_kwargs=tok_extra)
                 except OSError as exc:
                     raise ModelNotFoundError(
                         f"the converted copy of {gguf_path} in {folder} is unreadable ({exc}); delete that folder"
@@ -193,8 +271,8 @@ def load_causal_lm(
     if adapter is not None:
         return _load_lora(ref, adapter, dtype=dtype, trust_remote_code=trust_remote_code, extra=extra)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code, **tok_extra
+        tokenizer = load_tokenizer(
+            ref.tokenizer or ref.name_or_path, trust_remote_code=trust_remote_code, tokenizer_kwargs=tok_extra
         )
         with quiet_load(progress=progress):
             model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -228,9 +306,7 @@ def _load_lora(ref: ModelRef, base: str, *, dtype: Any, trust_remote_code: bool,
     transformers = require("transformers", "hf", purpose="loading causal language models")
     peft = require("peft", "hf", purpose=f"the LoRA adapter {ref.name_or_path!r}")
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            ref.tokenizer or base, trust_remote_code=trust_remote_code
-        )
+        tokenizer = load_tokenizer(ref.tokenizer or base, trust_remote_code=trust_remote_code)
         model = transformers.AutoModelForCausalLM.from_pretrained(
             base, dtype=dtype, trust_remote_code=trust_remote_code, **extra
         )

@@ -40,7 +40,9 @@ def _image_only_processor(source: str, image_kwargs: dict[str, Any], trust_remot
             return super().check_argument_for_proper_class(argument_name, argument)
 
     _ImageOnly.__name__ = f"{name}ImageOnly"
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    from .hf_loading import load_tokenizer
+
+    tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     image_processor = transformers.AutoImageProcessor.from_pretrained(
         source, trust_remote_code=trust_remote_code, **image_kwargs
     )
