@@ -41,6 +41,7 @@ from .refs import (
     cached_snapshot,
     package_dir,
     register_model,
+    require_cached_offline,
     resolve_model,
 )
 
@@ -247,6 +248,7 @@ def detect_kind(ref: ModelRef) -> str:
             raise ConfigError(
                 f"cannot detect the kind of {ref}: transformers is not installed; pass kind= explicitly"
             ) from exc
+        require_cached_offline(ref.name_or_path)
         try:
             config = AutoConfig.from_pretrained(ref.name_or_path).to_dict()
         except OSError as exc:

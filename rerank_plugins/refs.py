@@ -37,6 +37,7 @@ __all__ = [
     "cached_snapshot",
     "package_dir",
     "register_model",
+    "require_cached_offline",
     "resolve_model",
 ]
 
@@ -228,17 +229,45 @@ def cached_snapshot(repo_id: str) -> Path | None:
     hub id, or ``huggingface_hub`` missing). Reads only the disk: the same answer online and offline."""
     if not _HUB_ID.match(repo_id):
         return None
-    try:
-        from huggingface_hub import constants
-    except ImportError:  # pragma: no cover - huggingface_hub comes with the hf extra
+    root = _hub_cache_root()
+    if root is None:
         return None
-    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    repo = root / f"models--{repo_id.replace('/', '--')}"
     try:
         revision = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
     except OSError:
         return None
     snapshot = repo / "snapshots" / revision
     return snapshot if revision and snapshot.is_dir() else None
+
+
+def _hub_cache_root() -> Path | None:
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - huggingface_hub comes with the hf extra
+        return None
+    return Path(constants.HF_HUB_CACHE)
+
+
+def require_cached_offline(name_or_path: str, *, what: str = "the model") -> None:
+    """The one offline check every loader makes before transformers is asked: with offline mode on
+    (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), a hub id with no snapshot in the local Hugging Face cache is a
+    :class:`ModelNotFoundError` at once, saying so (transformers would answer "check your internet connection"
+    after seconds). Local paths, cached ids and online mode pass."""
+    if not _hub_offline() or Path(name_or_path).expanduser().exists() or not _HUB_ID.match(name_or_path):
+        return
+    root = _hub_cache_root()
+    if root is None:
+        return
+    snapshots = root / f"models--{name_or_path.replace('/', '--')}" / "snapshots"
+    if snapshots.is_dir() and any(p.is_dir() for p in snapshots.iterdir()):
+        return
+    raise ModelNotFoundError(
+        f"{what} {name_or_path!r} is not in the local Hugging Face cache ({root}) and offline mode is on "
+        "(HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set), so the hub is not asked: download it where the hub is "
+        f"reachable (huggingface-cli download {name_or_path}), point HF_HUB_CACHE at a cache that holds it, or pass "
+        "a local folder"
+    )
 
 
 def _in_hub_cache(repo_id: str) -> bool:

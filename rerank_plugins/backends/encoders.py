@@ -19,7 +19,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ConfigError, ModelNotFoundError
-from ..refs import ModelRef
+from ..refs import ModelRef, require_cached_offline
 from .hf_loading import check_vocabulary, load_tokenizer, quiet_load
 
 __all__ = [
@@ -53,6 +53,7 @@ def load_sequence_classifier(
     if local.is_dir() and not (local / "config.json").is_file():
         raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
     transformers = require("transformers", "hf", purpose="the cross-encoder")
+    require_cached_offline(ref.name_or_path, what="the cross-encoder")
     try:
         # no LOAD REPORT table: the loading info is checked below and a missing head is our own clear error
         with quiet_load(progress=progress, report=False):
@@ -107,6 +108,7 @@ def load_sentence_transformer(
     :func:`sentence_transformer_kwargs` says); unreadable files are a :class:`ModelNotFoundError` that names
     ``what`` (``"the dual encoder"`` for CLIP / SigLIP)."""
     st = require("sentence_transformers", "hf", purpose="sentence-transformers models")
+    require_cached_offline(ref.name_or_path, what=what)
     extra = sentence_transformer_kwargs(st.SentenceTransformer, model_kwargs, tokenizer_kwargs)
     try:
         with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
@@ -127,6 +129,7 @@ def load_seq2seq_lm(ref: ModelRef, *, trust_remote_code: bool = False, progress:
     if ref.gguf_file is not None:
         raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
     transformers = require("transformers", "hf", purpose="seq2seq reranking")
+    require_cached_offline(ref.name_or_path, what="the seq2seq model")
     try:
         with quiet_load(progress=progress):
             return transformers.AutoModelForSeq2SeqLM.from_pretrained(
@@ -140,11 +143,12 @@ def load_seq2seq_lm(ref: ModelRef, *, trust_remote_code: bool = False, progress:
 
 def local_snapshot(ref: ModelRef, *, what: str = "the model") -> Path:
     """The local folder of ``ref``: the folder itself, or the hub snapshot (``huggingface_hub.snapshot_download``,
-    which reads the cache and, offline, says that offline mode is on); a :class:`ModelNotFoundError` naming
-    ``what`` when it cannot be had."""
+    which reads the cache); a :class:`ModelNotFoundError` naming ``what`` when it cannot be had (offline and not
+    cached: :func:`~rerank_plugins.refs.require_cached_offline`, the check every loader makes)."""
     path = Path(ref.name_or_path).expanduser()
     if path.is_dir():
         return path
+    require_cached_offline(ref.name_or_path, what=what)
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers

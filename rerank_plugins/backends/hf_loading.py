@@ -27,7 +27,7 @@ from .._optional import require
 from .._warnings import caller_stacklevel
 from ..errors import ModelNotFoundError
 from ..file_cache import atomic_dir, cache_dir, fingerprint
-from ..refs import ModelRef, cached_snapshot
+from ..refs import ModelRef, cached_snapshot, require_cached_offline
 
 __all__ = [
     "TOKENIZER_FILES",
@@ -152,6 +152,7 @@ def load_tokenizer(
     An unreadable source is a :class:`ModelNotFoundError` as well.
     """
     transformers = require("transformers", "hf", purpose="loading a tokenizer")
+    require_cached_offline(source, what="the tokenizer")
     folder = _tokenizer_folder(source)
     if folder is not None:
         dangling = [name for name in TOKENIZER_FILES if (folder / name).is_symlink() and not (folder / name).exists()]
@@ -267,6 +268,7 @@ def load_causal_lm(
         with quiet_load(progress=progress):
             model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
         return model.to(dtype), tokenizer, str(gguf_path)
+    require_cached_offline(ref.name_or_path, what="the causal LM")
     adapter = _adapter_base(ref.name_or_path)
     if adapter is not None:
         return _load_lora(ref, adapter, dtype=dtype, trust_remote_code=trust_remote_code, extra=extra)
@@ -305,6 +307,7 @@ def _load_lora(ref: ModelRef, base: str, *, dtype: Any, trust_remote_code: bool,
     then ``merge_and_unload``); the tokenizer is the base model's unless ``ref.tokenizer`` names one."""
     transformers = require("transformers", "hf", purpose="loading causal language models")
     peft = require("peft", "hf", purpose=f"the LoRA adapter {ref.name_or_path!r}")
+    require_cached_offline(base, what=f"the base model of the LoRA adapter {ref.name_or_path!r},")
     try:
         tokenizer = load_tokenizer(ref.tokenizer or base, trust_remote_code=trust_remote_code)
         model = transformers.AutoModelForCausalLM.from_pretrained(

@@ -109,3 +109,35 @@ def test_sentence_transformer_without_vocabulary_files(tmp_path: Path) -> None:
     (folder / "vocab.txt").unlink()
     with pytest.raises(ModelNotFoundError, match=r"vocabulary is empty .*vocab\.txt\); present: "):
         load_reranker(str(folder))
+
+
+# ---------------------------------------------------------------------------------------------- offline, not cached
+@pytest.mark.parametrize("kind", [None, "cross-encoder", "embedding", "yes-no", "monot5", "colbert"])
+def test_an_uncached_hub_id_offline_says_so_at_once(cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     kind: str | None) -> None:
+    """Issue 21 item 8. Old main: transformers' "We couldn't connect to 'https://huggingface.co' ... Check your
+    internet connection" (after up to 30 s for a cross-encoder here); only the ColBERT path named offline mode."""
+    import huggingface_hub
+    import transformers
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def asked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hub (or its cache lookup) was asked")
+
+    # the check comes first: transformers and huggingface_hub are never asked
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", asked)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", asked)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", asked)
+    with pytest.raises(ModelNotFoundError, match=r"'acme/not-cached' is not in the local Hugging Face cache "
+                                                 r"\(.*\) and offline mode is on \(HF_HUB_OFFLINE") as info:
+        load_reranker("acme/not-cached", kind=kind)
+    assert "internet connection" not in str(info.value)
+
+
+def test_a_cached_hub_id_offline_still_loads(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rerank_plugins.testing.tiny_models import build_tiny_cross_encoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _cache_entry(cache, "acme/tiny-ce", build_tiny_cross_encoder(tmp_path / "ce"))
+    assert load_reranker("acme/tiny-ce").rerank("q", ["a", "b"]).scores
