@@ -157,7 +157,7 @@ class EmbeddingReranker(Reranker):
             self.name = f"embedding:{short}"
         self._cache_key = (
             f"embedding|{self._model_id}|{torch_dtype}|norm={self.normalize}"
-            f"|qp={self.query_prompt!r}|dp={self.document_prompt!r}|{self.policy.describe()}"
+            f"|qp={self.query_prompt!r}|dp={self.document_prompt!r}"
         )
         #: statistics of the last scoring call (pairs, texts embedded, truncations, chunks)
         self.last_stats: dict[str, Any] = {}
@@ -240,14 +240,14 @@ class EmbeddingReranker(Reranker):
         d_texts = list(dict.fromkeys(t for row in docs_per_list for t in row))
         q_fed, q_cut = self._fit_queries(q_texts)
         d_plans = self._plan(d_texts, self.document_prompt, policy.max_document_tokens, policy)
+        # The cache holds the score of each (query as embedded, text as embedded) pair, whatever the policy: a
+        # window, a cut text, or a whole text (which sentence-transformers cuts at max_seq_length itself).
         if policy.chunking:
             units, unit_index = distinct_windows(d_texts, d_plans)
-            key = self._cache_key + "|window"
         else:
-            # truncate: the text sentence-transformers reads (the whole text when it cuts it itself)
             units = [d[p.spans[0][0]:p.spans[0][1]] for d, p in zip(d_texts, d_plans)]
             unit_index = [[i] for i in range(len(d_texts))]
-            key = self._cache_key
+        key = self._cache_key
         q_pos = {q: i for i, q in enumerate(q_texts)}
         d_pos = {d: i for i, d in enumerate(d_texts)}
         needed = list(dict.fromkeys(
