@@ -22,6 +22,22 @@ MaxSim of each document (as Stanford ColBERT's ``colbert_score`` does, padding m
 reproduces PyLate's ``rank.rerank`` exactly. The two agree whenever every best similarity is positive (usual for
 trained models) and always for the longest document.
 
+Long documents (the length policy, :mod:`rerank_plugins.engine.length_policy`): MaxSim has its own answer to a
+long document, and it is to cut it. ``long_documents="truncate"`` (the default) cuts each document at
+``document_length`` tokens exactly as PyLate does (``truncation=True`` at ``document_length - 1``, then the
+marker), and one :class:`~rerank_plugins.engine.length_policy.TruncationWarning` per call names how many were cut
+(PyLate cuts silently); ``truncation_side="left"`` keeps the end instead and ``max_document_tokens`` lowers the
+budget (the text's own tokens), both cut at a token boundary measured on the real input. ``long_documents="chunk"``
+splits an overlong document into token windows that each fit ``document_length`` (``chunk_overlap`` tokens
+shared, at most ``max_chunks``), encodes every window as a document (identical windows once, in the same batches
+and document cache as every other text), takes the MaxSim of the query against each window and aggregates the
+windows' MaxSims by ``chunk_aggregate`` (``"max"``, MaxP, by default; ``"first"``, ``"mean"``), with the best
+window's span in ``details["best_chunk"]``. That is MaxP over windows, not one MaxSim over the union of all the
+windows' tokens: the union would let each query token pick its best match from a different part of a long page,
+which rewards length (a longer page offers more tokens to match) and has no span to report. A document that fits
+scores exactly as in truncate mode (with ``padding_score="zero"`` the zero padding spans the windows of the
+query's candidates, as PyLate pads a list).
+
 Speed: distinct texts are encoded once per call, length-sorted in token-budgeted batches; with
 ``cache_documents=N`` the token embeddings of up to N documents are kept across calls (LRU), so reranking the
 same corpus for many queries encodes each document once.
@@ -42,10 +58,18 @@ from ..backends.device import resolve_device, resolve_dtype
 from ..backends.encoders import load_encoder_backbone, local_snapshot
 from ..base import Reranker, Scores
 from ..engine.batching import run_batched
+from ..engine.length_policy import (
+    DocumentPlan,
+    call_stats,
+    document_score,
+    policy_from_options,
+    warn_truncated,
+)
 from ..errors import BackendError, ConfigError, InvalidInputError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..types import Candidate, Query
 from ..validation import check_int
+from ._text_windows import distinct_windows, plan_texts, text_budget
 
 __all__ = ["PADDING_SCORES", "ColBERTReranker"]
 
@@ -141,6 +165,11 @@ class ColBERTReranker(Reranker):
         cache_documents: keep the token embeddings of up to this many documents across calls (``None``: off).
         device / dtype: as :func:`~rerank_plugins.backends.device.resolve_device` / ``resolve_dtype``.
         trust_remote_code: allow custom backbone code (jina-colbert-v2 needs it).
+        long_documents / max_chunks / chunk_overlap / chunk_aggregate: the length policy (module docstring):
+            ``"truncate"`` (default, PyLate's cut, warned once per call) or ``"chunk"`` (MaxSim per token window,
+            aggregated ``"max"``, ``"first"`` or ``"mean"``).
+        max_document_tokens: most tokens of a document's own text (``None``: what ``document_length`` leaves).
+        truncation_side: ``"right"`` (keep the beginning, PyLate's cut; default) or ``"left"`` (keep the end).
     """
 
     name = "colbert"
@@ -163,7 +192,17 @@ class ColBERTReranker(Reranker):
         device: str | None = None,
         dtype: str | None = None,
         trust_remote_code: bool = False,
+        long_documents: str | None = None,
+        max_chunks: int | None = None,
+        chunk_overlap: int | None = None,
+        chunk_aggregate: str | None = None,
+        max_document_tokens: int | None = None,
+        truncation_side: str | None = None,
     ) -> None:
+        self.policy = policy_from_options(
+            long_documents=long_documents, max_chunks=max_chunks, chunk_overlap=chunk_overlap,
+            chunk_aggregate=chunk_aggregate, max_document_tokens=max_document_tokens, truncation_side=truncation_side,
+        )
         check_int("query_length", query_length, 1, optional=True)
         check_int("document_length", document_length, 1, optional=True)
         check_int("batch_size", batch_size, 1)
@@ -226,6 +265,13 @@ class ColBERTReranker(Reranker):
             report=backbone_dir != folder or (folder / "modules.json").is_file(),
         )
         self.tokenizer = tok
+        policy = self.policy
+        if (policy.chunking or policy.truncation_side == "left" or policy.max_document_tokens is not None) and \
+                not getattr(tok, "is_fast", False):
+            raise ConfigError(
+                "long_documents='chunk', truncation_side='left' and max_document_tokens need a fast (Rust) "
+                f"tokenizer; {type(tok).__name__} is not one"
+            )
         self.query_prefix_id = self._marker_id(self.query_prefix, "query_prefix")
         self.document_prefix_id = self._marker_id(self.document_prefix, "document_prefix")
         pad = tok.mask_token_id if tok.mask_token_id is not None else tok.eos_token_id
@@ -435,6 +481,16 @@ class ColBERTReranker(Reranker):
     def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
         return self._score_many([query], [candidates])[0]
 
+    def plan_documents(self, texts: Sequence[str]) -> list[DocumentPlan]:
+        """Each document's plan under the length policy: its kept span, or its windows in chunk mode (character
+        spans of the original text, each fitting ``document_length`` with the marker and special tokens)."""
+        policy = self.policy
+        limit = self.document_length - 1 if self.document_prefix_id is not None else self.document_length
+        budget = text_budget(self.tokenizer, limit, policy.max_document_tokens, self._clean_text)
+        search = policy.truncation_side == "left" or policy.max_document_tokens is not None
+        return plan_texts(self.tokenizer, texts, policy, budget, render=self._clean_text, who=self.name,
+                          search=search)
+
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         texts: list[list[str]] = []
         for cands in lists:
@@ -447,16 +503,39 @@ class ColBERTReranker(Reranker):
         hits_before = self.cache_hits
         distinct_q = list(dict.fromkeys(q.text for q in queries))
         q_emb = dict(zip(distinct_q, self.encode_queries(distinct_q)))
-        flat = [t for row in texts for t in row]
-        d_emb = self.encode_documents(flat)
-        out, start = [], 0
+        distinct_d = list(dict.fromkeys(t for row in texts for t in row))
+        plans = self.plan_documents(distinct_d)
+        if self.policy.chunking:
+            units, unit_index = distinct_windows(distinct_d, plans)
+        else:
+            # truncate: the whole text when PyLate's own cut applies (tokenize cuts it), else the kept span
+            units = [d[p.spans[0][0]:p.spans[0][1]] for d, p in zip(distinct_d, plans)]
+            unit_index = [[i] for i in range(len(distinct_d))]
+        u_emb = self.encode_documents(units)
+        position = {d: i for i, d in enumerate(distinct_d)}
+        out: list[Scores] = []
+        all_plans: list[DocumentPlan] = []
         for q, row in zip(queries, texts):
-            values = self.maxsim(q_emb[q.text], d_emb[start : start + len(row)])
-            start += len(row)
-            out.append(Scores(values, extra={"document_cache_hits": self.cache_hits - hits_before}))
-        self.last_stats = {"queries": len(distinct_q), "documents": len(flat),
-                           "document_cache_hits": self.cache_hits - hits_before}
-        return out
+            windows = [unit_index[position[t]] for t in row]
+            flat = [u for w in windows for u in w]
+            sims = self.maxsim(q_emb[q.text], [u_emb[u] for u in flat])
+            values, details, k = [], [], 0
+            for t, w in zip(row, windows):
+                plan = plans[position[t]]
+                all_plans.append(plan)
+                value, info = document_score(self.policy, plan, sims[k : k + len(w)])
+                k += len(w)
+                values.append(value)
+                details.append(info)
+            out.append(Scores(values, details=details))
+        hits = self.cache_hits - hits_before
+        stats: dict[str, Any] = {"queries": len(distinct_q), "documents": len(all_plans),
+                                 "document_cache_hits": hits}
+        stats.update(call_stats(all_plans, len(units) - hits))
+        self.last_stats = stats
+        warn_truncated(self.name, stats["truncated"], len(all_plans), self.document_length,
+                       chunking=self.policy.chunking)
+        return [Scores(s.values, details=s.details, extra=stats) for s in out]
 
     def clear_cache(self) -> None:
         """Forget the cached document embeddings."""
