@@ -74,7 +74,7 @@ def hub(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     return world
 
 
-ENVIRONMENTS = {
+ENVIRONMENTS: dict[str, dict[str, str | None]] = {
     "offline, no token": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_TOKEN": None},
     "offline, token": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_TOKEN": "hf_dummy"},
     "online, no token": {"HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None, "HF_TOKEN": None},
@@ -233,7 +233,7 @@ def test_haystack_honours_options_recipe_with_or_without_hf_token(
     root = tmp_path_factory.mktemp("tiny-llm")
     folder = str(build_tiny_causal_lm(root / "llm", save_smollm2_tokenizer(root / "tok"), arch="qwen2"))
     _environment(monkeypatch, "offline, token" if hf_token else "offline, no token")
-    options = {"recipe": "Qwen/Qwen3-Reranker-0.6B", "backend_options": {"device": "cpu"}}
+    options: dict[str, Any] = {"recipe": "Qwen/Qwen3-Reranker-0.6B", "backend_options": {"device": "cpu"}}
     ranker = RerankPluginsRanker(model=folder, options=options, batch_size=4)
     ranker.warm_up()
     assert ranker.reranker.prompt_format.source == "Qwen3-Reranker model card, Transformers usage"
