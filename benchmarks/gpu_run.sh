@@ -89,6 +89,7 @@ if [ "${1:-}" = "--fetch" ]; then
 fi
 
 mkdir -p "$OUT"
+: >"$OUT/env.txt"
 START=$(date +%s)
 stamp() { echo "[$(($(date +%s) - START))s] $*" | tee -a "$OUT/env.txt"; }
 
