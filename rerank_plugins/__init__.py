@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import Reranker, Scores, ScoresLike, scores_from_order
+from .base import BatchedReranker, Reranker, Scores, ScoresLike, scores_from_order
 from .errors import (
     BackendError,
     ConfigError,
@@ -108,6 +108,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "BackendError",
+    "BatchedReranker",
     "Candidate",
     "CascadeReranker",
     "Classification",

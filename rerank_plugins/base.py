@@ -31,7 +31,9 @@ from .types import (
 )
 from .validation import check_int, is_number
 
-__all__ = ["CandidatesInput", "QueryInput", "Reranker", "Scores", "ScoresLike", "scores_from_order"]
+__all__ = [
+    "BatchedReranker", "CandidatesInput", "QueryInput", "Reranker", "Scores", "ScoresLike", "scores_from_order",
+]
 
 QueryInput = Query | str
 CandidatesInput = Sequence[Candidate | str | Mapping[str, Any]]
@@ -99,7 +101,8 @@ class Reranker(ABC):
     """Base class of every reranker.
 
     Subclasses set :attr:`name` and implement :meth:`_score`. They may override :meth:`_score_many` to batch
-    work across queries (pointwise models do), and :meth:`_ascore` for a natively asynchronous backend.
+    work across queries (pointwise models do: see :class:`BatchedReranker`), and :meth:`_ascore` for a natively
+    asynchronous backend.
     """
 
     #: Short, stable name of the strategy or model (shown in results and adapters).
@@ -299,3 +302,17 @@ class Reranker(ABC):
             reranker=self.name,
             details=scores.extra,
         )
+
+
+class BatchedReranker(Reranker):
+    """Base of the strategies that score many queries in one go: they implement :meth:`_score_many` only, and
+    one query is scored as a batch of one (written once here rather than in each strategy)."""
+
+    def _score(self, query: Query, candidates: Sequence[Candidate]) -> ScoresLike:
+        return self._score_many([query], [candidates])[0]
+
+    @abstractmethod
+    def _score_many(
+        self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]
+    ) -> Sequence[ScoresLike]:
+        """Score several queries (each list never empty); one result per query, in query order."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from rerank_plugins import (
+    BatchedReranker,
     Candidate,
     InvalidInputError,
     ModelOutputError,
@@ -194,3 +195,36 @@ def test_scores_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         scores.extra = {}  # type: ignore[misc]
     assert dataclasses.replace(scores, extra={"b": 2}).extra == {"b": 2} and scores.extra == {"a": 1}
+
+
+class BatchOnly(BatchedReranker):
+    """A strategy that implements only ``_score_many`` and counts its calls."""
+
+    name = "batch-only"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[list[float]]:
+        self.calls.append(len(queries))
+        return [[float(len(c.content)) for c in cands] for cands in lists]
+
+
+def test_a_batched_strategy_scores_one_query_as_a_batch_of_one() -> None:
+    ranker = BatchOnly()
+    assert ranker.rerank("q", ["aa", "a", "aaa"]).ids == ["2", "0", "1"]
+    assert [r.ids for r in ranker.rerank_batch(["q", "r"], [["a", "aa"], ["bbb", "b"]])] == [["1", "0"], ["0", "1"]]
+    assert ranker.calls == [1, 2]
+    with pytest.raises(TypeError, match="abstract"):
+        type("Nothing", (BatchedReranker,), {})()
+
+
+def test_no_strategy_writes_its_own_batch_of_one() -> None:
+    """``_score`` as ``_score_many([query], [candidates])[0]`` lives once, in BatchedReranker."""
+    import pathlib
+
+    import rerank_plugins
+
+    rankers = pathlib.Path(rerank_plugins.__file__).parent / "rankers"
+    copies = [p.name for p in rankers.glob("*.py") if "_score_many([query], [candidates])[0]" in p.read_text()]
+    assert copies == []

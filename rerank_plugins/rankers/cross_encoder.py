@@ -41,7 +41,7 @@ from typing import Any
 from .._optional import require
 from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..engine.batching import padding_share, plan_batches, run_batched
 from ..engine.cache import ScoreCache, make_cache
 from ..engine.length_policy import (
@@ -69,7 +69,7 @@ ACTIVATIONS = ("auto", "sigmoid", "softmax", "raw")
 CPU_TOKEN_BUDGET = 4096
 
 
-class CrossEncoderReranker(Reranker):
+class CrossEncoderReranker(BatchedReranker):
     """Rerank with a sequence-classification cross-encoder (one- or two-logit head).
 
     Args:
@@ -327,9 +327,6 @@ class CrossEncoderReranker(Reranker):
         return min(limits)
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         pairs: list[tuple[str, str]] = []
         for q, cands in zip(queries, lists):

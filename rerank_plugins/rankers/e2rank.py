@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from .._optional import require
 from .._warnings import caller_stacklevel
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..errors import ConfigError
 from ..refs import ModelLike
 from ..types import Candidate, Embedder, LoadedModel, Query
@@ -64,7 +64,7 @@ def build_pseudo_query(
     return _LAYOUTS[layout].format(instruction=instruction, documents=listed, query=query)
 
 
-class E2RankReranker(Reranker):
+class E2RankReranker(BatchedReranker):
     """Zero-shot E2Rank-style reranking on a bi-encoder (see the module docstring).
 
     Args:
@@ -164,9 +164,6 @@ class E2RankReranker(Reranker):
             fb_ids = tuple(lists[qi][i].id for i in chosen[qi])
             out.append(Scores([float(s) for s in scores], extra={"feedback_ids": fb_ids, "pseudo_query": pseudo[qi]}))
         return out
-
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
 
     def close(self) -> None:
         if self._owned:

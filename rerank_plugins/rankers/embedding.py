@@ -34,7 +34,7 @@ from typing import Any, cast
 from .._optional import require
 from .._warnings import caller_stacklevel
 from ..backends.device import resolve_device, resolve_dtype
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..engine.cache import ScoreCache, make_cache
 from ..engine.length_policy import (
     DocumentPlan,
@@ -55,7 +55,7 @@ from ._text_windows import distinct_windows, plan_texts, text_budget
 __all__ = ["EmbeddingReranker"]
 
 
-class EmbeddingReranker(Reranker):
+class EmbeddingReranker(BatchedReranker):
     """Rerank by cosine similarity of sentence-transformers embeddings.
 
     Args:
@@ -229,9 +229,6 @@ class EmbeddingReranker(Reranker):
         return np.ascontiguousarray(out, dtype=np.float32)
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         np = require("numpy", "hf")
         policy = self.policy

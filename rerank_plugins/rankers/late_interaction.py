@@ -56,7 +56,7 @@ from typing import Any
 from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
 from ..backends.encoders import load_encoder_backbone, local_snapshot
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..engine.batching import run_batched
 from ..engine.length_policy import (
     DocumentPlan,
@@ -147,7 +147,7 @@ class _Projection:
         return y
 
 
-class ColBERTReranker(Reranker):
+class ColBERTReranker(BatchedReranker):
     """Rerank by ColBERT MaxSim over per-token embeddings (PyLate / Stanford ColBERT model folders).
 
     Args:
@@ -477,9 +477,6 @@ class ColBERTReranker(Reranker):
         # A document with no token left (only punctuation) scores 0 per query token, as a zero pad row would.
         best = torch.where(torch.isinf(best), torch.zeros_like(best), best)
         return [float(v) for v in best.sum(dim=-1)]
-
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
 
     def plan_documents(self, texts: Sequence[str]) -> list[DocumentPlan]:
         """Each document's plan under the length policy: its kept span, or its windows in chunk mode (character

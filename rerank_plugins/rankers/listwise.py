@@ -63,7 +63,7 @@ from typing import Any, ClassVar
 from .._warnings import caller_stacklevel
 from ..backends.base import ChatPrompt, Generation, LLMBackend
 from ..backends.chat_template import ChatTemplate
-from ..base import Reranker, Scores, scores_from_order
+from ..base import BatchedReranker, Scores, scores_from_order
 from ..engine.identifiers import IdScheme, get_scheme
 from ..engine.length_policy import TruncationWarning, deprecated_option, policy_from_options
 from ..engine.logits import choose_id_scheme, first_order
@@ -257,7 +257,7 @@ def keep_best_only(order: list[int], counts: dict[str, int], answer: str, scheme
 ANSWERS: dict[str, WindowAnswer] = {"first": FirstLogitsAnswer(), "generate": GeneratedPermutationAnswer()}
 
 
-class ListwiseReranker(Reranker):
+class ListwiseReranker(BatchedReranker):
     """Sliding-window listwise reranking with an LLM (see the module docstring).
 
     Args:
@@ -471,9 +471,6 @@ class ListwiseReranker(Reranker):
         return self.answer.assistant_prefix(self.template)
 
     # ------------------------------------------------------------------ Reranker
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         states = [self._start(q, c) for q, c in zip(queries, lists)]
         self._warn_cut(sum(s.truncated for s in states), sum(len(s.candidates) for s in states))

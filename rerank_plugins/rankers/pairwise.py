@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from ..backends.base import ChatPrompt, LLMBackend
-from ..base import Reranker, Scores, scores_from_order
+from ..base import BatchedReranker, Scores, scores_from_order
 from ..engine.logits import BinaryLabels, choose_yes_no_labels, yes_probability
 from ..engine.pairwise import (
     AGGREGATIONS,
@@ -103,7 +103,7 @@ class _QueryRun:
             self._advance(answers)
 
 
-class PairwiseReranker(Reranker):
+class PairwiseReranker(BatchedReranker):
     """An LLM judge comparing passages two at a time (see the module docstring).
 
     Args:
@@ -161,9 +161,6 @@ class PairwiseReranker(Reranker):
         self.name = f"pairwise-{suffix}:{self.backend.model_id}"
 
     # ------------------------------------------------------------------ Reranker
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         texts: list[list[str]] = []
         cut = 0

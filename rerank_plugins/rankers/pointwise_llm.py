@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from ..backends.base import ChatPrompt, LLMBackend
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..engine.logits import (
     KNOWN_YES_NO_LABELS,
     BinaryLabels,
@@ -137,7 +137,7 @@ class GradedAnswer(LabelAnswer):
         }
 
 
-class PointwiseLLMReranker(Reranker):
+class PointwiseLLMReranker(BatchedReranker):
     """Pointwise yes/no or graded relevance from an LLM's first-token log-probabilities (see the module docstring).
 
     Args:
@@ -258,9 +258,6 @@ class PointwiseLLMReranker(Reranker):
             )
 
     # ------------------------------------------------------------------ Reranker
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         prompts: list[ChatPrompt] = []
         owners: list[tuple[int, int]] = []  # (query index, candidate index) of each prompt

@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Reranker, Scores
 from ..engine.fusion import fuse
 from ..errors import ConfigError
 from ..types import Candidate, Query, RankedList
@@ -39,7 +39,7 @@ __all__ = ["TextPRFReranker"]
 _AGGREGATIONS = {"borda": ("borda", "none"), "sum": ("combsum", "none"), "rrf": ("rrf", "none")}
 
 
-class TextPRFReranker(Reranker):
+class TextPRFReranker(BatchedReranker):
     """Query-with-passage variants reranked by ``reranker`` and fused (see the module docstring)."""
 
     def __init__(
@@ -143,9 +143,6 @@ class TextPRFReranker(Reranker):
                 runs = [original, *runs]  # type: ignore[list-item]
             out.append(self._aggregate(runs, cands, feedback[i], with_original))
         return out
-
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
 
     def close(self) -> None:
         if self._owned:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._optional import require
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..errors import ConfigError
 from ..refs import ModelLike
 from ..types import Candidate, Embedder, LoadedModel, Query
@@ -50,7 +50,7 @@ def rocchio(query: Any, feedback: Any, alpha: float, beta: float, normalize: boo
     return new
 
 
-class VectorPRFReranker(Reranker):
+class VectorPRFReranker(BatchedReranker):
     """Rocchio vector PRF on a bi-encoder (see the module docstring).
 
     Args:
@@ -114,9 +114,6 @@ class VectorPRFReranker(Reranker):
             feedback_ids = tuple(lists[qi][i].id for i in fb)
             out.append(Scores(values, details=details, extra={"feedback_ids": feedback_ids}))
         return out
-
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
 
     def close(self) -> None:
         if self._owned:

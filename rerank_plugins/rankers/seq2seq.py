@@ -40,7 +40,7 @@ from typing import Any, cast
 from .._optional import require
 from ..backends.device import resolve_device, resolve_dtype
 from ..backends.encoders import load_seq2seq_lm, load_tokenizer
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Reranker, Scores
 from ..engine.batching import run_batched
 from ..engine.length_policy import (
     DocumentPlan,
@@ -308,7 +308,7 @@ class _Seq2SeqReranker(Reranker):
         self.scorer.close()
 
 
-class MonoT5Reranker(_Seq2SeqReranker):
+class MonoT5Reranker(_Seq2SeqReranker, BatchedReranker):
     """monoT5 pointwise reranking: ``P(true)`` after ``Query: … Document: … Relevant:`` (see the module docstring).
 
     Args:
@@ -367,9 +367,6 @@ class MonoT5Reranker(_Seq2SeqReranker):
         return self.scorer.encode_documents(
             self.policy, lambda d: self.template.format(query=query, document=d), documents, self.name
         )
-
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
 
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         plans: list[DocumentPlan] = []

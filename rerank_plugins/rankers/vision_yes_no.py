@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..backends.base import ChatPrompt, LLMBackend
-from ..base import Reranker, Scores
+from ..base import BatchedReranker, Scores
 from ..engine.logits import BinaryLabels, choose_yes_no_labels, yes_probability
 from ..errors import ConfigError, ModelOutputError
 from ..images import ImageLimits
@@ -57,7 +57,7 @@ _PRESET_NAMES: dict[str, dict[str, Any]] = {
 }
 
 
-class VisionYesNoReranker(Reranker):
+class VisionYesNoReranker(BatchedReranker):
     """Pointwise yes/no relevance with a vision-language model (see the module docstring).
 
     Args:
@@ -135,9 +135,6 @@ class VisionYesNoReranker(Reranker):
         return ChatPrompt(tuple(messages), template.assistant_prefix.format(**values))
 
     # ------------------------------------------------------------------ Reranker
-    def _score(self, query: Query, candidates: Sequence[Candidate]) -> Scores:
-        return self._score_many([query], [candidates])[0]
-
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         pages_per_query: list[list[Page]] = []
         truncated = 0
