@@ -21,6 +21,13 @@ One generation contract
     backend is natively async). A backend implements those hooks and never sees the raw arguments, so the
     transformers, vLLM, OpenAI-compatible and scripted backends read the same call; bad arguments raise
     :class:`~rerank_plugins.errors.ConfigError` before any work.
+
+Token counts
+    :meth:`LLMBackend.count_tokens` counts with the backend's tokenizer where it has one (transformers, vLLM,
+    an OpenAI-compatible backend given ``tokenizer=``), else with the server's tokenize endpoint (an
+    OpenAI-compatible server that has one), else estimates characters / 4 (the base class).
+    :attr:`LLMBackend.token_counter` says which: ``"tokenizer"``, ``"server"`` or ``"estimate"``; strategies that
+    fit prompts to a budget report it in their details.
 """
 
 from __future__ import annotations
@@ -36,8 +43,11 @@ from ..types import ChatPrompt, Message  # value objects, one layer down: prompt
 from ..validation import check_int, check_number, check_stop
 
 __all__ = [
-    "ChatPrompt", "Generation", "GenerationRequest", "LLMBackend", "Message", "adds_special_tokens",
+    "ChatPrompt", "Generation", "GenerationRequest", "LLMBackend", "Message", "TokenCounter", "adds_special_tokens",
 ]
+
+#: where a backend's token counts come from (:attr:`LLMBackend.token_counter`)
+TokenCounter = Literal["tokenizer", "server", "estimate"]
 
 
 def adds_special_tokens(prompt: ChatPrompt, default: bool | None = None) -> bool:
@@ -160,8 +170,14 @@ class LLMBackend(ABC):
             "'sigmoid') needs a backend that runs the model itself (transformers)"
         )
 
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Where :meth:`count_tokens` gets its counts: ``"tokenizer"``, ``"server"`` or ``"estimate"``."""
+        return "estimate"
+
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
-        """Approximate token count of a prompt, used for batching and context checks."""
+        """Token count of a prompt (as the model reads it) or of a text fragment, used for batching and context
+        checks; here an estimate, characters / 4 (:attr:`token_counter` ``"estimate"``)."""
         if not isinstance(prompt, str) and prompt.token_ids is not None:
             return len(prompt.token_ids)
         text = prompt if isinstance(prompt, str) else (

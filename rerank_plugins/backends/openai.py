@@ -82,6 +82,18 @@ Single tokens
     token when, after at most one leading space, it is a single character or an ASCII word of at most three
     letters (``"A"``, ``"7"``, ``" yes"``, ``"no"``). Pass ``single_tokens=[...]`` to state it yourself.
 
+Token counts
+    :meth:`OpenAIBackend.count_tokens` (used by strategies that fit prompts to a token budget, e.g. listwise
+    ``context_size``, as rank_llm does) counts with, in order: ``tokenizer=`` when given; else the server's
+    tokenize endpoint (found once, as for single tokens; vLLM's ``POST /tokenize`` ``{"model", "prompt",
+    "add_special_tokens"}`` -> ``{"count", "max_model_len", "tokens"}``, llama-server's ``{"content",
+    "add_special"}`` -> ``{"tokens"}``); else characters / 4, with one warning. :attr:`OpenAIBackend.token_counter`
+    says which (``"tokenizer"``, ``"server"``, ``"estimate"``). A chat prompt is counted as rendered by the chat
+    template known (``chat_template=``, the template of ``tokenizer=``, or llama-server's ``/props``), or, without
+    one, by vLLM's chat form of ``/tokenize`` (``{"model", "messages", "add_generation_prompt"}``, the server's own
+    template); with neither its messages are counted without the template's tokens (one warning). The
+    special-token policy is the one the request uses (:func:`~rerank_plugins.backends.base.adds_special_tokens`).
+
 Transport
     httpx sync and async clients; at most ``max_concurrency`` requests in flight per backend (a thread pool for
     the sync calls, an :class:`asyncio.Semaphore` for the async ones, which are natively async and gathered);
@@ -111,7 +123,7 @@ from ..engine.logits import logsumexp
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef
 from ..validation import check_bool, check_choice, check_int, check_mapping, check_strings, check_that, check_url
-from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, TokenCounter, adds_special_tokens
 from .chat_template import ChatTemplate
 
 __all__ = ["RETRY_STATUS", "OpenAIBackend", "match_labels"]
@@ -288,6 +300,9 @@ class OpenAIBackend(LLMBackend):
         self._single_cache: dict[str, bool] = {}
         self._tokenize_probe: tuple[str, str, int] | None = None  # (path, style, baseline count)
         self._tokenize_unavailable = False
+        self._props_asked = False
+        self._props_template: ChatTemplate | None = None
+        self._warned_counts: set[str] = set()
 
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         all_headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -396,20 +411,29 @@ class OpenAIBackend(LLMBackend):
             return False
         return self.endpoint == "completions" or (bool(prompt.assistant_prefix) and self.prefix_mode == "auto")
 
+    def _server_template(self) -> ChatTemplate | None:
+        """The chat template the server reports at ``GET /props`` (llama.cpp's llama-server), asked once."""
+        if not self._props_asked:
+            self._props_asked = True
+            props: Any = None
+            try:
+                props = self._http.request("GET", "/props", retry=False)
+            except BackendError as exc:
+                logger.debug("%s serves no /props (%s)", self.base_url, exc)
+            source = props.get("chat_template") if isinstance(props, Mapping) else None
+            if isinstance(source, str) and source.strip():
+                assert isinstance(props, Mapping)
+                bos, eos = props.get("bos_token"), props.get("eos_token")
+                self._props_template = ChatTemplate(source, bos if isinstance(bos, str) else None,
+                                                    eos if isinstance(eos, str) else None)
+        return self._props_template
+
     def _read_server_template(self) -> None:
-        """Read the chat template from ``GET /props`` (llama.cpp's llama-server) once; warn when there is none."""
+        """Use the chat template of ``GET /props`` (llama.cpp's llama-server); warn when there is none."""
         self._props_checked = True
-        props: Any = None
-        try:
-            props = self._http.request("GET", "/props", retry=False)
-        except BackendError as exc:
-            logger.debug("%s serves no /props (%s)", self.base_url, exc)
-        source = props.get("chat_template") if isinstance(props, Mapping) else None
-        if isinstance(source, str) and source.strip():
-            assert isinstance(props, Mapping)
-            bos, eos = props.get("bos_token"), props.get("eos_token")
-            self.chat_template = ChatTemplate(source, bos if isinstance(bos, str) else None,
-                                              eos if isinstance(eos, str) else None)
+        template = self._server_template()
+        if template is not None:
+            self.chat_template = template
             self.chat_template_source = "server"
             logger.info("%s: using the chat template the server reports at /props", self.base_url)
             return
@@ -578,25 +602,31 @@ class OpenAIBackend(LLMBackend):
         return list(await asyncio.gather(*(one(p, b) for p, b in requests)))
 
     # ------------------------------------------------------------------ tokens
+    #: the tokenize endpoints tried, in order: vLLM, llama.cpp's llama-server, llama-cpp-python
+    _TOKENIZE_STYLES = (("/tokenize", "vllm"), ("/tokenize", "llamacpp"), ("/extras/tokenize", "llama-cpp-python"))
+
+    def _tokenize_endpoint(self) -> tuple[str, str, int] | None:
+        """``(path, style, baseline)`` of the server's tokenize endpoint, found once (``None``: it has none).
+
+        Each form is tried on a probe text and kept when it answers tokens for it: llama-server answers a
+        vLLM-shaped body (no ``content``) with no tokens rather than an error (llama.cpp
+        ``tools/server/server.cpp``, ``handle_tokenize``). ``baseline`` is the token count of the empty string
+        (a BOS the endpoint adds on its own)."""
+        if self._tokenize_probe is None and not self._tokenize_unavailable:
+            for path, style in self._TOKENIZE_STYLES:
+                if self._tokenize_with(path, style, "Hello world"):
+                    baseline = self._tokenize_with(path, style, "")
+                    self._tokenize_probe = (path, style, len(baseline) if baseline is not None else 0)
+                    break
+            else:
+                self._tokenize_unavailable = True
+        return self._tokenize_probe
+
     def tokenize(self, text: str) -> list[int] | None:
         """Token ids of ``text`` from the server's tokenize endpoint (special tokens it adds removed from the
         count only), or ``None`` when the server has none."""
-        if self._tokenize_unavailable:
-            return None
-        probes = (
-            [self._tokenize_probe[:2]] if self._tokenize_probe is not None else
-            [("/tokenize", "vllm"), ("/tokenize", "llamacpp"), ("/extras/tokenize", "llama-cpp-python")]
-        )
-        for path, style in probes:
-            tokens = self._tokenize_with(path, style, text)
-            if tokens is None:
-                continue
-            if self._tokenize_probe is None:
-                baseline = self._tokenize_with(path, style, "")
-                self._tokenize_probe = (path, style, len(baseline) if baseline is not None else 0)
-            return tokens
-        self._tokenize_unavailable = True
-        return None
+        endpoint = self._tokenize_endpoint()
+        return None if endpoint is None else self._tokenize_with(endpoint[0], endpoint[1], text)
 
     def tokenize_text(self, text: str) -> list[int]:
         """Token ids of ``text`` with no special tokens: from ``tokenizer=`` when given, else from the server's
@@ -641,11 +671,16 @@ class OpenAIBackend(LLMBackend):
         bos, pad = getattr(self.tokenizer, "bos_token_id", None), getattr(self.tokenizer, "pad_token_id", None)
         return None if bos is None or bos == pad else int(bos)
 
-    def _tokenize_with(self, path: str, style: str, text: str) -> list[int] | None:
+    def _tokenize_with(self, path: str, style: str, text: str, special: bool = False) -> list[int] | None:
+        """The tokens one endpoint form answers for ``text`` (``special``: with the tokenizer's special tokens;
+        llama-cpp-python's ``/extras/tokenize`` always adds them), ``None`` when that form is refused.
+        Shapes: vLLM ``TokenizeCompletionRequest`` ``{"model", "prompt", "add_special_tokens"}`` ->
+        ``{"count", "max_model_len", "tokens"}``; llama-server ``{"content", "add_special"}`` -> ``{"tokens"}``;
+        llama-cpp-python ``{"input"}`` -> ``{"tokens"}``."""
         if style == "vllm":
-            body: dict[str, Any] = {"model": self.model, "prompt": text, "add_special_tokens": False}
+            body: dict[str, Any] = {"model": self.model, "prompt": text, "add_special_tokens": special}
         elif style == "llamacpp":
-            body = {"content": text, "add_special": False}
+            body = {"content": text, "add_special": special}
         else:
             body = {"input": text}
         try:
@@ -658,6 +693,94 @@ class OpenAIBackend(LLMBackend):
         if not isinstance(tokens, list):
             return None
         return [int(t) if not isinstance(t, Mapping) else int(t.get("id", -1)) for t in tokens]
+
+    # ------------------------------------------------------------------ token counts
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Where :meth:`count_tokens` gets its counts: ``"tokenizer"`` (``tokenizer=`` given), ``"server"`` (the
+        server's tokenize endpoint, found once) or ``"estimate"`` (characters / 4, with one warning)."""
+        if self.tokenizer is not None:
+            return "tokenizer"
+        return "server" if self._tokenize_endpoint() is not None else "estimate"
+
+    def count_tokens(self, prompt: ChatPrompt | str) -> int:
+        """Token count of a prompt as the server reads it, or of a text fragment (no special tokens), with the
+        tokenizer :attr:`token_counter` names (module docstring, "Token counts")."""
+        if not isinstance(prompt, str) and prompt.token_ids is not None:
+            return len(prompt.token_ids)
+        counter = self.token_counter
+        if counter == "estimate":
+            self._warn_once("estimate", (
+                f"{self.model_id}: no tokenizer= and {self.base_url} has no tokenize endpoint, so prompt token "
+                "counts are estimated as characters / 4 and token budgets (context_size) cut passages differently "
+                "than in process; pass tokenizer= (the model's tokenizer folder, hub id or GGUF file)"))
+            return super().count_tokens(prompt)
+        if isinstance(prompt, str):
+            return self._count_text(prompt, special=False)
+        special = adds_special_tokens(prompt, self.add_special_tokens)
+        if prompt.raw is not None:
+            return self._count_text(prompt.raw + prompt.assistant_prefix, special)
+        text = self._render_for_count(prompt, counter)
+        if text is not None:
+            return self._count_text(text, special)
+        endpoint = self._tokenize_endpoint() if counter == "server" else None
+        if endpoint is not None and endpoint[1] == "vllm":
+            return self._count_chat_on_server(prompt, special)
+        self._warn_once("template", (
+            f"{self.model_id}: no chat template is known (chat_template=, a tokenizer= that has one, or the "
+            "server's /props), so chat prompts are counted without the template's own tokens; pass "
+            "chat_template= for exact counts"))
+        return self._count_text("\n".join(str(m["content"]) for m in prompt.messages) + prompt.assistant_prefix,
+                                special)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned_counts:
+            self._warned_counts.add(key)
+            warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
+
+    def _render_for_count(self, prompt: ChatPrompt, counter: TokenCounter) -> str | None:
+        """A chat prompt's text as the server reads it, when a template is known: ``chat_template=`` (or the one
+        read from ``/props``), else the chat template of ``tokenizer=``, else the server's ``/props``."""
+        messages = [dict(m) for m in prompt.messages]
+        if not messages:
+            raise ConfigError("a ChatPrompt needs messages or raw text")
+        template = self.chat_template
+        if template is None and self.tokenizer is not None and getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return str(text) + prompt.assistant_prefix
+        if template is None and counter == "server":
+            template = self._server_template()
+        return None if template is None else template.render(messages) + prompt.assistant_prefix
+
+    def _count_text(self, text: str, special: bool) -> int:
+        """Tokens of ``text`` (``special``: with the tokenizer's special tokens) by ``tokenizer=`` or the server."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+        endpoint = self._tokenize_endpoint()
+        assert endpoint is not None  # token_counter == "server"
+        path, style, baseline = endpoint
+        tokens = self._tokenize_with(path, style, text, special)
+        if tokens is None:
+            raise BackendError(f"{self.base_url}{path} refused to tokenise a prompt it tokenised before")
+        # llama-cpp-python's /extras/tokenize always adds the special tokens: the baseline is what it adds
+        return len(tokens) - baseline if style == "llama-cpp-python" and not special else len(tokens)
+
+    def _count_chat_on_server(self, prompt: ChatPrompt, special: bool) -> int:
+        """A chat prompt counted by vLLM's chat form of ``/tokenize`` (``TokenizeChatRequest``: the server's own
+        template, the assistant prefix continued as the chat request sends it)."""
+        messages = [dict(m) for m in prompt.messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "add_generation_prompt": True,
+                                "add_special_tokens": special}
+        if prompt.assistant_prefix:
+            body.update(messages=[*messages, {"role": "assistant", "content": prompt.assistant_prefix}],
+                        add_generation_prompt=False, continue_final_message=True)
+        data = self._post("/tokenize", body, retry=False)
+        tokens, count = data.get("tokens"), data.get("count")
+        if isinstance(count, int):
+            return count
+        if isinstance(tokens, list):
+            return len(tokens)
+        raise BackendError(f"{self.base_url}/tokenize answered a chat prompt without tokens: {str(data)[:200]}")
 
     def single_token(self, label: str) -> bool:
         if self._single_tokens is not None:

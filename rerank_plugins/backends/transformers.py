@@ -67,7 +67,7 @@ from ..engine.batching import run_batched
 from ..errors import ConfigError, ModelNotFoundError
 from ..refs import ModelRef, resolve_model
 from ..validation import check_bool, check_int, check_mapping
-from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, TokenCounter, adds_special_tokens
 from .device import resolve_device, resolve_dtype
 from .hf_loading import load_causal_lm
 from .tokens import LabelTokens
@@ -348,6 +348,11 @@ class TransformersLLMBackend(LLMBackend):
             texts.append(text)
             ids.append(enc)
         return texts, ids
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Counts come from the model's own tokenizer."""
+        return "tokenizer"
 
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         """Exact token count of a prompt (rendered) or of a plain text fragment."""

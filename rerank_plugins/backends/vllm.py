@@ -36,7 +36,7 @@ from .._optional import require
 from ..errors import BackendError, ConfigError
 from ..refs import ModelRef, resolve_model
 from ..validation import check_bool, check_int, check_mapping, check_number
-from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, adds_special_tokens
+from .base import ChatPrompt, Generation, GenerationRequest, LLMBackend, TokenCounter, adds_special_tokens
 from .tokens import LabelTokens
 from .transformers import BackendStats
 
@@ -259,6 +259,11 @@ class VLLMBackend(LLMBackend):
     def bos_token_id(self) -> int | None:
         bos, pad = getattr(self.tokenizer, "bos_token_id", None), getattr(self.tokenizer, "pad_token_id", None)
         return None if bos is None or bos == pad else int(bos)
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Counts come from the model's own tokenizer."""
+        return "tokenizer"
 
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         if isinstance(prompt, str):

@@ -861,6 +861,7 @@ class ListwiseReranker(BatchedReranker):
                 "fitted_windows": state.fitted,
                 "fit_words": state.fit_words,
                 "max_prompt_tokens": state.fit_tokens if self.context_size is not None else None,
+                "token_counter": self.backend.token_counter if self.context_size is not None else None,
             },
         )
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..backends.base import ChatPrompt, Generation, GenerationRequest, LLMBackend
+from ..backends.base import ChatPrompt, Generation, GenerationRequest, LLMBackend, TokenCounter
 
 __all__ = ["LLMCall", "ScriptedLLM", "fake_tokenize", "render_prompt"]
 
@@ -120,6 +120,11 @@ class ScriptedLLM(LLMBackend):
     @property
     def context_length(self) -> int | None:
         return self._context_length
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Counts come from the fake tokenizer (:func:`fake_tokenize`)."""
+        return "tokenizer"
 
     def count_tokens(self, prompt: ChatPrompt | str) -> int:
         text = prompt if isinstance(prompt, str) else render_prompt(prompt)

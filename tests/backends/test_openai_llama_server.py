@@ -238,3 +238,13 @@ def test_first_rerank_through_the_server_equals_in_process(remote, local_backend
     assert _pairs_agree(lp_w, lp_g, 2 * LOGPROB_TOL) == []
     if all(abs(a - b) > 2 * LOGPROB_TOL for i, a in enumerate(lp_w) for b in lp_w[i + 1 :]):
         assert got.ids == want.ids
+
+
+def test_token_counts_come_from_the_server_and_equal_in_process(remote, local_backend):
+    """Issue 21 item 15: without tokenizer= the counts are the server's own (llama-cpp-python's /extras/tokenize,
+    the BOS it adds removed where the prompt has none), equal to the in-process backend's on the same GGUF."""
+    assert remote.token_counter == "server"
+    prompts = [*yes_no_prompts()[:2], first_prompt(), ChatPrompt(raw=PASSAGES[1]),
+               ChatPrompt(raw=PASSAGES[1], add_special_tokens=True)]
+    assert [remote.count_tokens(p) for p in prompts] == [local_backend.count_tokens(p) for p in prompts]
+    assert [remote.count_tokens(p) for p in PASSAGES] == [local_backend.count_tokens(p) for p in PASSAGES]
