@@ -18,6 +18,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ConfigError, ModelNotFoundError
+from ..refs import require_cached_offline
 
 __all__ = ["find_adapter_config", "load_vision_model", "load_vision_processor", "pixel_bounds", "processor_source"]
 
@@ -74,6 +75,7 @@ def load_vision_processor(
 ) -> Any:
     """Load the processor of a vision-language model (see the module docstring), with pixel bounds applied."""
     transformers = require("transformers", "hf", purpose="vision-language models")
+    require_cached_offline(source, what="the vision-language processor")
     image_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
     try:
         processor = transformers.AutoProcessor.from_pretrained(
@@ -127,6 +129,7 @@ def load_vision_model(
     weights came from, ``adapter`` the LoRA adapter applied on top (None for a full model)."""
     transformers = require("transformers", "hf", purpose="vision-language models")
     extra = dict(model_kwargs or {})
+    require_cached_offline(name_or_path, what="the vision-language model")
     adapter_cfg = find_adapter_config(name_or_path)
     source = name_or_path
     if adapter_cfg is not None:
@@ -134,6 +137,7 @@ def load_vision_model(
         if not base:
             raise ModelNotFoundError(f"the LoRA adapter {name_or_path!r} does not name its base model")
         source = str(base)
+        require_cached_offline(source, what=f"the base model of the LoRA adapter {name_or_path!r},")
     try:
         model = transformers.AutoModelForImageTextToText.from_pretrained(
             source, dtype=dtype, trust_remote_code=trust_remote_code, **extra

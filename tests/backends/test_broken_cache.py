@@ -112,7 +112,9 @@ def test_sentence_transformer_without_vocabulary_files(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- offline, not cached
-@pytest.mark.parametrize("kind", [None, "cross-encoder", "embedding", "yes-no", "monot5", "colbert"])
+@pytest.mark.parametrize(
+    "kind", [None, "cross-encoder", "embedding", "yes-no", "monot5", "colbert", "vision-yes-no", "clip"]
+)
 def test_an_uncached_hub_id_offline_says_so_at_once(cache: Path, monkeypatch: pytest.MonkeyPatch,
                                                      kind: str | None) -> None:
     """Issue 21 item 8. Old main: transformers' "We couldn't connect to 'https://huggingface.co' ... Check your
