@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import copy
+import os
 import pickle
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -32,11 +33,15 @@ import pytest
 from ..base import Reranker
 from ..errors import ConfigError
 from ..types import Candidate, RankedList
-from .conformance import sample_candidates
+from .conformance import RerankerConformance, sample_candidates
 from .kinds import LLM_KINDS, scripted_reranker
 from .rerankers import KeywordReranker
 
-__all__ = ["AdapterKindsSuite", "run_maybe_async"]
+__all__ = [
+    "AdapterKindsSuite",
+    "page_fixtures",
+    "run_maybe_async",
+]
 
 _T = TypeVar("_T")
 
@@ -56,21 +61,31 @@ class AdapterKindsSuite(abc.ABC):
     """Parity of every LLM kind (scripted fake LLM) and of the cross-encoder and embedding kinds (tiny random models,
     configured by name) between the bare engine and the adapter, sync and async."""
 
-    @abc.abstractmethod
+    #: the adapter class :meth:`build` constructs (set it, or override :meth:`build`)
+    adapter_class: Any = None
+    #: the adapter's field for the number of results kept (``top_n``; Haystack's rankers call it ``top_k``)
+    top_n_field: str = "top_n"
+
     def build(
         self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
     ) -> Any:
         """The adapter over ``model`` (a built reranker, or a path loaded with ``kind``), keeping ``top_n``; other
         ``fields`` (``options``, ``query_prefix``, ``document_prefix``, ``instruction``, or an unknown one) are
         passed to the adapter's constructor as they are."""
+        if self.adapter_class is None:
+            raise TypeError(f"{type(self).__name__}: set adapter_class or override build()")
+        return self.adapter_class(model=model, kind=kind, **{self.top_n_field: top_n}, **fields)
 
     @abc.abstractmethod
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         """Rerank ``candidates`` (as host documents) through ``adapter``; ``(id, score, metadata)`` best first."""
 
     def copies(self, adapter: Any) -> dict[str, Any]:
-        """The host's ways of copying a built component, by name (extend with e.g. pydantic's ``model_copy``)."""
-        return {"deepcopy": copy.deepcopy(adapter), "pickle": pickle.loads(pickle.dumps(adapter))}
+        """The host's ways of copying a built component, by name (pydantic's ``model_copy`` where it has one)."""
+        out = {"deepcopy": copy.deepcopy(adapter), "pickle": pickle.loads(pickle.dumps(adapter))}
+        if hasattr(adapter, "model_copy"):
+            out["model_copy(deep=True)"] = adapter.model_copy(deep=True)
+        return out
 
     @pytest.fixture
     def keyword_kind(self, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -225,3 +240,52 @@ def _weights(reranker: Any) -> Any:
     """The loaded torch module of a model-backed reranker (FIRST's is on its backend)."""
     backend = getattr(reranker, "backend", None)
     return backend.model if backend is not None else reranker.model
+
+
+def page_fixtures(prefix: str) -> tuple[Any, Any]:
+    """Module-scoped ``rerankers`` (the tiny multimodal rerankers) and ``pages`` (four rendered page images)
+    fixtures for an adapter's image tests: ``rerankers, pages = page_fixtures("lc")`` in the test module, which is
+    skipped without torch, Pillow or sentence-transformers. The models are built offline from configs, so the hub
+    is switched off (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``) unless the caller set those already."""
+    for module in ("torch", "PIL", "sentence_transformers"):
+        pytest.importorskip(module)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from .pages import PageSet, page_candidates
+    from .tiny_vision import tiny_multimodal_rerankers
+
+    @pytest.fixture(scope="module")
+    def rerankers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+        return tiny_multimodal_rerankers(tmp_path_factory.mktemp(f"{prefix}-mm"))
+
+    @pytest.fixture(scope="module")
+    def pages(tmp_path_factory: pytest.TempPathFactory) -> PageSet:
+        return page_candidates(4, folder=tmp_path_factory.mktemp(f"{prefix}-pages"), size=(320, 452))
+
+    return rerankers, pages
+
+
+def host_conformance(
+    host: Callable[..., Any], base: type[RerankerConformance] = RerankerConformance
+) -> tuple[type, type, type]:
+    """The shared conformance suite through an adapter, three ways: the keyword reranker run synchronously and
+    asynchronously, and a listwise LLM strategy (scripted LLM, overlapping windows). ``host(reranker,
+    asynchronous=False)`` wraps the adapter in the core ``rerank(query, candidates, ...)`` contract; ``base`` adds
+    the host's own rules. The adapters rerank duplicate ids by position (or merge them), so those are not checked.
+    In the test module: ``TestConformanceSync, TestConformanceAsync, TestConformanceListwise = host_conformance(H)``.
+    """
+
+    def make(name: str, doc: str, build: Callable[[], Any]) -> type:
+        @pytest.fixture
+        def reranker(self: Any) -> Any:
+            return build()
+
+        return type(name, (base,), {"__doc__": doc, "checks_duplicates": False, "reranker": reranker})
+
+    return (
+        make("TestConformanceSync", "The keyword reranker through the adapter.", lambda: host(KeywordReranker())),
+        make("TestConformanceAsync", "The same, through the adapter's async path.",
+             lambda: host(KeywordReranker(), asynchronous=True)),
+        make("TestConformanceListwise", "A listwise LLM strategy (scripted LLM, overlapping windows).",
+             lambda: host(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))),
+    )

@@ -22,8 +22,8 @@ import rerank_plugins.models as models
 from rerank_plugins import InvalidInputError
 from rerank_plugins.models import StrategySpec
 from rerank_plugins.testing import RerankerConformance
+from rerank_plugins.testing.adapter_kinds import host_conformance
 from rerank_plugins.testing.conformance import sample_candidates
-from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,26 +52,10 @@ class HaystackConformance(RerankerConformance):
             reranker.rerank(QUERY, sample_candidates(), top_k=0)
 
 
-class TestConformanceRun(HaystackConformance):
+TestConformanceRun, TestConformanceRunAsync, TestConformanceListwise = host_conformance(
+    HaystackHost, HaystackConformance
+)
 
-    @pytest.fixture
-    def reranker(self) -> HaystackHost:
-        return HaystackHost(KeywordReranker())
-
-
-class TestConformanceRunAsync(HaystackConformance):
-    @pytest.fixture
-    def reranker(self) -> HaystackHost:
-        return HaystackHost(KeywordReranker(), asynchronous=True)
-
-
-
-class TestConformanceListwise(HaystackConformance):
-    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
-
-    @pytest.fixture
-    def reranker(self) -> HaystackHost:
-        return HaystackHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _docs(n: int = 6) -> list[Document]:
     return [to_document(c) for c in sample_candidates(n)]

@@ -6,36 +6,19 @@ and ``DocumentToImageContent`` do, as an image file path in ``meta["file_path"]`
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("PIL")
-pytest.importorskip("sentence_transformers")
-
 from haystack import Document
 from haystack.dataclasses import ByteStream
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
 from rerank_plugins.errors import InvalidInputError
-from rerank_plugins.testing.pages import PageSet, page_candidates
-from rerank_plugins.testing.tiny_vision import tiny_multimodal_rerankers
+from rerank_plugins.testing.adapter_kinds import page_fixtures
+from rerank_plugins.testing.pages import PageSet
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def rerankers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return tiny_multimodal_rerankers(tmp_path_factory.mktemp("hs-mm"))
-
-
-@pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> PageSet:
-    return page_candidates(4, folder=tmp_path_factory.mktemp("hs-pages"), size=(320, 452))
+rerankers, pages = page_fixtures("hs")
 
 
 def _documents(pages: PageSet) -> list[Document]:

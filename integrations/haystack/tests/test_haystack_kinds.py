@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from haystack import Document
 from haystack_integrations.components.rankers.rerank_plugins import RerankPluginsRanker
 
-from rerank_plugins import Candidate, Reranker
+from rerank_plugins import Candidate
 from rerank_plugins.testing.adapter_kinds import AdapterKindsSuite, Returned, run_maybe_async
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,10 +17,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class TestKinds(AdapterKindsSuite):
-    def build(
-        self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
-    ) -> Any:
-        return RerankPluginsRanker(model=model, kind=kind, top_k=top_n, **fields)
+    adapter_class = RerankPluginsRanker
+    top_n_field = "top_k"
 
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         docs = [Document(id=c.id, content=c.content, meta=dict(c.metadata)) for c in candidates]

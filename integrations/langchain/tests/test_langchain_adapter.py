@@ -19,9 +19,8 @@ from langchain_rerank_plugins import RELEVANCE_SCORE_KEY, RerankPluginsCompresso
 import rerank_plugins.models as models
 from rerank_plugins import Candidate, ConfigError, InvalidInputError
 from rerank_plugins.models import StrategySpec
-from rerank_plugins.testing import RerankerConformance
+from rerank_plugins.testing.adapter_kinds import host_conformance
 from rerank_plugins.testing.conformance import sample_candidates
-from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,31 +36,8 @@ def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
-class TestConformanceSync(RerankerConformance):
-    checks_duplicates = False  # duplicate ids (or missing ids) are reranked by position
+TestConformanceSync, TestConformanceAsync, TestConformanceListwise = host_conformance(LangChainHost)
 
-    @pytest.fixture
-    def reranker(self) -> LangChainHost:
-        return LangChainHost(KeywordReranker())
-
-
-class TestConformanceAsync(RerankerConformance):
-    checks_duplicates = False
-
-    @pytest.fixture
-    def reranker(self) -> LangChainHost:
-        return LangChainHost(KeywordReranker(), asynchronous=True)
-
-
-
-class TestConformanceListwise(RerankerConformance):
-    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
-
-    checks_duplicates = False
-
-    @pytest.fixture
-    def reranker(self) -> LangChainHost:
-        return LangChainHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _docs(n: int = 6) -> list[Document]:
     return [to_document(c) for c in sample_candidates(n)]

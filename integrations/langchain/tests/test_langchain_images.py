@@ -6,34 +6,17 @@ or ``"image_path"`` (the key of ``ImageCaptionLoader``); an empty ``page_content
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("PIL")
-pytest.importorskip("sentence_transformers")
-
 from langchain_core.documents import Document
 from langchain_rerank_plugins import RerankPluginsCompressor
 
-from rerank_plugins.testing.pages import PageSet, page_candidates
-from rerank_plugins.testing.tiny_vision import tiny_multimodal_rerankers
+from rerank_plugins.testing.adapter_kinds import page_fixtures
+from rerank_plugins.testing.pages import PageSet
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def rerankers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return tiny_multimodal_rerankers(tmp_path_factory.mktemp("lc-mm"))
-
-
-@pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> PageSet:
-    return page_candidates(4, folder=tmp_path_factory.mktemp("lc-pages"), size=(320, 452))
+rerankers, pages = page_fixtures("lc")
 
 
 def _documents(pages: PageSet) -> list[Document]:

@@ -24,9 +24,8 @@ from llamaindex_host import LlamaIndexHost, to_node
 import rerank_plugins.models as models
 from rerank_plugins import ConfigError
 from rerank_plugins.models import StrategySpec
-from rerank_plugins.testing import RerankerConformance
+from rerank_plugins.testing.adapter_kinds import host_conformance
 from rerank_plugins.testing.conformance import sample_candidates
-from rerank_plugins.testing.kinds import scripted_reranker
 from rerank_plugins.testing.rerankers import KeywordReranker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,31 +41,8 @@ def keyword_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(models._STRATEGIES, "keyword", spec)
 
 
-class TestConformanceSync(RerankerConformance):
-    checks_duplicates = False  # duplicate node ids are reranked by position (see test_duplicate_node_ids_all_kept)
+TestConformanceSync, TestConformanceAsync, TestConformanceListwise = host_conformance(LlamaIndexHost)
 
-    @pytest.fixture
-    def reranker(self) -> LlamaIndexHost:
-        return LlamaIndexHost(KeywordReranker())
-
-
-class TestConformanceAsync(RerankerConformance):
-    checks_duplicates = False
-
-    @pytest.fixture
-    def reranker(self) -> LlamaIndexHost:
-        return LlamaIndexHost(KeywordReranker(), asynchronous=True)
-
-
-
-class TestConformanceListwise(RerankerConformance):
-    """A listwise LLM strategy (scripted LLM, overlapping windows) through the adapter."""
-
-    checks_duplicates = False
-
-    @pytest.fixture
-    def reranker(self) -> LlamaIndexHost:
-        return LlamaIndexHost(scripted_reranker("listwise", window_size=4, stride=2, max_passage_words=None))
 
 def _plain_nodes(n: int = 6) -> list[NodeWithScore]:
     """Nodes without metadata, so the default EMBED view is exactly the text the bare engine sees."""

@@ -7,34 +7,17 @@ reranker as an image candidate, a ``TextNode`` as a text one; every node comes b
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("PIL")
-pytest.importorskip("sentence_transformers")
-
 from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
 from llama_index.postprocessor.rerank_plugins import RerankPluginsRerank
 
-from rerank_plugins.testing.pages import PageSet, page_candidates
-from rerank_plugins.testing.tiny_vision import tiny_multimodal_rerankers
+from rerank_plugins.testing.adapter_kinds import page_fixtures
+from rerank_plugins.testing.pages import PageSet
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def rerankers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return tiny_multimodal_rerankers(tmp_path_factory.mktemp("li-mm"))
-
-
-@pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> PageSet:
-    return page_candidates(4, folder=tmp_path_factory.mktemp("li-pages"), size=(320, 452))
+rerankers, pages = page_fixtures("li")
 
 
 def _nodes(pages: PageSet) -> list[NodeWithScore]:

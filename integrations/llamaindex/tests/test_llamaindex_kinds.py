@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.postprocessor.rerank_plugins import RerankPluginsRerank
 
-from rerank_plugins import Candidate, Reranker
+from rerank_plugins import Candidate
 from rerank_plugins.testing.adapter_kinds import AdapterKindsSuite, Returned, run_maybe_async
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,13 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class TestKinds(AdapterKindsSuite):
-    def build(
-        self, model: Reranker | str | Path, *, kind: str | None = None, top_n: int | None = None, **fields: Any
-    ) -> Any:
-        return RerankPluginsRerank(model=model, kind=kind, top_n=top_n, **fields)
-
-    def copies(self, adapter: Any) -> dict[str, Any]:
-        return {**super().copies(adapter), "model_copy(deep=True)": adapter.model_copy(deep=True)}
+    adapter_class = RerankPluginsRerank
 
     def run(self, adapter: Any, query: str, candidates: Sequence[Candidate], asynchronous: bool) -> Returned:
         nodes = [NodeWithScore(node=TextNode(id_=c.id, text=c.content), score=c.score) for c in candidates]
