@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .._optional import require
 from ..base import Reranker
 from ..errors import ConfigError, InvalidInputError
 from ..types import Candidate, RankedList
 
-__all__ = ["as_embedder", "as_reranker", "candidate_texts", "ranking_pairs", "set_reranker_builder"]
+__all__ = [
+    "as_embedder", "as_reranker", "candidate_texts", "embed_texts_once", "ranking_pairs", "set_reranker_builder",
+]
 
 #: How a name, path, ModelRef or spec becomes a :class:`Reranker`: :func:`rerank_plugins.models.build_reranker`,
 #: handed down by the registry when it is imported (which ``import rerank_plugins`` does), so that this layer
@@ -64,3 +67,15 @@ def candidate_texts(candidates: Sequence[Candidate], who: str) -> list[str]:
             raise InvalidInputError(f"{who} scores text; candidate {c.id!r} has an image but no text")
         out.append(c.text)
     return out
+
+
+def embed_texts_once(embedder: Any, texts: Sequence[Sequence[str]]) -> list[Any]:
+    """The document embeddings of each list of ``texts`` (a float64 array, one row per text): every distinct text
+    is embedded once, in one ``embed_documents`` call, however often it recurs in the lists."""
+    np = require("numpy", "hf")
+    index: dict[str, int] = {}
+    for ts in texts:
+        for t in ts:
+            index.setdefault(t, len(index))
+    embedded = np.asarray(embedder.embed_documents(list(index)), dtype=np.float64)
+    return [embedded[[index[t] for t in ts]] for ts in texts]

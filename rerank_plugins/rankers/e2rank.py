@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..refs import ModelLike
 from ..types import Candidate, Embedder, LoadedModel, Query
 from ..validation import check_choice, check_int, check_number
-from ._compose import as_embedder, candidate_texts
+from ._compose import as_embedder, candidate_texts, embed_texts_once
 
 __all__ = ["PAPER_INSTRUCTION", "E2RankReranker", "build_pseudo_query"]
 
@@ -130,11 +130,7 @@ class E2RankReranker(BatchedReranker):
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         np = require("numpy", "hf")
         texts = [candidate_texts(c, self.name) for c in lists]
-        index: dict[str, int] = {}
-        for ts in texts:
-            for t in ts:
-                index.setdefault(t, len(index))
-        d_emb = np.asarray(self.embedder.embed_documents(list(index)), dtype=np.float64)
+        embedded = embed_texts_once(self.embedder, texts)
         need_plain = self.feedback == "self" or self.original_weight > 0
         q_emb = (
             np.asarray(self.embedder.embed_queries([q.text for q in queries]), dtype=np.float64)
@@ -144,7 +140,7 @@ class E2RankReranker(BatchedReranker):
         for qi, ts in enumerate(texts):
             k = min(self.num_input_docs, len(ts))
             if self.feedback == "self":
-                plain = d_emb[[index[t] for t in ts]] @ q_emb[qi]  # type: ignore[index]
+                plain = embedded[qi] @ q_emb[qi]  # type: ignore[index]
                 chosen.append([int(i) for i in np.argsort(-plain, kind="stable")[:k]])
             else:
                 chosen.append(list(range(k)))
@@ -156,8 +152,7 @@ class E2RankReranker(BatchedReranker):
         self._check_length(pseudo)
         p_emb = np.asarray(self.embedder.embed_queries(pseudo), dtype=np.float64)
         out = []
-        for qi, ts in enumerate(texts):
-            docs = d_emb[[index[t] for t in ts]]
+        for qi, docs in enumerate(embedded):
             scores = docs @ p_emb[qi]
             if self.original_weight > 0:
                 scores = (1 - self.original_weight) * scores + self.original_weight * (docs @ q_emb[qi])  # type: ignore[index]

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..refs import ModelLike
 from ..types import Candidate, Embedder, LoadedModel, Query
 from ..validation import check_choice, check_int, check_number
-from ._compose import as_embedder, candidate_texts
+from ._compose import as_embedder, candidate_texts, embed_texts_once
 
 __all__ = ["VectorPRFReranker", "rocchio"]
 
@@ -90,15 +90,10 @@ class VectorPRFReranker(BatchedReranker):
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         np = require("numpy", "hf")
         texts = [candidate_texts(c, self.name) for c in lists]
-        index: dict[str, int] = {}
-        for ts in texts:
-            for t in ts:
-                index.setdefault(t, len(index))
         q_emb = np.asarray(self.embedder.embed_queries([q.text for q in queries]), dtype=np.float64)
-        d_emb = np.asarray(self.embedder.embed_documents(list(index)), dtype=np.float64)
+        embedded = embed_texts_once(self.embedder, texts)
         out = []
-        for qi, ts in enumerate(texts):
-            docs = d_emb[[index[t] for t in ts]]
+        for qi, (ts, docs) in enumerate(zip(texts, embedded)):
             initial = docs @ q_emb[qi]
             k = min(self.feedback_docs, len(ts))
             if self.feedback == "self":
