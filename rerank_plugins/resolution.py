@@ -70,11 +70,6 @@ class Resolution:
             self._ref.append(resolve_model(self.model))
         return self._ref[0]
 
-    def answer(self) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
-        """``(kind, recipe name, sorted options)``: equal answers build equal rerankers (what tests compare)."""
-        return (self.kind, self.recipe.name if self.recipe is not None else None,
-                tuple(sorted((k, repr(v)) for k, v in self.options.items())))
-
 
 def _model_text(model: ModelArg) -> str:
     return model.name_or_path if isinstance(model, ModelRef) else os.fspath(model)
