@@ -242,13 +242,13 @@ def detect_kind(ref: ModelRef) -> str:
         if (local / "config.json").exists():
             config = json.loads((local / "config.json").read_text())
     if config is None:
+        require_cached_offline(ref.name_or_path)
         try:
             from transformers import AutoConfig
         except ImportError as exc:  # pragma: no cover - depends on install
             raise ConfigError(
                 f"cannot detect the kind of {ref}: transformers is not installed; pass kind= explicitly"
             ) from exc
-        require_cached_offline(ref.name_or_path)
         try:
             config = AutoConfig.from_pretrained(ref.name_or_path).to_dict()
         except OSError as exc:
@@ -370,7 +370,11 @@ def load_reranker(
     resolution = resolve(name_or_path, kind, options)
     if resolution.model is None:
         return _construct(resolution.spec, dict(resolution.options))
-    return _construct(resolution.spec, dict(resolution.options), resolution.ref())
+    ref = resolution.ref()
+    if ref.gguf_file is None and resolution.options.get("backend", "transformers") in ("transformers", "vllm"):
+        # loaded in this process: offline and not cached is said before torch and transformers are imported
+        require_cached_offline(ref.name_or_path)
+    return _construct(resolution.spec, dict(resolution.options), ref)
 
 
 def build_reranker(

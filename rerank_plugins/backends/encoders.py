@@ -52,8 +52,8 @@ def load_sequence_classifier(
     local = Path(ref.name_or_path)
     if local.is_dir() and not (local / "config.json").is_file():
         raise ModelNotFoundError(f"{ref.name_or_path!r} is a folder without config.json: not a transformers model")
-    transformers = require("transformers", "hf", purpose="the cross-encoder")
     require_cached_offline(ref.name_or_path, what="the cross-encoder")
+    transformers = require("transformers", "hf", purpose="the cross-encoder")
     try:
         # no LOAD REPORT table: the loading info is checked below and a missing head is our own clear error
         with quiet_load(progress=progress, report=False):
@@ -107,8 +107,8 @@ def load_sentence_transformer(
     """``SentenceTransformer(ref.name_or_path, device=...)`` (``model_kwargs`` / ``tokenizer_kwargs`` passed on as
     :func:`sentence_transformer_kwargs` says); unreadable files are a :class:`ModelNotFoundError` that names
     ``what`` (``"the dual encoder"`` for CLIP / SigLIP)."""
-    st = require("sentence_transformers", "hf", purpose="sentence-transformers models")
     require_cached_offline(ref.name_or_path, what=what)
+    st = require("sentence_transformers", "hf", purpose="sentence-transformers models")
     extra = sentence_transformer_kwargs(st.SentenceTransformer, model_kwargs, tokenizer_kwargs)
     try:
         with quiet_load(progress=progress):  # no "Loading weights" bar unless progress=True
@@ -128,8 +128,8 @@ def load_seq2seq_lm(ref: ModelRef, *, trust_remote_code: bool = False, progress:
     :class:`ModelNotFoundError`, a model of another kind a :class:`ConfigError`."""
     if ref.gguf_file is not None:
         raise ConfigError(f"{ref} is a GGUF file; seq2seq reranking needs an AutoModelForSeq2SeqLM model")
-    transformers = require("transformers", "hf", purpose="seq2seq reranking")
     require_cached_offline(ref.name_or_path, what="the seq2seq model")
+    transformers = require("transformers", "hf", purpose="seq2seq reranking")
     try:
         with quiet_load(progress=progress):
             return transformers.AutoModelForSeq2SeqLM.from_pretrained(

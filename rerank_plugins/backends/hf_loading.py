@@ -151,8 +151,8 @@ def load_tokenizer(
     'yes' became 0 tokens, monoT5's '▁false' no single token, and bge-reranker-v2-m3 scored with 5 tokens.
     An unreadable source is a :class:`ModelNotFoundError` as well.
     """
-    transformers = require("transformers", "hf", purpose="loading a tokenizer")
     require_cached_offline(source, what="the tokenizer")
+    transformers = require("transformers", "hf", purpose="loading a tokenizer")
     folder = _tokenizer_folder(source)
     if folder is not None:
         dangling = [name for name in TOKENIZER_FILES if (folder / name).is_symlink() and not (folder / name).exists()]
@@ -242,6 +242,8 @@ def load_causal_lm(
     """Return ``(model, tokenizer, source)`` on the CPU in ``dtype``; ``source`` says where weights came from
     (the hub id / folder, the GGUF file, or the converted cache folder). ``progress`` shows transformers'
     "Loading weights" bar (off by default, see :func:`quiet_load`)."""
+    if ref.gguf_file is None:
+        require_cached_offline(ref.name_or_path, what="the causal LM")
     transformers = require("transformers", "hf", purpose="loading causal language models")
     extra = dict(model_kwargs or {})
     tok_extra = dict(tokenizer_kwargs or {})
@@ -268,7 +270,6 @@ def load_causal_lm(
         with quiet_load(progress=progress):
             model, tokenizer = _load_from_gguf(ref.name_or_path, ref.gguf_file, ref.tokenizer, trust_remote_code)
         return model.to(dtype), tokenizer, str(gguf_path)
-    require_cached_offline(ref.name_or_path, what="the causal LM")
     adapter = _adapter_base(ref.name_or_path)
     if adapter is not None:
         return _load_lora(ref, adapter, dtype=dtype, trust_remote_code=trust_remote_code, extra=extra)

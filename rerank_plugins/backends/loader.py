@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from ..errors import ConfigError
-from ..refs import ModelRef, resolve_model
+from ..refs import ModelRef, require_cached_offline, resolve_model
 from .base import LLMBackend
 
 __all__ = ["BACKENDS", "cached_llm_backends", "clear_llm_backend_cache", "load_llm_backend"]
@@ -87,6 +87,8 @@ def load_llm_backend(
         name = os.fspath(model) if isinstance(model, os.PathLike) else model
         return _backend_class("openai")(name, **options)
     ref = model if isinstance(model, ModelRef) else resolve_model(model)
+    if ref.gguf_file is None:  # before the backend's heavy imports
+        require_cached_offline(ref.name_or_path, what="the LLM")
     if not cache or backend not in _CACHED:
         return _backend_class(backend)(ref, **options)
     device, dtype = _device_key(backend, options)

@@ -143,3 +143,39 @@ def test_a_cached_hub_id_offline_still_loads(cache: Path, tmp_path: Path, monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _cache_entry(cache, "acme/tiny-ce", build_tiny_cross_encoder(tmp_path / "ce"))
     assert load_reranker("acme/tiny-ce").rerank("q", ["a", "b"]).scores
+
+
+def test_every_loader_makes_the_same_offline_check(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built without load_reranker (a ranker class, a backend, a tokenizer), the same message."""
+    from rerank_plugins.backends import encoders, hf_loading, vision_loading
+    from rerank_plugins.backends.loader import load_llm_backend
+    from rerank_plugins.refs import ModelRef
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ref = ModelRef("acme/not-cached")
+    loads = {
+        "the tokenizer": lambda: hf_loading.load_tokenizer(ref.name_or_path),
+        "the causal LM": lambda: hf_loading.load_causal_lm(ref, dtype=None),
+        "the LLM": lambda: load_llm_backend(ref.name_or_path, cache=False),
+        "the cross-encoder": lambda: encoders.load_sequence_classifier(ref),
+        "the sentence-transformers model": lambda: encoders.load_sentence_transformer(ref, device="cpu"),
+        "the seq2seq model": lambda: encoders.load_seq2seq_lm(ref),
+        "the ColBERT model": lambda: encoders.local_snapshot(ref, what="the ColBERT model"),
+        "the vision-language model": lambda: vision_loading.load_vision_model(ref.name_or_path, dtype=None),
+        "the vision-language processor": lambda: vision_loading.load_vision_processor(ref.name_or_path),
+    }
+    for what, load in loads.items():
+        with pytest.raises(ModelNotFoundError, match=f"^{what} 'acme/not-cached' is not in the local Hugging Face "
+                                                     r"cache .* offline mode is on"):
+            load()
+
+
+def test_a_model_served_elsewhere_is_not_checked(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OpenAI-compatible server's model name is no hub id to look for in the local cache: the server is asked
+    (here nothing listens, so the error is the connection's)."""
+    from rerank_plugins.errors import BackendError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackendError, match=r"127\.0\.0\.1:9"):
+        load_reranker("acme/not-cached", kind="yes-no", backend="openai",
+                      backend_options={"base_url": "http://127.0.0.1:9/v1"})
