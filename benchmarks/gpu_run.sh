@@ -126,7 +126,7 @@ stamp "environment checked"
 # 2. the gpu test tier -----------------------------------------------------------------------------------------
 # (tests/rankers/test_cross_encoder.py and test_embedding.py's gpu tests need the bundled MiniLM package, 88 MB:
 # over what can be carried, so they stay for a machine that has it)
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu_bench.py tests/backends/test_device.py \
+timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu_bench.py tests/backends/test_device.py \
   >"$OUT/pytest.txt" 2>&1
 PYTEST_RC=$?
 stamp "pytest -m gpu: exit $PYTEST_RC ($(tail -1 "$OUT/pytest.txt"))"
@@ -134,7 +134,7 @@ stamp "pytest -m gpu: exit $PYTEST_RC ($(tail -1 "$OUT/pytest.txt"))"
 # 3. the benchmark ---------------------------------------------------------------------------------------------
 EXTRA=()
 [ "$DEVICE" = "cpu" ] && EXTRA=(--tiny --repeats 1)
-timeout 330 "$PY" benchmarks/gpu.py --device "$DEVICE" "${EXTRA[@]}" --out "$OUT/gpu.json" \
+timeout 300 "$PY" benchmarks/gpu.py --device "$DEVICE" "${EXTRA[@]}" --out "$OUT/gpu.json" \
   >"$OUT/gpu_table.md" 2>"$OUT/gpu_stderr.txt"
 BENCH_RC=$?
 cat "$OUT/gpu_table.md"
