@@ -181,8 +181,7 @@ class EmbeddingReranker(BatchedReranker):
         clone = copy.deepcopy(self)
         clone.policy = policy
         clone._check_tokenizer()
-        clone._cache_key = self._cache_key.removesuffix(self.policy.describe()) + policy.describe()
-        return clone
+        return clone  # the score cache's keys do not depend on the policy (see _score_many)
 
     # ------------------------------------------------------------------ public embedding API
     def embed_queries(self, texts: Sequence[str]) -> Any:

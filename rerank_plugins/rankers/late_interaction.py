@@ -60,6 +60,7 @@ from ..base import BatchedReranker, Scores
 from ..engine.batching import run_batched
 from ..engine.length_policy import (
     DocumentPlan,
+    LengthPolicy,
     call_stats,
     document_score,
     policy_from_options,
@@ -301,6 +302,22 @@ class ColBERTReranker(BatchedReranker):
         self.name = f"colbert:{short}"
         #: statistics of the last scoring call
         self.last_stats: dict[str, Any] = {}
+
+    def with_length_policy(self, policy: LengthPolicy) -> ColBERTReranker:
+        """A copy sharing this reranker's model, tokenizer and document cache that follows ``policy``: how the
+        service honours a per-request ``long_document_strategy`` / ``max_chunks_per_doc`` without loading the model
+        twice. This reranker itself when ``policy`` is its own."""
+        if policy == self.policy:
+            return self
+        needs_offsets = policy.chunking or policy.truncation_side == "left" or policy.max_document_tokens is not None
+        if needs_offsets and not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(f"{policy.long_documents!r} with these options needs a fast (Rust) tokenizer; "
+                              f"{type(self.tokenizer).__name__} is not one")
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.policy = policy
+        clone.last_stats = {}
+        return clone
 
     # ------------------------------------------------------------------ format
     @staticmethod

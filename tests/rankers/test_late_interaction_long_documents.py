@@ -129,3 +129,12 @@ def test_bad_policy_options_fail_before_loading() -> None:
     for bad in ({"long_documents": "union"}, {"chunk_aggregate": "sum"}, {"chunk_overlap": -1}):
         with pytest.raises(ConfigError):
             ColBERTReranker("/nonexistent/colbert/folder", **bad)
+
+
+def test_with_length_policy_shares_the_model(truncating: ColBERTReranker) -> None:
+    from dataclasses import replace
+
+    chunking = truncating.with_length_policy(replace(truncating.policy, long_documents="chunk"))
+    assert chunking.model is truncating.model and not truncating.policy.chunking
+    assert _by_id(chunking.rerank(QUERY, [LONG]))["0"].details["best_chunk"]["chunks"] > 1
+    assert truncating.with_length_policy(truncating.policy) is truncating
