@@ -13,8 +13,18 @@ labels as the first generated token (:meth:`~rerank_plugins.backends.base.LLMBac
     ``"10"``, see :func:`~rerank_plugins.engine.logits.choose_grade_scale`) divided by the top grade, so it lies
     in [0, 1] whatever the scale; details: ``expected_grade``, ``max_grade``, ``distribution``.
 
-Passages longer than ``max_passage_words`` are cut with a warning (``long_passages="truncate"``), or split into
-chunks of that many words whose best score is kept (``long_passages="chunk"``; ``details["chunks"]``).
+Long passages follow the length policy (:mod:`rerank_plugins.engine.length_policy`). A template prompt reads at
+most ``max_document_tokens`` of the passage (default 400 of the model's tokens, about the 300 words this ranker
+cut before; whitespace-separated words stand in for tokens when the backend has no tokenizer); a token-level
+prompt format (a model recipe) is cut at ``max_length`` on the whole prompt exactly as its reference cuts it
+(``max_document_tokens`` then also caps the passage first). ``long_documents="truncate"`` (the default) cuts, with
+one :class:`~rerank_plugins.engine.length_policy.TruncationWarning` per call naming how many passages were cut;
+``"chunk"`` splits a long passage into windows that each fit (``chunk_overlap`` tokens shared, at most
+``max_chunks``; a recipe's windows are measured on the whole assembled prompt), scores every window in the same
+batches (identical prompts once) and aggregates by ``chunk_aggregate`` (``"max"``, MaxP, by default; ``"first"``,
+``"mean"``); the best window's span in the original text is ``details["best_chunk"]`` and its answer details (e.g.
+``p_yes``) are the candidate's. ``max_passage_words`` (words) and ``long_passages`` (``long_documents``) are
+deprecated aliases: they still work, with a ``FutureWarning``.
 Prompts of all queries are scored together in batches of ``batch_size``.
 
 Model recipes (token-level prompts)
@@ -43,13 +53,26 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from .._warnings import caller_stacklevel
 from ..backends.base import ChatPrompt, LLMBackend
 from ..base import BatchedReranker, Scores
+from ..engine.length_policy import (
+    DocumentPlan,
+    LengthPolicy,
+    TruncationWarning,
+    call_stats,
+    deprecated_option,
+    document_score,
+    plan_document,
+    policy_from_options,
+    warn_truncated,
+)
 from ..engine.logits import (
     KNOWN_YES_NO_LABELS,
     BinaryLabels,
@@ -64,12 +87,14 @@ from ..prompts import PromptTemplate, clean_passage, get_prompt
 from ..refs import ModelRef
 from ..types import Candidate, Query
 from ..validation import check_choice, check_int, check_number
-from ._llm import batched_label_logprobs, release_backend, resolve_backend, warn_truncated
+from ._llm import batched_label_logprobs, release_backend, resolve_backend
 
 __all__ = ["GradedLLMReranker", "PointwiseLLMReranker", "YesNoLLMReranker"]
 
 _MODES = ("yes_no", "graded")
-_LONG = ("truncate", "chunk")
+#: the passage budget of a template prompt when none is given: about the 300 words this ranker used to keep
+DEFAULT_DOCUMENT_TOKENS = 400
+_WORD = re.compile(r"\S+")
 _SCORES = ("p_yes", "logit", "sigmoid", "logit_diff", "sigmoid_diff")
 _RAW_SCORES = ("logit", "sigmoid")
 
@@ -149,7 +174,15 @@ class PointwiseLLMReranker(BatchedReranker):
             :data:`~rerank_plugins.engine.logits.KNOWN_YES_NO_LABELS` (exact model id), else the usual
             spellings; only single-token ones are used.
         max_grade: top of the graded scale (default 10, ERank).
-        max_passage_words / long_passages: see the module docstring (``None`` keeps passages whole).
+        long_documents / max_chunks / chunk_overlap / chunk_aggregate: the length policy (module docstring):
+            ``"truncate"`` (default) or ``"chunk"``; at most ``max_chunks`` windows (10) sharing ``chunk_overlap``
+            tokens (32), aggregated ``"max"`` (default), ``"first"`` or ``"mean"``.
+        max_document_tokens: most tokens of a passage (template prompts: default 400; a ``prompt_format`` reads
+            the whole passage unless given, cut at ``max_length`` as its reference cuts).
+        truncation_side: ``"right"`` (keep the beginning; default) or ``"left"`` (keep the end).
+        max_passage_words: deprecated alias of ``max_document_tokens`` counted in whitespace-separated words
+            (``FutureWarning``).
+        long_passages: deprecated alias of ``long_documents`` (``FutureWarning``).
         prompt_format: a token-level prompt format (model recipes; module docstring), instead of ``prompt``.
         instruction: the task instruction of ``prompt_format`` (``None``: the format's default).
         max_length: token budget of ``prompt_format`` (``None``: the format's).
@@ -169,8 +202,8 @@ class PointwiseLLMReranker(BatchedReranker):
         batch_size: int = 16,
         labels: BinaryLabels | Mapping[str, Sequence[str]] | None = None,
         max_grade: int = 10,
-        max_passage_words: int | None = 300,
-        long_passages: str = "truncate",
+        max_passage_words: int | None = None,
+        long_passages: str | None = None,
         prompt_format: TokenPromptFormat | Mapping[str, Any] | None = None,
         instruction: str | None = None,
         max_length: int | None = None,
@@ -178,8 +211,19 @@ class PointwiseLLMReranker(BatchedReranker):
         score_shift: float = 0.0,
         backend: str = "transformers",
         backend_options: dict[str, Any] | None = None,
+        long_documents: str | None = None,
+        max_chunks: int | None = None,
+        chunk_overlap: int | None = None,
+        chunk_aggregate: str | None = None,
+        max_document_tokens: int | None = None,
+        truncation_side: str | None = None,
     ) -> None:
         self.mode = check_choice("mode", mode, _MODES)
+        self.policy, self.max_passage_words = _policy(
+            long_documents, long_passages, max_document_tokens, max_passage_words,
+            max_chunks=max_chunks, chunk_overlap=chunk_overlap, chunk_aggregate=chunk_aggregate,
+            truncation_side=truncation_side,
+        )
         self.prompt_format = TokenPromptFormat.from_options(prompt_format) if prompt_format is not None else None
         if self.prompt_format is not None and (prompt is not None or prompt_version is not None):
             raise ConfigError("pass either prompt_format (a token-level format) or prompt, not both")
@@ -197,10 +241,8 @@ class PointwiseLLMReranker(BatchedReranker):
         self.score_shift = float(check_number("score_shift", score_shift, finite=True))
         check_int("batch_size", batch_size, 1)
         self.batch_size: int = batch_size
-        self.max_passage_words = check_int("max_passage_words", max_passage_words, 1, optional=True)
-        self.long_passages = check_choice("long_passages", long_passages, _LONG)
-        if self.long_passages == "chunk" and max_passage_words is None:
-            raise ConfigError("long_passages='chunk' needs max_passage_words (the chunk length)")
+        self.long_documents = self.policy.long_documents
+        self._can_tokenize: bool | None = None
         check_int("max_grade", max_grade, 1)
         if labels is not None and self.mode != "yes_no":
             raise ConfigError("labels apply to mode='yes_no' only")
@@ -242,6 +284,19 @@ class PointwiseLLMReranker(BatchedReranker):
         self._label_list = self.answer.labels
         self.name = f"{'yes-no' if self.mode == 'yes_no' else 'graded'}:{self.backend.model_id}"
 
+    def with_length_policy(self, policy: LengthPolicy) -> PointwiseLLMReranker:
+        """A copy sharing this reranker's backend that follows ``policy``: how the service honours a per-request
+        ``long_document_strategy`` / ``max_chunks_per_doc`` without loading the model twice. This reranker itself
+        when ``policy`` is its own."""
+        if policy == self.policy:
+            return self
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.policy = policy
+        clone.long_documents = policy.long_documents
+        clone._owns_backend = False  # closing a copy must not release the shared backend
+        return clone
+
     def _default_prompt(self) -> str:
         return "yes-no" if self.mode == "yes_no" else "graded"
 
@@ -260,84 +315,95 @@ class PointwiseLLMReranker(BatchedReranker):
     # ------------------------------------------------------------------ Reranker
     def _score_many(self, queries: Sequence[Query], lists: Sequence[Sequence[Candidate]]) -> list[Scores]:
         prompts: list[ChatPrompt] = []
-        owners: list[tuple[int, int]] = []  # (query index, candidate index) of each prompt
-        truncated = 0
-        token_cut = 0
-        cut_flags: list[list[bool]] = []
-        for qi, (query, cands) in enumerate(zip(queries, lists)):
-            flags = []
-            for ci, cand in enumerate(cands):
-                chunks, was_cut = self._chunks(cand)
-                truncated += was_cut
-                for chunk in chunks:
-                    if self.prompt_format is not None:
-                        prompt, cut = self._token_prompt(query.text, chunk)
-                        token_cut += cut
-                        was_cut = was_cut or cut
-                    else:
-                        prompt = self.template.render_pointwise(query.text, chunk, max_grade=self.max_grade)
-                    prompts.append(prompt)
-                    owners.append((qi, ci))
-                flags.append(was_cut)
-            cut_flags.append(flags)
-        warn_truncated(truncated, self.max_passage_words, type(self).__name__)
-        if token_cut:
-            warnings.warn(
-                f"{type(self).__name__}: {token_cut} prompt(s) longer than max_length="
-                f"{self._effective_max_length()} tokens were cut at the token level (as the model's reference "
-                "code does); pass a larger max_length, or long_passages='chunk' with max_passage_words, to keep "
-                "whole passages",
-                UserWarning,
-                stacklevel=4,
-            )
+        owner: list[Candidate] = []  # the first candidate of each (deduplicated) prompt, for error messages
+        index: dict[tuple[str, str], int] = {}
+        cut_prompts: set[int] = set()
+        windows_of: list[list[list[int]]] = []
+        plans_of: list[list[DocumentPlan]] = []
+        for query, cands in zip(queries, lists):
+            per_windows, per_plans = [], []
+            for cand in cands:
+                plan, texts = self._windows(query.text, cand)
+                rows = []
+                for text in texts:
+                    key = (query.text, text)
+                    if key not in index:  # identical windows (and identical passages) are scored once
+                        prompt, cut = self._prompt(query.text, text)
+                        index[key] = len(prompts)
+                        prompts.append(prompt)
+                        owner.append(cand)
+                        if cut:
+                            cut_prompts.add(index[key])
+                    rows.append(index[key])
+                per_windows.append(rows)
+                per_plans.append(plan)
+            windows_of.append(per_windows)
+            plans_of.append(per_plans)
 
         call = self.backend.label_logits if self.answer.raw_logits else self.backend.label_logprobs
         step = None if self.prompt_format is not None else self.batch_size
-        rows = batched_label_logprobs(self.backend, prompts, self._label_list, step, call=call)
-
-        best: list[list[tuple[float, dict[str, Any]] | None]] = [[None] * len(c) for c in lists]
-        chunks_seen: list[list[int]] = [[0] * len(c) for c in lists]
-        for (qi, ci), row in zip(owners, rows):
+        rows_out = batched_label_logprobs(self.backend, prompts, self._label_list, step, call=call)
+        read: list[tuple[float, dict[str, Any]]] = []
+        for cand, row in zip(owner, rows_out):
             try:
-                score, details = self.answer.read(row)
+                read.append(self.answer.read(row))
             except ModelOutputError as exc:
-                cid = lists[qi][ci].id
-                raise ModelOutputError(f"{self.name}: candidate {cid!r}: {exc}", raw_text=str(row)) from None
-            chunks_seen[qi][ci] += 1
-            current = best[qi][ci]
-            if current is None or score > current[0]:
-                best[qi][ci] = (score, details)
+                raise ModelOutputError(f"{self.name}: candidate {cand.id!r}: {exc}", raw_text=str(row)) from None
 
+        all_plans = [p for plans in plans_of for p in plans]
+        stats: dict[str, Any] = {"mode": self.mode, "prompt": self.template.key,
+                                 **call_stats(all_plans, len(prompts))}
         results: list[Scores] = []
-        for qi, cands in enumerate(lists):
+        token_cut = 0
+        for per_windows, per_plans in zip(windows_of, plans_of):
             values: list[float] = []
             per_candidate: list[dict[str, Any]] = []
-            for ci in range(len(cands)):
-                entry = best[qi][ci]
-                assert entry is not None
-                values.append(entry[0])
-                d = dict(entry[1])
-                if chunks_seen[qi][ci] > 1:
-                    d["chunks"] = chunks_seen[qi][ci]
-                if cut_flags[qi][ci]:
+            for rows, plan in zip(per_windows, per_plans):
+                value, info = document_score(self.policy, plan, [read[r][0] for r in rows])
+                best = info["best_chunk"]["index"] if "best_chunk" in info else 0
+                d = {**read[rows[best]][1], **info}
+                if plan.chunked:
+                    d["chunks"] = len(plan.spans)
+                if any(r in cut_prompts for r in rows):
                     d["truncated"] = True
+                    token_cut += 1
+                values.append(value)
                 per_candidate.append(d)
-            results.append(
-                Scores(values=values, details=per_candidate, extra={"mode": self.mode, "prompt": self.template.key})
-            )
+            results.append(Scores(values=values, details=per_candidate, extra=stats))
+        self._warn(stats["truncated"], len(all_plans), token_cut)
         return results
+
+    def _warn(self, cut: int, total: int, token_cut: int) -> None:
+        """One warning per call for the passages cut by the passage budget, one for prompts cut at max_length."""
+        words = self.max_passage_words is not None
+        budget = self.max_passage_words if words else self._document_budget()
+        if cut and words:
+            warnings.warn(
+                f"{self.name}: {cut} of {total} passages were longer than max_passage_words={budget} words and were "
+                + ("cut after max_chunks windows" if self.policy.chunking else "cut to that length")
+                + "; max_passage_words is deprecated, use max_document_tokens",
+                TruncationWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        elif cut:
+            warn_truncated(self.name, cut, total, budget, chunking=self.policy.chunking, unit="passages")
+        if token_cut and self.prompt_format is not None:
+            warnings.warn(
+                f"{type(self).__name__}: {token_cut} prompt(s) longer than max_length="
+                f"{self._effective_max_length()} tokens were cut at the token level (as the model's reference "
+                "code does); pass a larger max_length, or long_documents='chunk', to keep whole passages",
+                TruncationWarning,
+                stacklevel=caller_stacklevel(),
+            )
 
     def build_prompts(self, query: str, passages: Sequence[str]) -> list[ChatPrompt]:
         """The exact prompts this reranker sends for ``query`` and each passage (one per passage; with
-        ``long_passages="chunk"`` the first chunk's): for a ``prompt_format``, their ``token_ids`` are the ids
+        ``long_documents="chunk"`` the first window's): for a ``prompt_format``, their ``token_ids`` are the ids
         the model reads."""
         out: list[ChatPrompt] = []
         for n, text in enumerate(passages):
-            chunk = self._chunks(Candidate(id=str(n), text=text))[0][0]
-            if self.prompt_format is not None:
-                out.append(self._token_prompt(query, chunk)[0])
-            else:
-                out.append(self.template.render_pointwise(query, chunk, max_grade=self.max_grade))
+            window = self._windows(query, Candidate(id=str(n), text=text))[1][0]
+            out.append(self._prompt(query, window)[0])
         return out
 
     def close(self) -> None:
@@ -360,26 +426,104 @@ class PointwiseLLMReranker(BatchedReranker):
         prompt = ChatPrompt(raw=raw, token_ids=built.ids, add_special_tokens=built.bos_added)
         return prompt, built.truncated
 
-    def _chunks(self, cand: Candidate) -> tuple[list[str], bool]:
+    def _prompt(self, query: str, text: str) -> tuple[ChatPrompt, bool]:
+        """The prompt of one passage window, and whether a token-level format cut it at ``max_length``."""
+        if self.prompt_format is not None:
+            return self._token_prompt(query, text)
+        return self.template.render_pointwise(query, text, max_grade=self.max_grade), False
+
+    def _document_budget(self) -> int | None:
+        """The passage budget in tokens (``None``: a prompt format without ``max_document_tokens``)."""
+        if self.policy.max_document_tokens is not None:
+            return self.policy.max_document_tokens
+        return None if self.prompt_format is not None else DEFAULT_DOCUMENT_TOKENS
+
+    def _count(self, text: str) -> int:
+        """Tokens of ``text`` (whitespace-separated words when the backend has no tokenizer)."""
+        if self._can_tokenize is None:
+            try:
+                self.backend.tokenize_text("a")
+                self._can_tokenize = True
+            except ConfigError:
+                self._can_tokenize = False
+        return len(self.backend.tokenize_text(text)) if self._can_tokenize else len(text.split())
+
+    def _offsets(self, text: str) -> list[tuple[int, int]]:
+        """Cut points of ``text``: the tokenizer's offsets when it is a fast one, else the words' spans."""
+        tok: Any = getattr(self.backend, "tokenizer", None)
+        if self.max_passage_words is None and getattr(tok, "is_fast", False):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            return [tuple(o) for o in enc["offset_mapping"]]
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def _windows(self, query: str, cand: Candidate) -> tuple[DocumentPlan, list[str]]:
+        """The plan of one passage under the length policy and the text of each of its windows as the prompt
+        shows it (a template cleans it; a token-level format reads it as it is, as its reference does)."""
         if cand.text is None:
             raise InvalidInputError(f"{type(self).__name__} ranks text; candidate {cand.id!r} has no text")
-        if self.prompt_format is not None:
-            # the reference code reads the passage as it is: no whitespace collapsing, no [x] rewriting
-            words = cand.text.split()
-            size = self.max_passage_words
-            if size is None or len(words) <= size:
-                return [cand.text], False
-            if self.long_passages == "chunk":
-                return [" ".join(words[i : i + size]) for i in range(0, len(words), size)], False
-            return [" ".join(words[:size])], True
-        if self.long_passages == "chunk":
-            assert self.max_passage_words is not None
-            words = cand.text.split()
-            size = self.max_passage_words
-            pieces = [" ".join(words[i : i + size]) for i in range(0, len(words), size)] or [""]
-            return [clean_passage(p)[0] for p in pieces], False
-        text, cut = clean_passage(cand.text, self.max_passage_words)
-        return [text], cut
+        text = cand.text
+        raw = self.prompt_format is not None
+
+        def shown(s: int, e: int) -> str:
+            if raw:
+                return text if (s, e) == (0, len(text)) else text[s:e]
+            return clean_passage(text[s:e])[0]
+
+        memo: dict[tuple[int, int], int] = {}
+        if self.max_passage_words is not None:
+            budget: int | None = self.max_passage_words
+
+            def measure(s: int, e: int) -> int:
+                return len(text[s:e].split())
+        elif self.prompt_format is not None and self.policy.max_document_tokens is None:
+            limit = self._effective_max_length()
+            context = self.backend.context_length
+            budget = limit if context is None or limit is None else min(limit, context)
+            if not self.policy.chunking or budget is None:
+                return DocumentPlan(((0, len(text)),), False), [text]  # the reference's own cut, at max_length
+
+            def measure(s: int, e: int) -> int:
+                if (s, e) not in memo:
+                    built, cut = self._token_prompt(query, text[s:e])
+                    assert built.token_ids is not None
+                    memo[(s, e)] = len(built.token_ids) if not cut else cast(int, budget) + 1
+                return memo[(s, e)]
+        else:
+            budget = self._document_budget()
+
+            def measure(s: int, e: int) -> int:
+                if (s, e) not in memo:
+                    memo[(s, e)] = self._count(shown(s, e))
+                return memo[(s, e)]
+        assert budget is not None
+        plan = plan_document(self.policy, len(text), budget, measure, lambda: self._offsets(text), who=self.name)
+        return plan, [shown(s, e) for s, e in plan.spans]
+
+
+def _policy(
+    long_documents: str | None,
+    long_passages: str | None,
+    max_document_tokens: int | None,
+    max_passage_words: int | None,
+    **options: Any,
+) -> tuple[LengthPolicy, int | None]:
+    """The length policy from the options, with the deprecated word-based aliases folded in (each a
+    ``FutureWarning`` at the caller's line): ``long_passages`` is ``long_documents``; ``max_passage_words`` is a
+    passage budget counted in words. Returns the policy and the word budget (``None`` unless given)."""
+    if long_passages is not None:
+        deprecated_option("long_passages", "long_documents")
+        if long_documents is not None and long_documents != long_passages:
+            raise ConfigError(f"long_passages={long_passages!r} and long_documents={long_documents!r} disagree; "
+                              "pass only long_documents")
+        long_documents = long_passages
+    words = check_int("max_passage_words", max_passage_words, 1, optional=True)
+    if words is not None:
+        if max_document_tokens is not None:
+            raise ConfigError("pass max_document_tokens (the model's tokens) or the deprecated max_passage_words "
+                              "(words), not both")
+        deprecated_option("max_passage_words", "max_document_tokens (a budget in the model's tokens)")
+    policy = policy_from_options(long_documents=long_documents, max_document_tokens=max_document_tokens, **options)
+    return policy, words
 
 
 def _label_table(labels: BinaryLabels | Mapping[str, Sequence[str]]) -> BinaryLabels:

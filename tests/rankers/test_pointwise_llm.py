@@ -29,7 +29,7 @@ class TestGradedConformance(RerankerConformance):
 class TestChunkedConformance(RerankerConformance):
     @pytest.fixture
     def reranker(self) -> PointwiseLLMReranker:
-        return PointwiseLLMReranker(pointwise_llm(), max_passage_words=8, long_passages="chunk")
+        return PointwiseLLMReranker(pointwise_llm(), max_document_tokens=8, long_documents="chunk")
 
 
 def cands() -> list[Candidate]:
@@ -93,16 +93,19 @@ def test_graded_expectation_and_scale_rule() -> None:
 def test_chunking_keeps_the_best_chunk() -> None:
     text = "cooking pasta " * 10 + "supersonic shock waves"
     llm = pointwise_llm()
-    result = PointwiseLLMReranker(llm, max_passage_words=5, long_passages="chunk").rerank(
+    # the scripted backend has no tokenizer: words stand in for its tokens
+    result = PointwiseLLMReranker(llm, max_document_tokens=5, long_documents="chunk", chunk_overlap=0).rerank(
         QUERY, [Candidate(id="long", text=text), Candidate(id="short", text="shock")]
     )
     assert result.ids == ["long", "short"]
     assert result.results[0].details["chunks"] == 5 and result.results[0].score == pytest.approx(4 / 5)
+    best = result.results[0].details["best_chunk"]
+    assert text[best["start"] : best["end"]].strip() == "supersonic shock waves" and best["index"] == 4
 
 
 def test_truncation_warns_and_is_recorded() -> None:
-    with pytest.warns(UserWarning, match="cut"):
-        result = PointwiseLLMReranker(pointwise_llm(), max_passage_words=2).rerank(QUERY, cands())
+    with pytest.warns(UserWarning, match="1 of 3 passages .* truncated"):
+        result = PointwiseLLMReranker(pointwise_llm(), max_document_tokens=2).rerank(QUERY, cands())
     assert {r.id for r in result if r.details.get("truncated")} == {"two"}  # the only passage over 2 words
 
 
@@ -116,8 +119,10 @@ def test_errors() -> None:
         PointwiseLLMReranker(pointwise_llm(), prompt="graded")
     with pytest.raises(ConfigError, match="labels apply"):
         PointwiseLLMReranker(pointwise_llm(), mode="graded", labels={"yes": ["y"], "no": ["n"]})
-    with pytest.raises(ConfigError, match="chunk"):
-        PointwiseLLMReranker(pointwise_llm(), long_passages="chunk", max_passage_words=None)
+    with pytest.raises(ConfigError, match="long_documents"):
+        PointwiseLLMReranker(pointwise_llm(), long_documents="split")
+    with pytest.raises(ConfigError, match="not both"):
+        PointwiseLLMReranker(pointwise_llm(), max_passage_words=5, max_document_tokens=5)
 
 
 def test_registry_kinds() -> None:

@@ -51,12 +51,12 @@ def test_async_truncation_never_names_a_library_file(cross_encoder: object) -> N
 
 
 def test_llm_passage_cut_points_at_the_caller() -> None:
-    ranker = PointwiseLLMReranker(pointwise_llm(), max_passage_words=3)
+    ranker = PointwiseLLMReranker(pointwise_llm(), max_document_tokens=3)
     for call in (lambda: ranker.rerank("q", [LONG, "b"]), lambda: ranker.rerank_batch(["q"], [[LONG, "b"]])):
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
             call()
-        assert _only(record, "were cut to fit the prompt").filename == __file__
+        assert _only(record, "were truncated").filename == __file__
 
 
 def test_data_warning_points_at_the_caller(tmp_path: Path) -> None:
