@@ -146,7 +146,7 @@ class LengthPolicy:
 
 def deprecated_option(old: str, new: str) -> None:
     """Warn (``FutureWarning``, at the caller's line) that option ``old`` is a deprecated alias of ``new``."""
-    warnings.warn(f"{old} is deprecated; use {new} (see docs/concepts.md, "Long documents")", FutureWarning,
+    warnings.warn(f"{old} is deprecated; use {new} (see docs/concepts.md, 'Long documents')", FutureWarning,
                   stacklevel=caller_stacklevel())
 
 
