@@ -18,46 +18,38 @@ __all__: list[str] = []
 
 _REF = "pylate==1.6.0 pylate/models/colbert.py ColBERT.encode + pylate/rank/rank.py rerank"
 
-register_recipe(Recipe(
-    name="colbertv2",
-    ids=("colbert-ir/colbertv2.0",),
-    family="ColBERTv2 (BERT, Stanford format)",
-    kind="colbert",
-    reference=_REF,
-    options={},
-    description="Stanford HF_ColBERT checkpoint: [unused0]/[unused1] markers, lengths from artifact.metadata, "
-                "128-dim linear projection",
-))
 
-register_recipe(Recipe(
-    name="answerai-colbert-small",
-    ids=("answerdotai/answerai-colbert-small-v1",),
-    family="answerai-colbert-small (BERT, Stanford format)",
-    kind="colbert",
-    reference=_REF,
-    options={},
-    description="33M-parameter ColBERT, 96-dim projection, Stanford HF_ColBERT format",
-))
+def _colbert(
+    name: str, hub_id: str, family: str, description: str, *,
+    options: dict[str, object] | None = None, notes: str = "",
+) -> None:
+    """Register one ``colbert`` recipe for ``hub_id`` (proven against PyLate, :data:`_REF`); ``options`` pin only
+    what the model card states beyond the folder's own settings."""
+    register_recipe(Recipe(
+        name=name, ids=(hub_id,), family=family, kind="colbert", reference=_REF,
+        options={} if options is None else options, description=description, notes=notes,
+    ))
 
-register_recipe(Recipe(
-    name="gte-moderncolbert",
-    ids=("lightonai/GTE-ModernColBERT-v1",),
-    family="GTE-ModernColBERT (ModernBERT, PyLate format)",
-    kind="colbert",
-    reference=_REF,
-    options={},
-    description="PyLate-native ModernBERT ColBERT ([Q] /[D] markers, 128-dim Dense); no remote code",
-))
 
-register_recipe(Recipe(
-    name="jina-colbert-v2",
-    ids=("jinaai/jina-colbert-v2",),
-    family="jina-colbert-v2 (XLM-RoBERTa, custom code)",
-    kind="colbert",
-    reference=_REF,
+_colbert(
+    "colbertv2", "colbert-ir/colbertv2.0", "ColBERTv2 (BERT, Stanford format)",
+    "Stanford HF_ColBERT checkpoint: [unused0]/[unused1] markers, lengths from artifact.metadata, "
+    "128-dim linear projection",
+)
+_colbert(
+    "answerai-colbert-small", "answerdotai/answerai-colbert-small-v1",
+    "answerai-colbert-small (BERT, Stanford format)",
+    "33M-parameter ColBERT, 96-dim projection, Stanford HF_ColBERT format",
+)
+_colbert(
+    "gte-moderncolbert", "lightonai/GTE-ModernColBERT-v1", "GTE-ModernColBERT (ModernBERT, PyLate format)",
+    "PyLate-native ModernBERT ColBERT ([Q] /[D] markers, 128-dim Dense); no remote code",
+)
+_colbert(
+    "jina-colbert-v2", "jinaai/jina-colbert-v2", "jina-colbert-v2 (XLM-RoBERTa, custom code)",
+    "the model card's PyLate settings: [QueryMarker]/[DocumentMarker], attends to expansion tokens",
     options={"query_prefix": "[QueryMarker]", "document_prefix": "[DocumentMarker]",
              "attend_to_expansion_tokens": True, "trust_remote_code": True},
-    description="the model card's PyLate settings: [QueryMarker]/[DocumentMarker], attends to expansion tokens",
     notes="Needs trust_remote_code=True (jinaai/xlm-roberta-flash-implementation, which wants flash-attn on GPU); "
           "not testable offline here, as its backbone class is not in transformers.",
-))
+)

@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from ._context import StartStop
 
 __all__ = ["Recorded", "Reply", "StubHTTPServer"]
 
@@ -41,7 +42,7 @@ class Recorded:
     headers: Mapping[str, str]
 
 
-class StubHTTPServer:
+class StubHTTPServer(StartStop):
     """Serve scripted replies; ``replies`` may also be a callable ``f(Recorded) -> Reply``."""
 
     def __init__(
@@ -128,10 +129,3 @@ class StubHTTPServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> StubHTTPServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 from rerank_plugins._optional import require
 
+from ._context import StartStop
+
 __all__ = ["LiveServer"]
 
 
-class LiveServer:
+class LiveServer(StartStop):
     """uvicorn serving ``app`` on loopback in a daemon thread; :meth:`stop` shuts it down gracefully."""
 
     def __init__(self, app: Any, *, port: int = 0, startup_timeout: float = 30.0, log_level: str = "warning",
@@ -59,10 +60,3 @@ class LiveServer:
             self._server.force_exit = True
             self._thread.join(timeout)
 
-    def __enter__(self) -> LiveServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

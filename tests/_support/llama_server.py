@@ -22,7 +22,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
+
+try:
+    from ._context import StartStop
+except ImportError:  # run as the server script (``command()``): its folder is on sys.path, not the package
+    from _context import StartStop  # type: ignore[no-redef]
 
 __all__ = ["LlamaServer", "free_port"]
 
@@ -34,7 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class LlamaServer:
+class LlamaServer(StartStop):
     """A llama-cpp-python server process on 127.0.0.1, started by :meth:`start` and stopped by :meth:`stop`."""
 
     def __init__(
@@ -122,13 +126,6 @@ class LlamaServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def __enter__(self) -> LlamaServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _disable_repack() -> None:
