@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import save_results
+from pointwise import build_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -139,20 +140,6 @@ def summarise(model: str, measured: list[tuple[str, str, float, int, float]]) ->
             for docs, mode, n, inputs, s in measured]
 
 
-def build_cross_encoder(folder: Path) -> Path:
-    import torch
-    import transformers
-
-    from rerank_plugins.testing.tiny_models import minilm_folder
-
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(minilm_folder()), num_labels=1)
-    model.save_pretrained(str(folder))
-    transformers.AutoTokenizer.from_pretrained(str(minilm_folder())).save_pretrained(str(folder))
-    return folder
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=10, help="first N judged queries (default 10)")
@@ -213,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = measure("minilm (embedding)", lambda o: EmbeddingReranker(embedder.model, **o), qids)
     if not args.no_cross_encoder:
         with tempfile.TemporaryDirectory() as tmp:
-            folder = build_cross_encoder(Path(tmp) / "ce")
+            folder = build_model(Path(tmp) / "ce")  # benchmarks/pointwise.py's cross-encoder
             ce = CrossEncoderReranker(str(folder))
             rows += measure("MiniLM cross-encoder, random head",
                             lambda o: CrossEncoderReranker(ce.model, tokenizer=ce.tokenizer, **o),

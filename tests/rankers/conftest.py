@@ -46,3 +46,15 @@ def minilm_reranker() -> Any:
     from rerank_plugins import load_reranker
 
     return load_reranker("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_backend(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A transformers backend on a tiny random Llama with SmolLM2's byte-level BPE tokenizer (built once)."""
+    _needs_hf()
+    from rerank_plugins.backends.transformers import TransformersLLMBackend
+    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_smollm2_tokenizer
+
+    tok = save_smollm2_tokenizer(tmp_path_factory.mktemp("tok"))
+    path: Path = build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"), tok, arch="llama")
+    return TransformersLLMBackend(path, device="cpu")

@@ -15,15 +15,13 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
+from long_texts import FILLER, NEEDLE, QUERY, SHORT, by_id
+
 from rerank_plugins import ConfigError
 from rerank_plugins.engine.length_policy import TruncationWarning
 from rerank_plugins.rankers.embedding import EmbeddingReranker
 
-QUERY = "why do shock waves form?"
-FILLER = "boiling pasta in salted water takes ten minutes . "
-NEEDLE = "shock waves form when an aircraft exceeds the speed of sound . "
 LONG = FILLER * 30 + NEEDLE + FILLER * 10
-SHORT = ["a short note on lift", "drag rises near mach one"]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +38,6 @@ def truncating(st_dir: Path) -> EmbeddingReranker:
 def chunking(st_dir: Path) -> EmbeddingReranker:
     return EmbeddingReranker(str(st_dir), long_documents="chunk")
 
-
-def _by_id(result: Any) -> dict[str, Any]:
-    return {r.id: r for r in result.results}
 
 
 def _cosine(reranker: EmbeddingReranker, query: str, text: str) -> float:
@@ -80,14 +75,14 @@ def test_truncate_warns_once_with_the_count_and_scores_as_sentence_transformers(
     assert len(cut) == 1 and "2 of 4 documents" in str(cut[0].message)
     assert cut[0].filename == __file__  # the user's line
     assert result.details["truncated"] == 2
-    by_id = _by_id(result)
-    assert by_id["0"].details["truncated"] is True and "truncated" not in by_id["1"].details
+    results = by_id(result)
+    assert results["0"].details["truncated"] is True and "truncated" not in results["1"].details
     # sentence-transformers cuts the text itself: the score is its cosine of the whole (cut) text
     model = truncating.model
     q = model.encode([QUERY], normalize_embeddings=True)[0]
     for i, doc in enumerate(docs):
         expected = float(np.dot(q, model.encode([doc], normalize_embeddings=True)[0]))
-        assert by_id[str(i)].score == pytest.approx(expected, abs=1e-5)
+        assert results[str(i)].score == pytest.approx(expected, abs=1e-5)
 
 
 def test_no_warning_when_every_document_fits(truncating: EmbeddingReranker) -> None:
@@ -98,12 +93,12 @@ def test_no_warning_when_every_document_fits(truncating: EmbeddingReranker) -> N
 
 def test_chunk_reports_the_best_window_span_in_the_original_text(chunking: EmbeddingReranker) -> None:
     result = chunking.rerank(QUERY, [LONG, *SHORT])
-    best = _by_id(result)["0"].details["best_chunk"]
+    best = by_id(result)["0"].details["best_chunk"]
     assert best["chunks"] > 1 and 0 <= best["start"] < best["end"] <= len(LONG)
     window = LONG[best["start"] : best["end"]]
     # the span's own text, embedded alone, gives the reported window score
     assert best["score"] == pytest.approx(_cosine(chunking, QUERY, window), abs=1e-5)
-    assert _by_id(result)["0"].score == pytest.approx(best["score"])  # MaxP
+    assert by_id(result)["0"].score == pytest.approx(best["score"])  # MaxP
     assert result.details["chunked"] == 1 and result.details["truncated"] == 0
 
 
@@ -121,8 +116,8 @@ def test_chunk_windows_fit_the_model_and_cover_the_document(st_dir: Path) -> Non
 
 def test_short_documents_score_the_same_in_chunk_mode(truncating: EmbeddingReranker,
                                                      chunking: EmbeddingReranker) -> None:
-    plain = _by_id(truncating.rerank(QUERY, SHORT))
-    chunked = _by_id(chunking.rerank(QUERY, SHORT))
+    plain = by_id(truncating.rerank(QUERY, SHORT))
+    chunked = by_id(chunking.rerank(QUERY, SHORT))
     for i in ("0", "1"):
         assert chunked[i].score == plain[i].score
         assert chunked[i].details["best_chunk"] == {"start": 0, "end": len(SHORT[int(i)]), "score": plain[i].score,
@@ -145,11 +140,11 @@ def test_identical_windows_are_embedded_once(st_dir: Path) -> None:
 
 
 def test_first_and_mean_aggregates(st_dir: Path, chunking: EmbeddingReranker) -> None:
-    best = _by_id(chunking.rerank(QUERY, [LONG]))["0"]
+    best = by_id(chunking.rerank(QUERY, [LONG]))["0"]
     first = EmbeddingReranker(str(st_dir), long_documents="chunk", chunk_aggregate="first")
     mean = EmbeddingReranker(str(st_dir), long_documents="chunk", chunk_aggregate="mean")
-    r_first = _by_id(first.rerank(QUERY, [LONG]))["0"]
-    r_mean = _by_id(mean.rerank(QUERY, [LONG]))["0"]
+    r_first = by_id(first.rerank(QUERY, [LONG]))["0"]
+    r_mean = by_id(mean.rerank(QUERY, [LONG]))["0"]
     span = r_first.details["best_chunk"]
     assert span == best.details["best_chunk"]  # the best window is reported whatever the aggregate
     plans = first._plan([LONG], None, None, first.policy)
@@ -162,7 +157,7 @@ def test_first_and_mean_aggregates(st_dir: Path, chunking: EmbeddingReranker) ->
 def test_token_caps_and_left_side(st_dir: Path) -> None:
     capped = EmbeddingReranker(str(st_dir), max_document_tokens=12)
     with pytest.warns(TruncationWarning, match="1 of 2 documents"):
-        result = _by_id(capped.rerank(QUERY, [FILLER * 3, SHORT[0]]))
+        result = by_id(capped.rerank(QUERY, [FILLER * 3, SHORT[0]]))
     tok = capped.model.tokenizer
     kept = capped._plan([FILLER * 3], None, 12, capped.policy)[0].spans[0]
     assert len(tok((FILLER * 3)[kept[0] : kept[1]], add_special_tokens=False)["input_ids"]) <= 12
@@ -172,14 +167,14 @@ def test_token_caps_and_left_side(st_dir: Path) -> None:
     s, e = left._plan([doc], None, None, left.policy)[0].spans[0]
     assert e == len(doc) and s > 0 and doc[s:].endswith(NEEDLE)
     with pytest.warns(TruncationWarning):
-        score = _by_id(left.rerank(QUERY, [doc]))["0"].score
+        score = by_id(left.rerank(QUERY, [doc]))["0"].score
     assert score == pytest.approx(_cosine(left, QUERY, doc[s:]), abs=1e-5)
 
 
 def test_chunk_with_a_token_cap_makes_smaller_windows(st_dir: Path) -> None:
     reranker = EmbeddingReranker(str(st_dir), long_documents="chunk", max_document_tokens=20, chunk_overlap=4)
     with pytest.warns(TruncationWarning, match="past max_chunks windows"):
-        result = _by_id(reranker.rerank(QUERY, [LONG]))
+        result = by_id(reranker.rerank(QUERY, [LONG]))
     best = result["0"].details["best_chunk"]
     tok = reranker.model.tokenizer
     assert best["chunks"] == 10  # max_chunks: the tail was dropped and counted

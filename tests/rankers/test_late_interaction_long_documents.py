@@ -13,15 +13,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from long_texts import FILLER, NEEDLE, QUERY, SHORT, by_id
+
 from rerank_plugins import ConfigError
 from rerank_plugins.engine.length_policy import TruncationWarning
 from rerank_plugins.rankers.late_interaction import ColBERTReranker
 
-QUERY = "why do shock waves form?"
-FILLER = "boiling pasta in salted water takes ten minutes . "
-NEEDLE = "shock waves form when an aircraft exceeds the speed of sound . "
 LONG = FILLER * 4 + NEEDLE + FILLER * 2
-SHORT = ["lift", "drag near mach one"]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +39,6 @@ def chunking(folder: Path) -> ColBERTReranker:
     return ColBERTReranker(str(folder), long_documents="chunk", chunk_overlap=4)
 
 
-def _by_id(result: Any) -> dict[str, Any]:
-    return {r.id: r for r in result.results}
-
 
 def _maxsim(reranker: ColBERTReranker, text: str) -> float:
     q = reranker.encode_queries([QUERY])[0]
@@ -56,21 +51,21 @@ def test_truncate_warns_once_and_cuts_as_pylate(truncating: ColBERTReranker) -> 
         result = truncating.rerank(QUERY, [LONG, SHORT[0], LONG + " again"])
     cut = [w for w in caught if issubclass(w.category, TruncationWarning)]
     assert len(cut) == 1 and "2 of 3 documents" in str(cut[0].message) and cut[0].filename == __file__
-    by_id = _by_id(result)
-    assert by_id["0"].details["truncated"] is True and result.details["truncated"] == 2
+    results = by_id(result)
+    assert results["0"].details["truncated"] is True and result.details["truncated"] == 2
     # the whole text goes to PyLate's tokenisation (truncation=True at document_length - 1), as before
     rows = truncating.tokenize([LONG], is_query=False)
     assert len(rows[0][0]) == truncating.document_length
-    assert by_id["0"].score == pytest.approx(_maxsim(truncating, LONG), abs=1e-6)
+    assert results["0"].score == pytest.approx(_maxsim(truncating, LONG), abs=1e-6)
 
 
 def test_chunk_reports_the_best_window(chunking: ColBERTReranker) -> None:
     result = chunking.rerank(QUERY, [LONG, *SHORT])
-    best = _by_id(result)["0"].details["best_chunk"]
+    best = by_id(result)["0"].details["best_chunk"]
     assert best["chunks"] > 1
     window = LONG[best["start"] : best["end"]]
     assert best["score"] == pytest.approx(_maxsim(chunking, window), abs=1e-5)
-    assert _by_id(result)["0"].score == pytest.approx(best["score"])
+    assert by_id(result)["0"].score == pytest.approx(best["score"])
     plans = chunking.plan_documents([LONG])
     assert plans[0].spans[0][0] == 0 and plans[0].spans[-1][1] == len(LONG)
     scores = [_maxsim(chunking, LONG[s:e]) for s, e in plans[0].spans]
@@ -83,7 +78,7 @@ def test_chunk_reports_the_best_window(chunking: ColBERTReranker) -> None:
 
 def test_short_documents_score_the_same_in_chunk_mode(truncating: ColBERTReranker,
                                                      chunking: ColBERTReranker) -> None:
-    plain, chunked = _by_id(truncating.rerank(QUERY, SHORT)), _by_id(chunking.rerank(QUERY, SHORT))
+    plain, chunked = by_id(truncating.rerank(QUERY, SHORT)), by_id(chunking.rerank(QUERY, SHORT))
     for i in ("0", "1"):
         assert chunked[i].score == pytest.approx(plain[i].score, abs=1e-6)
         assert chunked[i].details["best_chunk"]["chunks"] == 1
@@ -115,13 +110,13 @@ def test_aggregates_and_left_side(folder: Path) -> None:
     mean = ColBERTReranker(str(folder), long_documents="chunk", chunk_aggregate="mean")
     spans = first.plan_documents([LONG])[0].spans
     scores = [_maxsim(first, LONG[s:e]) for s, e in spans]
-    assert _by_id(first.rerank(QUERY, [LONG]))["0"].score == pytest.approx(scores[0], abs=1e-5)
-    assert _by_id(mean.rerank(QUERY, [LONG]))["0"].score == pytest.approx(sum(scores) / len(scores), abs=1e-5)
+    assert by_id(first.rerank(QUERY, [LONG]))["0"].score == pytest.approx(scores[0], abs=1e-5)
+    assert by_id(mean.rerank(QUERY, [LONG]))["0"].score == pytest.approx(sum(scores) / len(scores), abs=1e-5)
     left = ColBERTReranker(str(folder), truncation_side="left")
     s, e = left.plan_documents([LONG])[0].spans[0]
     assert e == len(LONG) and s > 0
     with pytest.warns(TruncationWarning, match="1 of 1 documents"):
-        score = _by_id(left.rerank(QUERY, [LONG]))["0"].score
+        score = by_id(left.rerank(QUERY, [LONG]))["0"].score
     assert score == pytest.approx(_maxsim(left, LONG[s:]), abs=1e-5)
 
 
@@ -136,5 +131,5 @@ def test_with_length_policy_shares_the_model(truncating: ColBERTReranker) -> Non
 
     chunking = truncating.with_length_policy(replace(truncating.policy, long_documents="chunk"))
     assert chunking.model is truncating.model and not truncating.policy.chunking
-    assert _by_id(chunking.rerank(QUERY, [LONG]))["0"].details["best_chunk"]["chunks"] > 1
+    assert by_id(chunking.rerank(QUERY, [LONG]))["0"].details["best_chunk"]["chunks"] > 1
     assert truncating.with_length_policy(truncating.policy) is truncating

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,13 +33,8 @@ def cands() -> list[Candidate]:
 
 
 @pytest.fixture(scope="module")
-def tiny_backend(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from rerank_plugins.backends.transformers import TransformersLLMBackend
-    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_smollm2_tokenizer
-
-    tok = save_smollm2_tokenizer(tmp_path_factory.mktemp("tok"))
-    path: Path = build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"), tok, arch="llama")
-    return TransformersLLMBackend(path, device="cpu")
+def tiny_backend(tiny_llama_backend: Any) -> Any:
+    return tiny_llama_backend
 
 
 class Counting:

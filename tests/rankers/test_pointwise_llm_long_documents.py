@@ -7,7 +7,6 @@ backend), its real prompts counted with a wrapper."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,25 +14,18 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from long_texts import FILLER, NEEDLE, QUERY, SHORT, by_id
+
 from rerank_plugins import Candidate, ConfigError
 from rerank_plugins.engine.length_policy import TruncationWarning
 from rerank_plugins.rankers.pointwise_llm import GradedLLMReranker, PointwiseLLMReranker, YesNoLLMReranker
 
-QUERY = "why do shock waves form?"
-FILLER = "boiling pasta in salted water takes ten minutes. "
-NEEDLE = "Shock waves form when an aircraft exceeds the speed of sound. "
 LONG = FILLER * 12 + NEEDLE + FILLER * 3
-SHORT = ["lift on a wing", "drag near mach one"]
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from rerank_plugins.backends.transformers import TransformersLLMBackend
-    from rerank_plugins.testing.tiny_llm import build_tiny_causal_lm, save_smollm2_tokenizer
-
-    tok = save_smollm2_tokenizer(tmp_path_factory.mktemp("tok"))
-    path: Path = build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama-long"), tok, arch="llama")
-    return TransformersLLMBackend(path, device="cpu")
+def backend(tiny_llama_backend: Any) -> Any:
+    return tiny_llama_backend
 
 
 class _Prompts:
@@ -50,9 +42,6 @@ class _Prompts:
         monkeypatch.setattr(backend, "label_logprobs", label_logprobs)
 
 
-def _by_id(result: Any) -> dict[str, Any]:
-    return {r.id: r for r in result.results}
-
 
 def _tokens(backend: Any, text: str) -> int:
     return len(backend.tokenize_text(text))
@@ -65,7 +54,7 @@ def test_truncate_counts_the_models_tokens_and_warns_once(backend: Any) -> None:
         result = ranker.rerank(QUERY, [LONG, SHORT[0], LONG + " more"])
     cut = [w for w in caught if issubclass(w.category, TruncationWarning)]
     assert len(cut) == 1 and "2 of 3 passages" in str(cut[0].message) and cut[0].filename == __file__
-    assert _by_id(result)["0"].details["truncated"] is True and "truncated" not in _by_id(result)["1"].details
+    assert by_id(result)["0"].details["truncated"] is True and "truncated" not in by_id(result)["1"].details
     prompt = ranker.build_prompts(QUERY, [LONG])[0]
     shown = prompt.messages[-1]["content"] if prompt.messages else prompt.raw
     assert FILLER.strip()[:20] in str(shown) and NEEDLE.strip() not in str(shown)
@@ -74,21 +63,21 @@ def test_truncate_counts_the_models_tokens_and_warns_once(backend: Any) -> None:
 def test_chunk_reports_the_best_window_and_scores_it_as_alone(backend: Any) -> None:
     ranker = YesNoLLMReranker(backend, max_document_tokens=40, long_documents="chunk")
     result = ranker.rerank(QUERY, [LONG, *SHORT])
-    long = _by_id(result)["0"]
+    long = by_id(result)["0"]
     best = long.details["best_chunk"]
     assert best["chunks"] > 1 and 0 <= best["start"] < best["end"] <= len(LONG)
     window = LONG[best["start"] : best["end"]]
     assert _tokens(backend, " ".join(window.split())) <= 40
     # the window, scored as a passage of its own, gets the same score (MaxP: the candidate's score)
-    alone = _by_id(ranker.rerank(QUERY, [window]))["0"]
+    alone = by_id(ranker.rerank(QUERY, [window]))["0"]
     assert best["score"] == pytest.approx(alone.score, abs=1e-6) and long.score == pytest.approx(best["score"])
     assert long.details["p_yes"] == pytest.approx(best["score"])  # the best window's answer details
     assert result.details["chunked"] == 1
 
 
 def test_short_passages_score_the_same_in_chunk_mode(backend: Any) -> None:
-    plain = _by_id(YesNoLLMReranker(backend).rerank(QUERY, SHORT))
-    chunked = _by_id(YesNoLLMReranker(backend, long_documents="chunk").rerank(QUERY, SHORT))
+    plain = by_id(YesNoLLMReranker(backend).rerank(QUERY, SHORT))
+    chunked = by_id(YesNoLLMReranker(backend, long_documents="chunk").rerank(QUERY, SHORT))
     for i in ("0", "1"):
         assert chunked[i].score == plain[i].score
         assert chunked[i].details["best_chunk"]["chunks"] == 1
@@ -108,9 +97,9 @@ def test_identical_windows_are_scored_once(backend: Any, monkeypatch: pytest.Mon
 
 def test_aggregates(backend: Any) -> None:
     options = {"max_document_tokens": 40, "long_documents": "chunk"}
-    best = _by_id(YesNoLLMReranker(backend, **options).rerank(QUERY, [LONG]))["0"]
-    first = _by_id(YesNoLLMReranker(backend, chunk_aggregate="first", **options).rerank(QUERY, [LONG]))["0"]
-    mean = _by_id(YesNoLLMReranker(backend, chunk_aggregate="mean", **options).rerank(QUERY, [LONG]))["0"]
+    best = by_id(YesNoLLMReranker(backend, **options).rerank(QUERY, [LONG]))["0"]
+    first = by_id(YesNoLLMReranker(backend, chunk_aggregate="first", **options).rerank(QUERY, [LONG]))["0"]
+    mean = by_id(YesNoLLMReranker(backend, chunk_aggregate="mean", **options).rerank(QUERY, [LONG]))["0"]
     assert first.details["best_chunk"] == best.details["best_chunk"]
     assert mean.score <= best.score and first.score <= best.score
 
@@ -135,6 +124,6 @@ def test_with_length_policy_shares_the_backend(backend: Any) -> None:
     assert ranker.with_length_policy(ranker.policy) is ranker
     chunking = ranker.with_length_policy(replace(ranker.policy, long_documents="chunk"))
     assert chunking.backend is backend and not ranker.policy.chunking
-    assert _by_id(chunking.rerank(QUERY, [LONG]))["0"].details["best_chunk"]["chunks"] > 1
+    assert by_id(chunking.rerank(QUERY, [LONG]))["0"].details["best_chunk"]["chunks"] > 1
     chunking.close()
     assert ranker.rerank(QUERY, SHORT).results  # the shared backend still works
