@@ -61,6 +61,19 @@ def unigram_tokenizer(specials: list[str], *, unk: str) -> Any:
     return tok
 
 
+def _unigram_fast(tokenizer_class: Any, specials: list[str], single: str, pair: str, **kwargs: Any) -> Any:
+    """A ``tokenizer_class`` (fast) over :func:`unigram_tokenizer` of ``specials`` (the unknown piece is
+    ``kwargs["unk_token"]``) that adds the special tokens of the ``single`` / ``pair`` templates (``$A``, ``$B``;
+    ``:1`` sets the token type)."""
+    tokenizers = require("tokenizers", "hf")
+    raw = unigram_tokenizer(specials, unk=kwargs["unk_token"])
+    pieces = {piece.split(":")[0] for piece in f"{single} {pair}".split()}
+    raw.post_processor = tokenizers.processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(t, i) for i, t in enumerate(specials) if t in pieces]
+    )
+    return tokenizer_class(tokenizer_object=raw, **kwargs)
+
+
 def _save(model: Any, tokenizer: Any, path: str | Path) -> Path:
     path = Path(path)
     model.save_pretrained(str(path))
@@ -73,13 +86,9 @@ def build_tiny_xlmr_cross_encoder(path: str | Path, num_labels: int = 1, seed: i
     XLM-R-style tokenizer (``<s> q </s></s> d </s>``, no token type ids)."""
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
-    tokenizers = require("tokenizers", "hf")
-    raw = unigram_tokenizer(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk="<unk>")
-    raw.post_processor = tokenizers.processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    tok = transformers.XLMRobertaTokenizerFast(
-        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+    tok = _unigram_fast(
+        transformers.XLMRobertaTokenizerFast, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<s> $A </s>",
+        "<s> $A </s> </s> $B </s>", bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
         unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
     )
     config = transformers.XLMRobertaConfig(
@@ -95,13 +104,9 @@ def build_tiny_deberta_v2_cross_encoder(path: str | Path, num_labels: int = 1, s
     sentencepiece tokenizer (``[CLS] q [SEP] d [SEP]``, token type 1 on the second text) and relative attention."""
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
-    tokenizers = require("tokenizers", "hf")
-    raw = unigram_tokenizer(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], unk="[UNK]")
-    raw.post_processor = tokenizers.processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 1), ("[SEP]", 2)]
-    )
-    tok = transformers.DebertaV2TokenizerFast(
-        tokenizer_object=raw, bos_token="[CLS]", eos_token="[SEP]", cls_token="[CLS]", sep_token="[SEP]",
+    tok = _unigram_fast(
+        transformers.DebertaV2TokenizerFast, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[CLS] $A [SEP]",
+        "[CLS] $A [SEP] $B:1 [SEP]:1", bos_token="[CLS]", eos_token="[SEP]", cls_token="[CLS]", sep_token="[SEP]",
         unk_token="[UNK]", pad_token="[PAD]", mask_token="[MASK]", model_max_length=512,
     )
     config = transformers.DebertaV2Config(
@@ -136,13 +141,9 @@ def build_tiny_t5(path: str | Path, seed: int = 0, **shape: Any) -> Path:
     ``<unk>`` 2, an ``</s>`` appended) that has the monoT5 label pieces ``▁true`` and ``▁false``."""
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
-    tokenizers = require("tokenizers", "hf")
-    raw = unigram_tokenizer(["<pad>", "</s>", "<unk>"], unk="<unk>")
-    raw.post_processor = tokenizers.processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
-    )
-    tok = transformers.T5TokenizerFast(
-        tokenizer_object=raw, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0,
+    tok = _unigram_fast(
+        transformers.T5TokenizerFast, ["<pad>", "</s>", "<unk>"], "$A </s>", "$A </s> $B </s>",
+        eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0,
         model_max_length=512,
     )
     dims = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4,

@@ -170,6 +170,26 @@ def _clip_tokenizer() -> Any:
     return transformers.AutoTokenizer.from_pretrained(str(minilm_folder()))
 
 
+def _save_dual_encoder(
+    path: str | Path, model_class: Any, config_class: Any, processor: Any, *, max_positions: int, image_size: int,
+    patch_size: int, seed: int, **config: Any,
+) -> Path:
+    """Save a random dual encoder of ``model_class`` (text and vision towers of hidden 32, 2 layers, 4 heads; the
+    text tower's vocabulary and special ids from ``processor.tokenizer``) and its ``processor`` to ``path``."""
+    torch = require("torch", "hf")
+    tok = processor.tokenizer
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    text = {**tower, "vocab_size": len(tok), "max_position_embeddings": max_positions,
+            "eos_token_id": tok.sep_token_id, "bos_token_id": tok.cls_token_id, "pad_token_id": tok.pad_token_id}
+    vision = {**tower, "image_size": image_size, "patch_size": patch_size}
+    torch.manual_seed(seed)
+    model = model_class(config_class(text_config=text, vision_config=vision, **config)).eval()
+    path = Path(path)
+    model.save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path
+
+
 def build_tiny_clip(path: str | Path, *, image_size: int = 224, patch_size: int = 32, seed: int = 0) -> Path:
     """Save a random CLIP dual encoder (hidden 32, 2 layers per tower, 16-d projection) with a CLIP image
     processor resizing to ``image_size`` (224 as ViT-B/32, 336 as ViT-L/14-336) to ``path``.
@@ -177,53 +197,34 @@ def build_tiny_clip(path: str | Path, *, image_size: int = 224, patch_size: int 
     The folder is a plain transformers folder; sentence-transformers loads it as a CLIP model (text and image
     modalities) with ``SentenceTransformer(path)``.
     """
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    tok = _clip_tokenizer()
-    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "max_position_embeddings": 512, "eos_token_id": tok.sep_token_id,
-            "bos_token_id": tok.cls_token_id, "pad_token_id": tok.pad_token_id}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "image_size": image_size, "patch_size": patch_size}
-    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
-    torch.manual_seed(seed)
-    model = transformers.CLIPModel(config).eval()
     processor = transformers.CLIPProcessor(
         image_processor=CLIPImageProcessorPil(
             size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
         ),
-        tokenizer=tok,
+        tokenizer=_clip_tokenizer(),
     )
-    path = Path(path)
-    model.save_pretrained(str(path))
-    processor.save_pretrained(str(path))
-    return path
+    return _save_dual_encoder(
+        path, transformers.CLIPModel, transformers.CLIPConfig, processor, max_positions=512,
+        image_size=image_size, patch_size=patch_size, seed=seed, projection_dim=16,
+    )
 
 
 def build_tiny_siglip(path: str | Path, *, image_size: int = 224, patch_size: int = 16, seed: int = 0) -> Path:
     """Save a random SigLIP dual encoder (hidden 32, 2 layers per tower) with its image processor to ``path``."""
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    tok = _clip_tokenizer()
-    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "max_position_embeddings": 64, "pad_token_id": tok.pad_token_id,
-            "bos_token_id": tok.cls_token_id, "eos_token_id": tok.sep_token_id}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "image_size": image_size, "patch_size": patch_size}
-    config = transformers.SiglipConfig(text_config=text, vision_config=vision)
-    torch.manual_seed(seed)
-    model = transformers.SiglipModel(config).eval()
     processor = transformers.SiglipProcessor(
-        image_processor=SiglipImageProcessorPil(size={"height": image_size, "width": image_size}), tokenizer=tok
+        image_processor=SiglipImageProcessorPil(size={"height": image_size, "width": image_size}),
+        tokenizer=_clip_tokenizer(),
     )
-    path = Path(path)
-    model.save_pretrained(str(path))
-    processor.save_pretrained(str(path))
-    return path
+    return _save_dual_encoder(
+        path, transformers.SiglipModel, transformers.SiglipConfig, processor, max_positions=64,
+        image_size=image_size, patch_size=patch_size, seed=seed,
+    )
 
 
 def tiny_multimodal_rerankers(folder: str | Path, *, max_pixels: int = 28 * 28 * 64) -> dict[str, Any]:

@@ -82,24 +82,40 @@ def test_one_window_covering_the_range_settles_everything() -> None:
     assert (len(plan), plan.passes, plan.settled) == (1, 1, 15)
 
 
-def _run(plan, relevance: list[float]) -> list[int]:
-    """Run a plan with a consistent oracle that sorts each window by true relevance."""
+def _sort_window(window: list[int], relevance: list[float]) -> list[int]:
+    """A consistent oracle's answer: the whole window sorted by true relevance."""
+    return sorted(range(len(window)), key=lambda i: -relevance[window[i]])
+
+
+def _best_first(window: list[int], relevance: list[float]) -> list[int]:
+    """An oracle that only names the best passage of the window (Rank-R1): the rest keep their order."""
+    best = max(range(len(window)), key=lambda i: relevance[window[i]])
+    return [best, *(i for i in range(len(window)) if i != best)]
+
+
+def _run(plan, relevance: list[float], answer=_sort_window) -> list[int]:
+    """Run a plan, each window reordered by ``answer(window, relevance)`` (the local permutation)."""
     order = list(range(len(relevance)))
     for w in plan.windows:
         window = order[w.start : w.end]
-        local = sorted(range(len(window)), key=lambda i: -relevance[window[i]])
-        order = apply_window(order, w.start, w.end, local)
+        order = apply_window(order, w.start, w.end, answer(window, relevance))
     return order
 
 
-def test_top_k_rule_is_correct_for_a_consistent_model() -> None:
-    rng = random.Random(7)
-    for _ in range(300):
-        n = rng.randint(2, 120)
-        window = rng.randint(2, 25)
+def _random_cases(seed: int, count: int, *, max_n: int, max_window: int, max_k: int | None):
+    """``count`` random (n, window, stride, k, relevance) cases from ``random.Random(seed)``; k is at most ``max_k``
+    (``None``: at most n)."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        n = rng.randint(2, max_n)
+        window = rng.randint(2, max_window)
         stride = rng.randint(1, window - 1)
-        k = rng.randint(1, n)
-        relevance = [rng.random() for _ in range(n)]
+        k = rng.randint(1, n if max_k is None else min(n, max_k))
+        yield n, window, stride, k, [rng.random() for _ in range(n)]
+
+
+def test_top_k_rule_is_correct_for_a_consistent_model() -> None:
+    for n, window, stride, k, relevance in _random_cases(7, 300, max_n=120, max_window=25, max_k=None):
         plan = plan_windows(n, window_size=window, stride=stride, top_k=k)
         order = _run(plan, relevance)
         truth = sorted(range(n), key=lambda i: -relevance[i])
@@ -139,31 +155,14 @@ def test_apply_window() -> None:
         apply_window([1, 2, 3], 2, 5, [0, 1, 2])
 
 
-def _run_best_only(plan, relevance: list[float]) -> list[int]:
-    """An oracle that only names the best passage of each window (Rank-R1): the rest keep their order."""
-    order = list(range(len(relevance)))
-    for w in plan.windows:
-        window = order[w.start : w.end]
-        best = max(range(len(window)), key=lambda i: relevance[window[i]])
-        local = [best, *(i for i in range(len(window)) if i != best)]
-        order = apply_window(order, w.start, w.end, local)
-    return order
-
-
 def test_best_only_answers_settle_one_position_per_pass() -> None:
-    rng = random.Random(11)
-    for _ in range(200):
-        n = rng.randint(2, 60)
-        window = rng.randint(2, 12)
-        stride = rng.randint(1, window - 1)
-        k = rng.randint(1, min(n, 8))
-        relevance = [rng.random() for _ in range(n)]
+    for n, window, stride, k, relevance in _random_cases(11, 200, max_n=60, max_window=12, max_k=8):
         plan = plan_windows(n, window_size=window, stride=stride, top_k=k, ordered=1)
         truth = sorted(range(n), key=lambda i: -relevance[i])
-        assert _run_best_only(plan, relevance)[:k] == truth[:k], (n, window, stride, k)
+        assert _run(plan, relevance, _best_first)[:k] == truth[:k], (n, window, stride, k)
         assert plan.passes <= k
     # the full-permutation rule would stop too early for best-only answers
     relevance = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.8, 0.7]
     full_rule = plan_windows(8, window_size=4, stride=2, top_k=2)
-    assert full_rule.passes == 1 and _run_best_only(full_rule, relevance)[:2] != [5, 6]
-    assert _run_best_only(plan_windows(8, window_size=4, stride=2, top_k=2, ordered=1), relevance)[:2] == [5, 6]
+    assert full_rule.passes == 1 and _run(full_rule, relevance, _best_first)[:2] != [5, 6]
+    assert _run(plan_windows(8, window_size=4, stride=2, top_k=2, ordered=1), relevance, _best_first)[:2] == [5, 6]

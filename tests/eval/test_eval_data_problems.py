@@ -63,6 +63,16 @@ def _assert_strict_stops_early(app: typer.Typer, data: Path, run: Path, out: Pat
     assert calls == {"bm25": 0, "dense": 0, "load_reranker": 0}
 
 
+def _assert_counted_then_strict_stops(app: typer.Typer, data: Path, run: Path, tmp_path: Path,
+                                      calls: dict[str, int], counted: str, words: str) -> None:
+    # without --strict the run goes on (output in tmp_path / "o") and the "Data problems" line shows ``counted``
+    result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25")
+    assert result.exit_code == 0, result.output
+    assert counted in result.stdout
+    calls.update(bm25=0, dense=0, load_reranker=0)
+    _assert_strict_stops_early(app, data, run, tmp_path / "s", calls, words)
+
+
 def _problems(out: Path) -> dict[str, int]:
     saved = json.loads(next(out.glob("*.eval.json")).read_text())
     merged: dict[str, int] = dict(saved["data_report"]["problems"])
@@ -97,13 +107,9 @@ def test_unknown_query_in_run_is_counted_and_strict_stops(
 ) -> None:
     data = clean_beir(tmp_path / "beir")
     run = write_run(tmp_path / "given.trec", [*RUN, ("q77", "d1", 1.0), ("q77", "d2", 0.5)])
-    result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25")
-    assert result.exit_code == 0, result.output
-    assert "given: queries_not_in_dataset=1" in result.stdout  # on the table's "Data problems" line
+    _assert_counted_then_strict_stops(app, data, run, tmp_path, calls, "given: queries_not_in_dataset=1", "'q77'")
     saved = json.loads((tmp_path / "o" / "beir.eval.json").read_text())
     assert saved["run_reports"]["given"]["counts"]["run_entries_not_in_dataset"] == 2
-    calls.update(bm25=0, dense=0, load_reranker=0)
-    _assert_strict_stops_early(app, data, run, tmp_path / "s", calls, "'q77'")
 
 
 def test_judged_query_missing_from_run_is_counted_and_strict_stops(
@@ -111,11 +117,7 @@ def test_judged_query_missing_from_run_is_counted_and_strict_stops(
 ) -> None:
     data = clean_beir(tmp_path / "beir")
     run = write_run(tmp_path / "given.trec", [r for r in RUN if r[0] != "q3"])
-    result = _eval(app, data, run, tmp_path / "o", "--baseline", "bm25")
-    assert result.exit_code == 0, result.output
-    assert "given: queries_missing_from_run=1" in result.stdout
-    calls.update(bm25=0, dense=0, load_reranker=0)
-    _assert_strict_stops_early(app, data, run, tmp_path / "s", calls, "'q3'")
+    _assert_counted_then_strict_stops(app, data, run, tmp_path, calls, "given: queries_missing_from_run=1", "'q3'")
 
 
 def test_queries_left_out_by_queries_option_are_not_problems(
@@ -147,10 +149,7 @@ def test_empty_beir_document_is_counted_and_strict_stops(
     with pytest.raises(DataFormatError, match="'d5'"):
         load_beir(folder, strict=True)
     run = write_run(tmp_path / "given.trec", RUN)
-    result = _eval(app, folder, run, tmp_path / "o", "--baseline", "bm25")
-    assert result.exit_code == 0 and "empty_documents=1" in result.stdout
-    calls.update(bm25=0, dense=0, load_reranker=0)
-    _assert_strict_stops_early(app, folder, run, tmp_path / "s", calls, "'d5'")
+    _assert_counted_then_strict_stops(app, folder, run, tmp_path, calls, "empty_documents=1", "'d5'")
 
 
 def test_unknown_document_in_run_fails_strict_before_the_baselines(

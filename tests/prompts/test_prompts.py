@@ -94,18 +94,16 @@ def test_custom_prompt_file_and_validation(tmp_path: Path) -> None:
     p = get_prompt(str(good))
     assert isinstance(p, PromptTemplate) and p.key == "mine@2"
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "b"\nversion = "1"\nkind = "pointwise"\noutput_format = "yes_no"\nuser = "{query} {oops}"\n')
-    with pytest.raises(ConfigError, match="oops"):
-        load_prompt_file(bad)
-    bad.write_text('name = "b"\nversion = "1"\nkind = "listwise"\noutput_format = "permutation"\nuser = "{query}"\n')
-    with pytest.raises(ConfigError, match="passages"):
-        load_prompt_file(bad)
-    bad.write_text('name = "b"\nversion = "1"\nkind = "listwise"\noutput_format = "yes_no"\nuser = "{passages}"\n')
-    with pytest.raises(ConfigError, match="does not fit"):
-        load_prompt_file(bad)
-    bad.write_text("not toml [")
-    with pytest.raises(ConfigError, match="TOML"):
-        load_prompt_file(bad)
+    head = 'name = "b"\nversion = "1"\n'
+    for text, match in [
+        (head + 'kind = "pointwise"\noutput_format = "yes_no"\nuser = "{query} {oops}"\n', "oops"),
+        (head + 'kind = "listwise"\noutput_format = "permutation"\nuser = "{query}"\n', "passages"),
+        (head + 'kind = "listwise"\noutput_format = "yes_no"\nuser = "{passages}"\n', "does not fit"),
+        ("not toml [", "TOML"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_prompt_file(bad)
     with pytest.raises(ConfigError, match="unknown prompt"):
         get_prompt("no-such-prompt")
     with pytest.raises(ConfigError, match="no version"):

@@ -147,6 +147,16 @@ def our_scores(ranker, pairs) -> tuple[list[float], list[tuple[int, ...]]]:
     return scores, rec.rows
 
 
+def ours_on_pairs(hub_id, max_length):
+    """Our ranker for ``hub_id`` (at the recipe's length, or ``max_length`` when given), its scores of ``PAIRS`` and
+    the ids its model read; a given ``max_length`` cuts the long pairs, which must warn."""
+    ranker = ours(hub_id, **({} if max_length is None else {"max_length": max_length}))
+    if max_length is None:
+        return (ranker, *our_scores(ranker, PAIRS))
+    with pytest.warns(UserWarning, match="cut at the token level"):
+        return (ranker, *our_scores(ranker, PAIRS))
+
+
 def assert_close(a, b, tol=TOL):
     assert len(a) == len(b)
     worst = max(abs(x - y) for x, y in zip(a, b))
@@ -170,13 +180,7 @@ def test_qwen3_reranker_equals_the_model_card(hub, max_length):
     ref, _ = card.score("Given a web search query, retrieve relevant passages that answer the query",
                         [q for q, _ in PAIRS], [d for _, d in PAIRS])
     rec.close()
-    options = {} if max_length is None else {"max_length": max_length}
-    ranker = ours("Qwen/Qwen3-Reranker-0.6B", **options)
-    if max_length is None:
-        got, rows = our_scores(ranker, PAIRS)
-    else:
-        with pytest.warns(UserWarning, match="cut at the token level"):
-            got, rows = our_scores(ranker, PAIRS)
+    ranker, got, rows = ours_on_pairs("Qwen/Qwen3-Reranker-0.6B", max_length)
     assert sorted(rec.rows) == sorted(rows)
     assert_close(ref, got)
     assert all(0.0 <= s <= 1.0 for s in got)
@@ -214,13 +218,7 @@ def test_bge_reranker_v2_gemma_equals_flagembedding(hub, max_length):
     rec = ForwardIds(flag.model)
     ref = flag.compute_score([list(p) for p in PAIRS], normalize=True)
     rec.close()
-    options = {} if max_length is None else {"max_length": max_length}
-    ranker = ours("BAAI/bge-reranker-v2-gemma", **options)
-    if max_length is None:
-        got, rows = our_scores(ranker, PAIRS)
-    else:
-        with pytest.warns(UserWarning, match="cut at the token level"):
-            got, rows = our_scores(ranker, PAIRS)
+    _, got, rows = ours_on_pairs("BAAI/bge-reranker-v2-gemma", max_length)
     assert_same_ids(rec.rows, rows, len(PAIRS))
     assert all(r[0] == 2 for r in rows)  # <bos>
     assert_close(ref, got)
@@ -276,13 +274,7 @@ def test_mxbai_rerank_v2_equals_the_package(hub, hub_id, max_length):
     rec = ForwardIds(ref_model.model)
     ref = ref_model.predict([q for q, _ in PAIRS], [d for _, d in PAIRS], normalize=True).tolist()
     rec.close()
-    options = {} if max_length is None else {"max_length": max_length}
-    ranker = ours(hub_id, **options)
-    if max_length is None:
-        got, rows = our_scores(ranker, PAIRS)
-    else:
-        with pytest.warns(UserWarning, match="cut at the token level"):
-            got, rows = our_scores(ranker, PAIRS)
+    _, got, rows = ours_on_pairs(hub_id, max_length)
     assert sorted(rec.rows) == sorted(rows)
     assert_close(ref, got)
     assert all(0.0 <= s <= 1.0 for s in got)
