@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .report import DataFormatError, DataWarning, LoadReport
-from .trec import Qrels, Run, check_run, read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
+from .trec import Qrels, Run, add_judgment, check_run, read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
 
 __all__ = [
     "CRANFIELD_ENV",
@@ -331,15 +331,7 @@ def _read_beir_qrels(path: Path, rep: LoadReport) -> Qrels:
             except ValueError:
                 rep.problem("bad_qrels_lines", f"{path.name} line {lineno}: gain {gain_s!r} is not a number")
                 continue
-            judged = qrels.setdefault(qid, {})
-            if doc_id in judged and judged[doc_id] != gain:
-                rep.problem(
-                    "conflicting_judgments",
-                    f"{path.name} line {lineno}: query {qid!r} doc {doc_id!r} judged {judged[doc_id]} then {gain}; "
-                    "keeping the max",
-                )
-            judged[doc_id] = max(gain, judged.get(doc_id, gain))
-            rep.count("judgments")
+            add_judgment(qrels, rep, f"{path.name} line {lineno}", qid, doc_id, gain)
     return qrels
 
 

@@ -132,16 +132,22 @@ def read_trec_qrels(
         except ValueError:
             rep.problem("bad_qrels_lines", f"line {lineno}: gain {gain_s!r} is not an integer")
             continue
-        judged = qrels.setdefault(qid, {})
-        if doc_id in judged and judged[doc_id] != gain:
-            rep.problem(
-                "conflicting_judgments",
-                f"line {lineno}: query {qid!r} doc {doc_id!r} judged {judged[doc_id]} then {gain}; keeping the max",
-            )
-        judged[doc_id] = max(gain, judged.get(doc_id, gain))
-        rep.count("judgments")
+        add_judgment(qrels, rep, f"line {lineno}", qid, doc_id, gain)
     rep.count("judged_queries", len(qrels))
     return qrels, rep
+
+
+def add_judgment(qrels: Qrels, rep: LoadReport, where: str, qid: str, doc_id: str, gain: int) -> None:
+    """Record one judgment read at ``where``; a different grade for a (query, document) already judged is counted
+    as ``conflicting_judgments`` and the higher grade kept."""
+    judged = qrels.setdefault(qid, {})
+    if doc_id in judged and judged[doc_id] != gain:
+        rep.problem(
+            "conflicting_judgments",
+            f"{where}: query {qid!r} doc {doc_id!r} judged {judged[doc_id]} then {gain}; keeping the max",
+        )
+    judged[doc_id] = max(gain, judged.get(doc_id, gain))
+    rep.count("judgments")
 
 
 def write_trec_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | os.PathLike[str]) -> Path:

@@ -8,13 +8,15 @@ brings SmolLM2's chat template (``<|im_start|>`` ... ``<|im_end|>``) with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .._optional import require
 from ..refs import resolve_model
 
 __all__ = ["TINY_LLM", "ZEPHYR_CHAT_TEMPLATE", "build_tiny_causal_lm", "save_bos_tokenizer", "save_qwen25_tokenizer",
-           "save_smollm2_tokenizer"]
+           "save_random_causal_lm", "save_smollm2_tokenizer"]
 
 #: The chat template of HuggingFaceH4/zephyr-7b-beta (and of castorini/rank_zephyr_7b_v1_full, which keeps it):
 #: ``<|user|>`` / ``<|assistant|>`` turns closed by ``</s>``, no BOS written by the template itself.
@@ -56,9 +58,13 @@ def save_smollm2_tokenizer(path: str | Path) -> Path:
     return path
 
 
-def build_tiny_causal_lm(path: str | Path, tokenizer_dir: str | Path, *, arch: str = "llama", seed: int = 0) -> Path:
-    """Save a random ``LlamaForCausalLM`` (``arch="llama"``) or ``Qwen2ForCausalLM`` (``arch="qwen2"``) with the
-    tokenizer found in ``tokenizer_dir`` to ``path`` and return ``path``."""
+def save_random_causal_lm(
+    path: str | Path, tokenizer_dir: str | Path, classes: tuple[str, str], sizes: Mapping[str, Any], *,
+    seed: int = 0, **config: Any,
+) -> Path:
+    """Save a random causal LM of ``classes`` (the transformers config and model class names) with the sizes
+    ``sizes`` and ``config``, and the tokenizer found in ``tokenizer_dir`` (its vocabulary size and BOS / EOS / pad
+    ids go into the config), to ``path``; return ``path``."""
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -68,20 +74,22 @@ def build_tiny_causal_lm(path: str | Path, tokenizer_dir: str | Path, *, arch: s
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
-    if arch == "llama":
-        config = transformers.LlamaConfig(**TINY_LLM, **ids)
-        cls = transformers.LlamaForCausalLM
-    elif arch == "qwen2":
-        config = transformers.Qwen2Config(**TINY_LLM, **ids)
-        cls = transformers.Qwen2ForCausalLM
-    else:
-        raise ValueError(f"arch must be 'llama' or 'qwen2', got {arch!r}")
+    config_cls, model_cls = (getattr(transformers, name) for name in classes)
     torch.manual_seed(seed)
-    model = cls(config).eval()
+    model = model_cls(config_cls(**sizes, **ids, **config)).eval()
     path = Path(path)
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+def build_tiny_causal_lm(path: str | Path, tokenizer_dir: str | Path, *, arch: str = "llama", seed: int = 0) -> Path:
+    """Save a random ``LlamaForCausalLM`` (``arch="llama"``) or ``Qwen2ForCausalLM`` (``arch="qwen2"``) with the
+    tokenizer found in ``tokenizer_dir`` to ``path`` and return ``path``."""
+    classes = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "qwen2": ("Qwen2Config", "Qwen2ForCausalLM")}
+    if arch not in classes:
+        raise ValueError(f"arch must be 'llama' or 'qwen2', got {arch!r}")
+    return save_random_causal_lm(path, tokenizer_dir, classes[arch], TINY_LLM, seed=seed)
 
 
 def save_bos_tokenizer(path: str | Path, *, chat_template: str | None = ZEPHYR_CHAT_TEMPLATE) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 
 from rerank_plugins._optional import require
 from rerank_plugins.errors import ModelNotFoundError
+from rerank_plugins.testing.tiny_llm import save_random_causal_lm
 
 __all__ = [
     "TINY_RECIPE_LLM",
@@ -138,16 +139,6 @@ def build_tiny_recipe_model(
     """Save a random ``arch`` causal LM (``"qwen3"``, ``"qwen2"`` or ``"gemma"``) with the tokenizer of
     ``tokenizer_dir`` to ``path``. ``name_or_path`` is written as the config's ``_name_or_path`` (how a local
     copy of a listed model is recognised)."""
-    torch = require("torch", "hf")
-    transformers = require("transformers", "hf")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    ids = {
-        "vocab_size": len(tokenizer),
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "max_position_embeddings": max_position_embeddings,
-    }
     classes = {
         "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
         "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
@@ -155,13 +146,9 @@ def build_tiny_recipe_model(
     }
     if arch not in classes:
         raise ValueError(f"arch must be one of {sorted(classes)}, got {arch!r}")
-    config_cls, model_cls = (getattr(transformers, n) for n in classes[arch])
-    config = config_cls(**TINY_RECIPE_LLM, **ids)
-    torch.manual_seed(seed)
-    model = model_cls(config).eval()
-    path = Path(path)
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
+    path = save_random_causal_lm(
+        path, tokenizer_dir, classes[arch], TINY_RECIPE_LLM, seed=seed, max_position_embeddings=max_position_embeddings
+    )
     if name_or_path is not None:
         import json
 
