@@ -24,6 +24,10 @@ and the bundled ``minilm``.
 
     python benchmarks/serve_load.py [--rerankers keyword,sleepy,minilm] [--clients 8] [--requests 200]
         [--seconds 60] [--impatient 4] [--impatient-docs 1000] [--impatient-timeout 0.3]
+        [--systems in-process,batching,no-batching,impatient]
+
+The real-model impatient row (issue 21 item 2): ``--rerankers minilm --clients 4 --candidates 8 --impatient 4
+--impatient-docs 1000 --impatient-timeout 0.3 --systems batching,impatient``.
 """
 
 from __future__ import annotations
@@ -187,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ms-per-doc", type=float, default=0.5, help="the sleepy reranker's cost per document")
     ap.add_argument("--split-documents", type=int, default=32,
                     help="create_app(split_documents=...) of every service run (0: off)")
+    ap.add_argument("--systems", default="in-process,batching,no-batching,impatient",
+                    help="which runs to make (the impatient ratio needs batching and impatient)")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "serve_load.json"))
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -207,11 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{'cut':>4} {'4xx ok':>6} {'bad!':>5} {'vs in-proc':>10}")
     print(header)
     rows = []
-    systems = [("service, batching", 32, 5.0, 0), ("service, no batching", 1, 0.0, 0)]
-    if args.impatient:
+    chosen = set(args.systems.split(","))
+    systems = [s for s, key in ((("service, batching", 32, 5.0, 0), "batching"),
+                                (("service, no batching", 1, 0.0, 0), "no-batching")) if key in chosen]
+    if args.impatient and "impatient" in chosen:
         systems.append((f"service, batching, +{args.impatient} impatient", 32, 5.0, args.impatient))
     for name in args.rerankers.split(","):
-        results = {"in-process (serial)": in_process(name, bodies, args.requests, args.seconds, args.ms_per_doc)}
+        results = {}
+        if "in-process" in chosen:
+            results["in-process (serial)"] = in_process(name, bodies, args.requests, args.seconds, args.ms_per_doc)
         for label, max_batch, wait, impatient in systems:
             proc, url = start_service(name, max_batch, wait, args.ms_per_doc, args.split_documents)
             try:
@@ -230,14 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "impatient_ok": rep.impatient_ok, "impatient_timeouts": rep.impatient_timeouts,
                               "cancelled_unscored": _metric(metrics, "rerank_cancelled_requests_total"),
                               "documents_scored": _metric(metrics, "rerank_documents_total")}
-        base = results["in-process (serial)"]["throughput"]
+        base = next(iter(results.values()))["throughput"] or 1.0  # in-process when run, else the first system
         for label, r in results.items():
             rows.append({"reranker": name, "system": label, **r})
             print(f"{name:<8} {label:<22} {r['ok']:>5} {r['throughput']:8.1f} {r['p50'] * 1e3:8.1f} "
                   f"{r['p99'] * 1e3:8.1f} {r['errors']:>6} {r['cut']:>4} {r['bad_rejected']:>6} "
                   f"{r['bad_mishandled']:>5} {r['throughput'] / base:10.2f}x")
         impatient_label = next((s[0] for s in systems if s[3]), None)
-        if impatient_label is not None:
+        if impatient_label is not None and "service, batching" in results:
             r, plain = results[impatient_label], results["service, batching"]
             print(f"  impatient clients: {r['impatient_sent']} sent, {r['impatient_ok']} answered in time, "
                   f"{r['impatient_timeouts']} gave up; {r['cancelled_unscored']:.0f} queued requests cancelled "

@@ -19,7 +19,7 @@ request that breaks the model gets its own error and the others their results. A
 Large requests (``split_documents``): a request with more documents is scored in slices, one slice per engine
 call, so it shares the engine with the requests that arrive meanwhile instead of holding it; large requests take
 turns. While smaller requests are active (one was admitted or answered within the last ``idle_after`` seconds,
-0.2 s), the slices of large requests get at most ``split_share`` (0.2) of the documents the others get: each
+0.2 s), the slices of large requests get at most ``split_share`` (0.1) of the documents the others get: each
 small document scored earns ``split_share`` documents of credit, and a slice takes at most the credit there is
 (never more than ``split_documents``). This holds whether or not a small request shares the batch: with no credit
 and no small request waiting, the engine waits for the next small request (at most until ``idle_after`` has passed
@@ -27,9 +27,14 @@ since the last one) instead of starting a slice that the small requests arriving
 With no small request for ``idle_after``, a large request gets every batch, in slices of ``split_documents`` (so a
 client that leaves wastes at most one slice). A client that leaves stops its request at the next slice
 (:attr:`MicroBatcher.cancelled_documents`). :attr:`MicroBatcher.split_documents_scored` counts the documents of
-slices. The slices are merged into one ranked list, so this is only right for rerankers that score each document
-on its own (pointwise: cross-encoders, embeddings, yes/no LLM scoring), never for listwise strategies, which
-compare documents with each other.
+slices. ``split_share`` was 0.2 until a model slower than a client's patience showed its cost: when an engine call
+takes longer than a retrying client waits (a CPU MiniLM, a 20 ms-per-document engine, against 0.3 s timeouts), every
+slice of such a client's request is wasted, so the others keep at most ``1 / (1 + split_share)`` of the engine:
+0.83x at 0.2 (measured 0.80x), 0.91x at 0.1 (measured 0.88x; ``benchmarks/serve_load.py``, docs/serving.md). A
+patient large request still progresses at a tenth of the small requests' rate while they are active, and at full
+speed once they stop. The slices are merged into one ranked list, so this is only right for rerankers that score
+each document on its own (pointwise: cross-encoders, embeddings, yes/no LLM scoring), never for listwise strategies,
+which compare documents with each other.
 
 Shutdown (:meth:`MicroBatcher.drain`, called when the server begins its graceful shutdown): work goes on until
 the deadline, large requests one after the other (the oldest first, so that as many as possible finish rather than
@@ -95,7 +100,7 @@ class MicroBatcher:
         max_batch_documents: int | None = None,
         max_queue: int = 1024,
         split_documents: int | None = None,
-        split_share: float = 0.2,
+        split_share: float = 0.1,
         idle_after: float = 0.2,
         on_batch: Any = None,
     ) -> None:
