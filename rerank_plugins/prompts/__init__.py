@@ -150,20 +150,16 @@ class PromptTemplate:
 
     def render_pointwise(self, query: str, text: str, *, max_grade: int | None = None) -> ChatPrompt:
         """Render one (query, passage) prompt; ``text`` is already cleaned."""
-        if self.kind != "pointwise":
-            raise ConfigError(f"prompt {self.key} is {self.kind}, not pointwise")
-        values: dict[str, Any] = {"query": query, "text": text, "max_grade": max_grade}
-        return ChatPrompt.of(
-            self.user.format(**values),
-            system=self.system.format(**values) if self.system else None,
-            assistant_prefix=self.assistant_prefix.format(**values),
-        )
+        return self._render_single("pointwise", {"query": query, "text": text, "max_grade": max_grade})
 
     def render_pairwise(self, query: str, a: str, b: str) -> ChatPrompt:
         """Render one (query, passage A, passage B) comparison; ``a`` and ``b`` are already cleaned."""
-        if self.kind != "pairwise":
-            raise ConfigError(f"prompt {self.key} is {self.kind}, not pairwise")
-        values: dict[str, Any] = {"query": query, "a": a, "b": b}
+        return self._render_single("pairwise", {"query": query, "a": a, "b": b})
+
+    def _render_single(self, kind: str, values: dict[str, Any]) -> ChatPrompt:
+        """The one-turn prompt of a ``kind`` template: system, user and assistant prefix filled with ``values``."""
+        if self.kind != kind:
+            raise ConfigError(f"prompt {self.key} is {self.kind}, not {kind}")
         return ChatPrompt.of(
             self.user.format(**values),
             system=self.system.format(**values) if self.system else None,

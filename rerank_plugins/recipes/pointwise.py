@@ -9,6 +9,8 @@ model of the real architecture class give identical prompt ids and scores equal 
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Recipe, register_recipe
 
 __all__ = [
@@ -18,6 +20,36 @@ __all__ = [
     "QWEN3_FORMAT",
     "QWEN3_INSTRUCTION",
 ]
+
+
+def _yes_no(
+    name: str, ids: tuple[str, ...], family: str, architecture: str, reference: str, prompt_format: dict[str, Any],
+    labels: tuple[str, str], score: str, description: str, notes: str, *,
+    configs: dict[str, dict[str, object]] | None = None, **score_options: Any,
+) -> None:
+    """Register one ``yes-no`` recipe: ``prompt_format`` builds the ids, ``labels`` are the (yes, no) label tokens,
+    ``score`` (with ``score_options``) the reference's formula; no word cap (the format cuts by tokens)."""
+    register_recipe(
+        Recipe(
+            name=name,
+            ids=ids,
+            family=family,
+            kind="yes-no",
+            architectures=(architecture,),
+            configs={} if configs is None else configs,
+            reference=reference,
+            options={
+                "prompt_format": prompt_format,
+                "labels": {"yes": [labels[0]], "no": [labels[1]]},
+                "score": score,
+                **score_options,
+                "max_passage_words": None,
+            },
+            description=description,
+            notes=notes,
+        )
+    )
+
 
 # ---------------------------------------------------------------------------------------------- Qwen3-Reranker
 def _qwen3_config(hidden: int, layers: int, intermediate: int, heads: int) -> dict[str, object]:
@@ -50,46 +82,40 @@ QWEN3_FORMAT = {
     "source": "Qwen3-Reranker model card, Transformers usage",
 }
 
-register_recipe(
-    Recipe(
-        name="qwen3-reranker",
-        ids=("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
-        family="Qwen3-Reranker",
-        kind="yes-no",
-        architectures=("Qwen3ForCausalLM",),
-        configs={
-            "Qwen/Qwen3-Reranker-0.6B": _qwen3_config(1024, 28, 3072, 16),
-            "Qwen/Qwen3-Reranker-4B": _qwen3_config(2560, 36, 9728, 32),
-            "Qwen/Qwen3-Reranker-8B": _qwen3_config(4096, 36, 12288, 32),
-        },
-        reference='Qwen3-Reranker model card code, "Transformers Usage" (https://huggingface.co/Qwen/Qwen3-Reranker-0.6B)',
-        options={
-            "prompt_format": QWEN3_FORMAT,
-            "labels": {"yes": ["yes"], "no": ["no"]},
-            "score": "p_yes",
-            "max_passage_words": None,
-        },
-        description="P(yes) = exp(log_softmax([logit no, logit yes])[yes]) at the last position, left padding",
-        notes=(
-            "Prompt: system/user prefix, '<Instruct>: ...\\n<Query>: ...\\n<Document>: ...', suffix with the empty "
-            "think block; instruction= replaces the default task. The card tokenises the pair with the "
-            "tokenizer's default add_special_tokens=True, which adds nothing for Qwen's tokenizer; the recipe "
-            "adds none. The card pads left without position ids; we pass position ids from the mask (RoPE is "
-            "relative, the logits agree to float rounding). "
-            "dtype, per device (the backends' auto rule, rerank_plugins/backends/device.py): CUDA: bf16 (fp16 before "
-            "compute capability 8.0), as the card: its from_pretrained(...) loads the published bf16 weights in "
-            "bf16 under transformers 5, whose default is dtype='auto' (under transformers 4 it loaded fp32). "
-            "CPU: fp32, on purpose: the bf16 weights upcast exactly, so the scores are the published weights' own, "
-            "equal to the card's code run in fp32 (8.4e-08 on a tiny random Qwen3 saved in bf16) and independent "
-            "of batching; the card's bf16 scores are bf16 numbers (a step of 2**-8 = 0.0039 for P(yes) >= 0.5) "
-            "that move with the batch and padding, and CPUs without AVX512-BF16 / AMX emulate bf16, slower than "
-            "fp32. Measured difference from the card as written: 0.0039 on that tiny model "
-            "(tests/recipes/test_qwen3_dtype.py), 0.0115 (0.6B) and 0.0183 (8B) on the real weights (issue 21). "
-            "backend_options={'dtype': 'bfloat16'} follows the card on the CPU too: 0.0044 from its scores, "
-            "within bf16 rounding and no closer than fp32 (the card's own scores move by 0.0078 between one pair "
-            "per call and one batch)."
-        ),
-    )
+_yes_no(
+    "qwen3-reranker",
+    ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
+    "Qwen3-Reranker",
+    "Qwen3ForCausalLM",
+    'Qwen3-Reranker model card code, "Transformers Usage" (https://huggingface.co/Qwen/Qwen3-Reranker-0.6B)',
+    QWEN3_FORMAT,
+    ("yes", "no"),
+    "p_yes",
+    "P(yes) = exp(log_softmax([logit no, logit yes])[yes]) at the last position, left padding",
+    (
+        "Prompt: system/user prefix, '<Instruct>: ...\\n<Query>: ...\\n<Document>: ...', suffix with the empty "
+        "think block; instruction= replaces the default task. The card tokenises the pair with the "
+        "tokenizer's default add_special_tokens=True, which adds nothing for Qwen's tokenizer; the recipe "
+        "adds none. The card pads left without position ids; we pass position ids from the mask (RoPE is "
+        "relative, the logits agree to float rounding). "
+        "dtype, per device (the backends' auto rule, rerank_plugins/backends/device.py): CUDA: bf16 (fp16 before "
+        "compute capability 8.0), as the card: its from_pretrained(...) loads the published bf16 weights in "
+        "bf16 under transformers 5, whose default is dtype='auto' (under transformers 4 it loaded fp32). "
+        "CPU: fp32, on purpose: the bf16 weights upcast exactly, so the scores are the published weights' own, "
+        "equal to the card's code run in fp32 (8.4e-08 on a tiny random Qwen3 saved in bf16) and independent "
+        "of batching; the card's bf16 scores are bf16 numbers (a step of 2**-8 = 0.0039 for P(yes) >= 0.5) "
+        "that move with the batch and padding, and CPUs without AVX512-BF16 / AMX emulate bf16, slower than "
+        "fp32. Measured difference from the card as written: 0.0039 on that tiny model "
+        "(tests/recipes/test_qwen3_dtype.py), 0.0115 (0.6B) and 0.0183 (8B) on the real weights (issue 21). "
+        "backend_options={'dtype': 'bfloat16'} follows the card on the CPU too: 0.0044 from its scores, "
+        "within bf16 rounding and no closer than fp32 (the card's own scores move by 0.0078 between one pair "
+        "per call and one batch)."
+    ),
+    configs={
+        "Qwen/Qwen3-Reranker-0.6B": _qwen3_config(1024, 28, 3072, 16),
+        "Qwen/Qwen3-Reranker-4B": _qwen3_config(2560, 36, 9728, 32),
+        "Qwen/Qwen3-Reranker-8B": _qwen3_config(4096, 36, 12288, 32),
+    },
 )
 
 # ---------------------------------------------------------------------------------------------- bge-reranker-v2-gemma
@@ -117,30 +143,24 @@ BGE_GEMMA_FORMAT = {
     "source": "FlagEmbedding 1.4.2 FlagLLMReranker",
 }
 
-register_recipe(
-    Recipe(
-        name="bge-reranker-v2-gemma",
-        ids=("BAAI/bge-reranker-v2-gemma",),
-        family="bge-reranker-v2 (LLM)",
-        kind="yes-no",
-        architectures=("GemmaForCausalLM",),
-        reference="FlagEmbedding==1.4.2 FlagLLMReranker (FlagEmbedding/inference/reranker/decoder_only/base.py)",
-        options={
-            "prompt_format": BGE_GEMMA_FORMAT,
-            "labels": {"yes": ["Yes"], "no": ["No"]},
-            "score": "sigmoid",
-            "max_passage_words": None,
-        },
-        description="sigmoid of the 'Yes' logit at the last position (FlagLLMReranker normalize=True)",
-        notes=(
-            "Raw text, no chat template, BOS first (when the tokenizer's BOS differs from its pad token, "
-            "FlagEmbedding's test), the 'Yes' token = tok('Yes')[0]. FlagEmbedding returns the raw 'Yes' logit "
-            "by default and sigmoid(logit) with normalize=True; the recipe gives the normalised [0, 1] form "
-            "(score='logit' gives the raw one). instruction= replaces FlagEmbedding's prompt. The raw logit "
-            "needs the in-process backend (an OpenAI-compatible server returns log-probabilities only). "
-            "dtype: FlagEmbedding uses fp32 unless use_fp16/use_bf16."
-        ),
-    )
+_yes_no(
+    "bge-reranker-v2-gemma",
+    ("BAAI/bge-reranker-v2-gemma",),
+    "bge-reranker-v2 (LLM)",
+    "GemmaForCausalLM",
+    "FlagEmbedding==1.4.2 FlagLLMReranker (FlagEmbedding/inference/reranker/decoder_only/base.py)",
+    BGE_GEMMA_FORMAT,
+    ("Yes", "No"),
+    "sigmoid",
+    "sigmoid of the 'Yes' logit at the last position (FlagLLMReranker normalize=True)",
+    (
+        "Raw text, no chat template, BOS first (when the tokenizer's BOS differs from its pad token, "
+        "FlagEmbedding's test), the 'Yes' token = tok('Yes')[0]. FlagEmbedding returns the raw 'Yes' logit "
+        "by default and sigmoid(logit) with normalize=True; the recipe gives the normalised [0, 1] form "
+        "(score='logit' gives the raw one). instruction= replaces FlagEmbedding's prompt. The raw logit "
+        "needs the in-process backend (an OpenAI-compatible server returns log-probabilities only). "
+        "dtype: FlagEmbedding uses fp32 unless use_fp16/use_bf16."
+    ),
 )
 
 # ---------------------------------------------------------------------------------------------- mxbai-rerank v2
@@ -180,22 +200,16 @@ _MXBAI_NOTES = (
 _MXBAI_ESTIMATED_MAX = {"base": 9.0, "large": 12.0}
 
 for _size, _estimated_max in _MXBAI_ESTIMATED_MAX.items():
-    register_recipe(
-        Recipe(
-            name=f"mxbai-rerank-{_size}-v2",
-            ids=(f"mixedbread-ai/mxbai-rerank-{_size}-v2",),
-            family="mxbai-rerank v2",
-            kind="yes-no",
-            architectures=("Qwen2ForCausalLM",),
-            reference="mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
-            options={
-                "prompt_format": MXBAI_V2_FORMAT,
-                "labels": {"yes": ["1"], "no": ["0"]},
-                "score": "sigmoid_diff",
-                "score_shift": _estimated_max / 2,
-                "max_passage_words": None,
-            },
-            description=f"sigmoid(logit '1' - logit '0' - {_estimated_max / 2}) at the last position (normalize=True)",
-            notes=_MXBAI_NOTES,
-        )
+    _yes_no(
+        f"mxbai-rerank-{_size}-v2",
+        (f"mixedbread-ai/mxbai-rerank-{_size}-v2",),
+        "mxbai-rerank v2",
+        "Qwen2ForCausalLM",
+        "mxbai-rerank==0.1.6 MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py)",
+        MXBAI_V2_FORMAT,
+        ("1", "0"),
+        "sigmoid_diff",
+        f"sigmoid(logit '1' - logit '0' - {_estimated_max / 2}) at the last position (normalize=True)",
+        _MXBAI_NOTES,
+        score_shift=_estimated_max / 2,
     )
