@@ -98,6 +98,21 @@ def run_pylate(request: dict[str, Any], *, timeout: float = 600) -> dict[str, An
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+# Both child programs rank with PyLate's own pipeline: encode the queries and all documents, regroup the document
+# embeddings per query, rank.rerank. Defined after ``from pylate import models, rank`` in each.
+_PYLATE_RERANK = r"""
+def pylate_rerank(model, queries, documents, batch_size):
+    q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
+    flat = [d for docs in documents for d in docs]
+    d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
+    grouped, start = [], 0
+    for docs in documents:
+        grouped.append(d[start:start + len(docs)])
+        start += len(docs)
+    doc_ids = [list(range(len(docs))) for docs in documents]
+    return rank.rerank(documents_ids=doc_ids, queries_embeddings=q, documents_embeddings=grouped), q, d
+"""
+
 # The child: only PyLate's public API (models.ColBERT, ColBERT.tokenize/encode, rank.rerank).
 _CHILD = r"""
 import json, logging, sys, time, warnings
@@ -110,6 +125,7 @@ if threads:
     torch.set_num_threads(int(threads))
 from pylate import models, rank
 import pylate
+""" + _PYLATE_RERANK + r"""
 def handle(req):
     assert pylate.__version__ == req.get("expect_version", pylate.__version__), pylate.__version__
     model = models.ColBERT(req["model"], device="cpu", **req.get("model_kwargs", {}))
@@ -126,15 +142,7 @@ def handle(req):
         return out
 
     def once():
-        q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
-        flat = [d for docs in documents for d in docs]
-        d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
-        grouped, start = [], 0
-        for docs in documents:
-            grouped.append(d[start:start + len(docs)])
-            start += len(docs)
-        doc_ids = [list(range(len(docs))) for docs in documents]
-        return rank.rerank(documents_ids=doc_ids, queries_embeddings=q, documents_embeddings=grouped), q, d
+        return pylate_rerank(model, queries, documents, batch_size)
 
     best = None
     for _ in range(int(req.get("repeat", 1))):
@@ -182,6 +190,7 @@ if req.get("threads"):
     torch.set_num_threads(int(req["threads"]))
 from pylate import models, rank
 import pylate
+""" + _PYLATE_RERANK + r"""
 model = models.ColBERT(req["model"], device="cpu", **req.get("model_kwargs", {}))
 queries, documents = req["queries"], req["documents"]
 batch_size = int(req.get("batch_size", 32))
@@ -189,15 +198,7 @@ sys.stdout.write(json.dumps({"version": pylate.__version__}) + "\n")
 sys.stdout.flush()
 for line in sys.stdin:
     t0, c0 = time.perf_counter(), time.process_time()
-    q = model.encode(queries, is_query=True, batch_size=batch_size, show_progress_bar=False)
-    flat = [d for docs in documents for d in docs]
-    d = model.encode(flat, is_query=False, batch_size=batch_size, show_progress_bar=False)
-    grouped, start = [], 0
-    for docs in documents:
-        grouped.append(d[start:start + len(docs)])
-        start += len(docs)
-    ranked = rank.rerank(documents_ids=[list(range(len(x))) for x in documents], queries_embeddings=q,
-                         documents_embeddings=grouped)
+    ranked, _, _ = pylate_rerank(model, queries, documents, batch_size)
     out = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
            "rankings": [[{"id": int(r["id"]), "score": float(r["score"])} for r in x] for x in ranked]}
     sys.stdout.write(json.dumps(out) + "\n")

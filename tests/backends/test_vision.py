@@ -30,13 +30,8 @@ MAX_PIXELS = 28 * 28 * 64  # at most 64 image tokens per image: fast on CPU
 
 
 @pytest.fixture(scope="module")
-def qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny-qwen2-vl"), max_pixels=MAX_PIXELS)
-
-
-@pytest.fixture(scope="module")
-def backend(qwen2_dir: Path) -> VisionLanguageBackend:
-    return VisionLanguageBackend(str(qwen2_dir), device="cpu", batch_size=4)
+def backend(tiny_qwen2_vl_dir: Path) -> VisionLanguageBackend:
+    return VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", batch_size=4)
 
 
 def _prompt(image: Any | None, text: str = "Query: shock waves. Is the page relevant? Answer yes or no.") -> ChatPrompt:
@@ -108,12 +103,12 @@ def test_label_logprobs_is_the_last_position_of_one_forward(backend: VisionLangu
         assert row == pytest.approx([float(ref[yes]), float(ref[no])], abs=1e-4)
 
 
-def test_batched_equals_alone_for_mixed_image_sizes(qwen2_dir: Path, backend: VisionLanguageBackend) -> None:
+def test_batched_equals_alone_for_mixed_image_sizes(tiny_qwen2_vl_dir: Path, backend: VisionLanguageBackend) -> None:
     prompts = _mixed_prompts()
     batched = backend.label_logprobs(prompts, ["yes", "no"])
     alone = [backend.label_logprobs([p], ["yes", "no"])[0] for p in prompts]
     assert _flat(batched) == pytest.approx(_flat(alone), abs=1e-4)
-    small = VisionLanguageBackend(str(qwen2_dir), device="cpu", batch_size=1)
+    small = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", batch_size=1)
     assert _flat(small.label_logprobs(prompts, ["yes", "no"])) == pytest.approx(_flat(batched), abs=1e-4)
     assert small.stats.forward_calls == 4
 
@@ -149,33 +144,33 @@ def test_generate_greedy_batched_equals_alone_and_reports_length(backend: Vision
     assert all(g.completion_tokens == 4 for g in out)
 
 
-def test_max_pixels_bounds_image_tokens(qwen2_dir: Path) -> None:
-    small = VisionLanguageBackend(str(qwen2_dir), device="cpu", max_pixels=28 * 28 * 16)
+def test_max_pixels_bounds_image_tokens(tiny_qwen2_vl_dir: Path) -> None:
+    small = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", max_pixels=28 * 28 * 16)
     big_image = Image.new("RGB", (1000, 1000), "white")
     n_small = small.encode(_prompt(big_image)).features["input_ids"].eq(small.image_token_id).sum().item()
     assert 0 < n_small <= 16
-    large = VisionLanguageBackend(str(qwen2_dir), device="cpu", max_pixels=28 * 28 * 100)
+    large = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", max_pixels=28 * 28 * 100)
     n_large = large.encode(_prompt(big_image)).features["input_ids"].eq(large.image_token_id).sum().item()
     assert 16 < n_large <= 100
 
 
-def test_stats_split_processor_and_model_time(qwen2_dir: Path) -> None:
-    b = VisionLanguageBackend(str(qwen2_dir), device="cpu")
+def test_stats_split_processor_and_model_time(tiny_qwen2_vl_dir: Path) -> None:
+    b = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu")
     b.label_logprobs(_mixed_prompts(), ["yes"])
     assert b.stats.images == 3
     assert b.stats.image_tokens > 0
     assert b.stats.processor_seconds > 0 and b.stats.model_seconds > 0
 
 
-def test_context_length_is_never_cut_silently(qwen2_dir: Path) -> None:
-    b = VisionLanguageBackend(str(qwen2_dir), device="cpu", context_length=40)
+def test_context_length_is_never_cut_silently(tiny_qwen2_vl_dir: Path) -> None:
+    b = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", context_length=40)
     with pytest.raises(ConfigError, match=r"image tokens included.*40-token context"):
         b.label_logprobs([_prompt(Image.new("RGB", (400, 400)))], ["yes"])
 
 
-def test_config_errors(qwen2_dir: Path, tmp_path: Path) -> None:
+def test_config_errors(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="larger than max_pixels"):
-        VisionLanguageBackend(str(qwen2_dir), min_pixels=10_000, max_pixels=5_000)
+        VisionLanguageBackend(str(tiny_qwen2_vl_dir), min_pixels=10_000, max_pixels=5_000)
     with pytest.raises(ModelNotFoundError):
         VisionLanguageBackend(str(tmp_path / "nowhere" / "model"))
 
@@ -199,10 +194,10 @@ def test_qwen2_5_vl_variant(tmp_path: Path) -> None:
 
 
 def test_lora_adapter_loads_its_base_like_monoqwen(
-    qwen2_dir: Path, backend: VisionLanguageBackend, tmp_path: Path
+    tiny_qwen2_vl_dir: Path, backend: VisionLanguageBackend, tmp_path: Path
 ) -> None:
     pytest.importorskip("peft")
-    adapter = build_tiny_lora_adapter(tmp_path / "mono-adapter", qwen2_dir)
+    adapter = build_tiny_lora_adapter(tmp_path / "mono-adapter", tiny_qwen2_vl_dir)
     assert not (adapter / "preprocessor_config.json").exists()  # processor comes from the base, as for MonoQwen
     b = VisionLanguageBackend(str(adapter), device="cpu")
     assert b.adapter == str(adapter)

@@ -28,20 +28,13 @@ from rerank_plugins.rankers.vision_reasoning import VisionReasoningReranker  # n
 from rerank_plugins.rankers.vision_yes_no import VisionYesNoReranker  # noqa: E402
 from rerank_plugins.testing import RerankerConformance, ScriptedLLM  # noqa: E402
 from rerank_plugins.testing.pages import PageSet, page_candidates, page_png  # noqa: E402
-from rerank_plugins.testing.tiny_vision import build_tiny_clip, build_tiny_qwen2_vl  # noqa: E402
+from rerank_plugins.testing.tiny_vision import build_tiny_clip  # noqa: E402
 from rerank_plugins.types import as_candidates  # noqa: E402
 
-MAX_PIXELS = 28 * 28 * 64
-
 
 @pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("mm-qwen2-vl"), max_pixels=MAX_PIXELS)
-
-
-@pytest.fixture(scope="module")
-def vl_backend(qwen_dir: Path) -> VisionLanguageBackend:
-    return VisionLanguageBackend(str(qwen_dir), device="cpu", batch_size=8)
+def vl_backend(tiny_qwen2_vl_dir: Path) -> VisionLanguageBackend:
+    return VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -203,11 +196,11 @@ def test_bad_images_fail_early_and_name_the_candidate(
     assert vl_backend.stats.forward_calls == before  # refused before any model work
 
 
-def test_mixed_image_sizes_batch_equals_one_by_one(qwen_dir: Path, vl_backend: VisionLanguageBackend) -> None:
+def test_mixed_image_sizes_batch_equals_one_by_one(tiny_qwen2_vl_dir: Path, vl_backend: VisionLanguageBackend) -> None:
     sizes = [(640, 905), (90, 60), (1200, 300), (300, 1200), (28, 28), (500, 500)]
     cands = [Candidate(id=f"p{i}", image=Image.new("RGB", s, (i * 40, 100, 200))) for i, s in enumerate(sizes)]
     batched = VisionYesNoReranker(vl_backend, batch_size=6).rerank("wing flutter", cands)
-    single_backend = VisionLanguageBackend(str(qwen_dir), device="cpu", batch_size=1)
+    single_backend = VisionLanguageBackend(str(tiny_qwen2_vl_dir), device="cpu", batch_size=1)
     single = VisionYesNoReranker(single_backend, batch_size=1).rerank("wing flutter", cands)
     assert batched.ids == single.ids
     assert batched.scores == pytest.approx(single.scores, abs=1e-5)
@@ -338,12 +331,12 @@ def test_real_backend_truncation_raises_by_default(vl_backend: VisionLanguageBac
 
 
 # ---------------------------------------------------------------------------------------------- registry
-def test_load_reranker_kinds(qwen_dir: Path, clip_dir: Path) -> None:
-    yes_no = load_reranker(str(qwen_dir), kind="vision-yes-no", backend_options={"device": "cpu"})
+def test_load_reranker_kinds(tiny_qwen2_vl_dir: Path, clip_dir: Path) -> None:
+    yes_no = load_reranker(str(tiny_qwen2_vl_dir), kind="vision-yes-no", backend_options={"device": "cpu"})
     assert isinstance(yes_no, VisionYesNoReranker)
     assert isinstance(yes_no.backend, VisionLanguageBackend)
     yes_no.close()
-    reasoning = load_reranker(str(qwen_dir), kind="vision-reasoning", fallback="keep", max_new_tokens=2)
+    reasoning = load_reranker(str(tiny_qwen2_vl_dir), kind="vision-reasoning", fallback="keep", max_new_tokens=2)
     assert isinstance(reasoning, VisionReasoningReranker)
     reasoning.close()
     clip = load_reranker(str(clip_dir), kind="clip")
