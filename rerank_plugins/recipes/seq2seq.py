@@ -15,9 +15,26 @@ from . import Recipe, register_recipe
 
 __all__: list[str] = []
 
-register_recipe(Recipe(
-    name="monot5",
-    ids=(
+
+def _t5(name: str, ids: tuple[str, ...], family: str, kind: str, reference: str, description: str, notes: str) -> None:
+    """Register one castorini T5 recipe: ``T5ForConditionalGeneration``, the ``▁true`` / ``▁false`` label pieces, 512
+    tokens."""
+    register_recipe(Recipe(
+        name=name,
+        ids=ids,
+        family=family,
+        architectures=("T5ForConditionalGeneration",),
+        kind=kind,
+        reference=reference,
+        options={"token_true": "\u2581true", "token_false": "\u2581false", "max_length": 512},
+        description=description,
+        notes=notes,
+    ))
+
+
+_t5(
+    "monot5",
+    (
         "castorini/monot5-small-msmarco-10k", "castorini/monot5-small-msmarco-100k",
         "castorini/monot5-base-msmarco", "castorini/monot5-base-msmarco-10k",
         "castorini/monot5-large-msmarco", "castorini/monot5-large-msmarco-10k",
@@ -25,24 +42,19 @@ register_recipe(Recipe(
         "castorini/monot5-base-med-msmarco", "castorini/monot5-3b-med-msmarco",
         "unicamp-dl/InRanker-small", "unicamp-dl/InRanker-base", "unicamp-dl/InRanker-3B",
     ),
-    family="monoT5 (T5)",
-    architectures=("T5ForConditionalGeneration",),
-    kind="monot5",
-    reference="rerankers==0.10.0 rerankers/models/t5ranker.py T5Ranker._get_scores",
-    options={"token_true": "\u2581true", "token_false": "\u2581false", "max_length": 512},
-    description="P(true) of the first decoder step after 'Query: {q} Document: {d} Relevant:'",
-    notes="pygaggle reports log P(true) (score='log-probability'); the order is the same. The references cut "
-          "overlong prompts at the end of the string (losing 'Relevant:'); here the document is cut instead.",
-))
-
-register_recipe(Recipe(
-    name="duot5",
-    ids=("castorini/duot5-base-msmarco", "castorini/duot5-base-msmarco-10k", "castorini/duot5-3b-msmarco"),
-    family="duoT5 (T5, pairwise)",
-    architectures=("T5ForConditionalGeneration",),
-    kind="duot5",
-    reference="pygaggle (castorini, master) pygaggle/rerank/transformer.py DuoT5.rescore (transcribed)",
-    options={"token_true": "\u2581true", "token_false": "\u2581false", "max_length": 512},
-    description="sum over j of P(d_i > d_j) + (1 - P(d_j > d_i)), all ordered pairs",
-    notes="n (n - 1) forward passes: rerank a short head (the paper: monoT5's top 50) with a cascade.",
-))
+    "monoT5 (T5)",
+    "monot5",
+    "rerankers==0.10.0 rerankers/models/t5ranker.py T5Ranker._get_scores",
+    "P(true) of the first decoder step after 'Query: {q} Document: {d} Relevant:'",
+    "pygaggle reports log P(true) (score='log-probability'); the order is the same. The references cut "
+    "overlong prompts at the end of the string (losing 'Relevant:'); here the document is cut instead.",
+)
+_t5(
+    "duot5",
+    ("castorini/duot5-base-msmarco", "castorini/duot5-base-msmarco-10k", "castorini/duot5-3b-msmarco"),
+    "duoT5 (T5, pairwise)",
+    "duot5",
+    "pygaggle (castorini, master) pygaggle/rerank/transformer.py DuoT5.rescore (transcribed)",
+    "sum over j of P(d_i > d_j) + (1 - P(d_j > d_i)), all ordered pairs",
+    "n (n - 1) forward passes: rerank a short head (the paper: monoT5's top 50) with a cascade.",
+)
