@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from methods_toys import pairwise_llm
@@ -84,14 +85,15 @@ def test_judge_prompt_and_custom_labels() -> None:
 
 def test_configuration_errors() -> None:
     llm = pairwise_llm()
-    with pytest.raises(ConfigError, match="method"):
-        PairwiseReranker(llm, method="quick")
-    with pytest.raises(ConfigError, match="aggregation"):
-        PairwiseReranker(llm, aggregation="kemeny")
-    with pytest.raises(ConfigError, match="pairwise"):
-        PairwiseReranker(llm, prompt="yes-no")
-    with pytest.raises(ConfigError, match="top_k_settle"):
-        PairwiseReranker(llm, top_k_settle=0)
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"method": "quick"}, "method"),
+        ({"aggregation": "kemeny"}, "aggregation"),
+        ({"prompt": "yes-no"}, "pairwise"),
+        ({"top_k_settle": 0}, "top_k_settle"),
+    ]
+    for options, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            PairwiseReranker(llm, **options)
 
 
 def test_rating_judge_reuses_the_graded_scores() -> None:
