@@ -175,17 +175,11 @@ class TransformersLLMBackend(LLMBackend):
             "cache_conversion": cache_conversion, "generation_kwargs": generation_kwargs,
             "model_kwargs": model_kwargs, "tokenizer_kwargs": tokenizer_kwargs, "progress": progress,
         }
-        defaults = inspect.signature(TransformersLLMBackend.__init__).parameters
-        self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.progress = progress
-        self.generation_kwargs = dict(generation_kwargs or {})
-        self.model_id = ref.bundled_name if ref.bundled_name is not None else str(ref)
+        self._keep_settings(
+            TransformersLLMBackend, given, device=device, dtype=dtype, batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens, progress=progress, generation_kwargs=generation_kwargs,
+        )
         self.stats = BackendStats()
-        self._lock = threading.RLock()
 
         loaded, tok, self.source = load_causal_lm(
             ref, dtype=self.dtype, trust_remote_code=trust_remote_code, cache_conversion=cache_conversion,
@@ -198,6 +192,24 @@ class TransformersLLMBackend(LLMBackend):
         else:
             self.model = loaded.to(self.device).eval()
         self._set_tokenizer(tok, context_length)
+
+    def _keep_settings(
+        self, cls: type[TransformersLLMBackend], given: dict[str, Any], *, device: Any, dtype: Any, batch_size: int,
+        max_batch_tokens: int | None, progress: bool, generation_kwargs: dict[str, Any] | None,
+    ) -> None:
+        """The settings this backend and the vision backend keep alike: ``_options``, the ``given`` options that
+        differ from ``cls.__init__``'s defaults (what rebuilds the backend when unpickled), the resolved device and
+        dtype, the batch bounds, the model id (of :attr:`ref`) and the lock."""
+        defaults = inspect.signature(cls).parameters
+        self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
+        self.device = resolve_device(device)
+        self.dtype: Any = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.progress = progress
+        self.generation_kwargs = dict(generation_kwargs or {})
+        self.model_id = self.ref.bundled_name if self.ref.bundled_name is not None else str(self.ref)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------------ copies
     def __deepcopy__(self, memo: dict[int, Any]) -> TransformersLLMBackend:

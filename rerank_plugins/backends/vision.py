@@ -41,9 +41,7 @@ and the seconds spent in the processor and in the model, so the cost of image pr
 
 from __future__ import annotations
 
-import inspect
 import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +53,6 @@ from ..images import ImageLimits, is_pil_image, load_image
 from ..refs import ModelRef, resolve_model
 from ..validation import check_int
 from .base import ChatPrompt, Generation, GenerationRequest
-from .device import resolve_device, resolve_dtype
 from .transformers import BackendStats, TransformersLLMBackend
 from .vision_loading import load_vision_model, load_vision_processor, processor_source
 
@@ -145,19 +142,12 @@ class VisionLanguageBackend(TransformersLLMBackend):
             "trust_remote_code": trust_remote_code, "merge_adapter": merge_adapter,
             "generation_kwargs": generation_kwargs, "model_kwargs": model_kwargs, "progress": progress,
         }
-        defaults = inspect.signature(VisionLanguageBackend.__init__).parameters
-        #: what rebuilds this backend when unpickled: the options given that differ from the defaults
-        self._options: dict[str, Any] = {k: v for k, v in given.items() if v != defaults[k].default}
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.progress = progress
+        self._keep_settings(
+            VisionLanguageBackend, given, device=device, dtype=dtype, batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens, progress=progress, generation_kwargs=generation_kwargs,
+        )
         self.image_limits = image_limits
-        self.generation_kwargs = dict(generation_kwargs or {})
-        self.model_id = ref.bundled_name if ref.bundled_name is not None else str(ref)
         self.stats: VisionBackendStats = VisionBackendStats()
-        self._lock = threading.RLock()
 
         loaded, base_source, self.adapter = load_vision_model(
             ref.name_or_path, dtype=self.dtype, trust_remote_code=trust_remote_code, merge_adapter=merge_adapter,

@@ -56,7 +56,7 @@ import os
 import random
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -696,11 +696,15 @@ class ListwiseReranker(BatchedReranker):
             todo.append((state, window, ids, self._window_prompt(state, ids)))
         if not todo:
             return
-        groups = [list(range(len(todo)))] if self.batch_windows else [[i] for i in range(len(todo))]
+        for i, raw in self._answers([t[3] for t in todo], [len(t[2]) for t in todo]):
+            self._apply(*todo[i], raw)
+
+    def _answers(self, prompts: list[ChatPrompt], sizes: list[int]) -> Iterator[tuple[int, Any]]:
+        """``(index, answer)`` of each prompt: one backend call for all (``batch_windows``) or one per prompt, each
+        call made when the answers before it have been taken (applied)."""
+        groups = [list(range(len(prompts)))] if self.batch_windows else [[i] for i in range(len(prompts))]
         for group in groups:
-            raws = self._call([todo[i][3] for i in group], [len(todo[i][2]) for i in group])
-            for i, raw in zip(group, raws):
-                self._apply(*todo[i], raw)
+            yield from zip(group, self._call([prompts[i] for i in group], [sizes[i] for i in group]))
 
     def _run_heapsort(self, states: list[_State]) -> None:
         """Setwise heapsort: each state's next group, all queries' groups in one backend call per step."""
@@ -719,11 +723,8 @@ class ListwiseReranker(BatchedReranker):
                 todo.append((state, group, shown, self._window_prompt(state, [group[j] for j in shown])))
             if not todo:
                 break
-            groups = [list(range(len(todo)))] if self.batch_windows else [[i] for i in range(len(todo))]
-            for chunk in groups:
-                raws = self._call([todo[i][3] for i in chunk], [len(todo[i][1]) for i in chunk])
-                for i, raw in zip(chunk, raws):
-                    self._apply_group(*todo[i], raw, step)
+            for i, raw in self._answers([t[3] for t in todo], [len(t[1]) for t in todo]):
+                self._apply_group(*todo[i], raw, step)
             step += 1
         for state in states:
             assert state.heap is not None
@@ -745,38 +746,20 @@ class ListwiseReranker(BatchedReranker):
     ) -> None:
         heap = state.heap
         assert heap is not None
-        try:
-            outcome = self._interpret(raw, len(group), prompt)
-            failed, error = False, None
-            best: int | None = shown[outcome.order[0]]
-        except ModelOutputError as exc:
-            where = f"{self.name}: heapsort group {step} for query {state.query.text[:60]!r}"
-            if self.fallback == "raise":
-                raise ModelOutputError(f"{where}: {exc}", raw_text=exc.raw_text) from exc
-            # the reference keeps the node where it is when the answer names no passage
-            kept = self.answer.failed_reasoning(self, exc.raw_text)
-            outcome = _Outcome(list(range(len(group))), {}, exc.raw_text, kept)
-            failed, error, best = True, str(exc), None
+        where = f"{self.name}: heapsort group {step} for query {state.query.text[:60]!r}"
+        # the reference keeps the node where it is when the answer names no passage
+        outcome, error = self._interpret_or_keep(raw, len(group), prompt, where)
+        best = None if error is not None else shown[outcome.order[0]]
         heap.feed(best)
-        if outcome.reasoning is not None and not failed:
+        if outcome.reasoning is not None and error is None:
             for p in group:
                 state.reasoning[state.order[p]] = outcome.reasoning
         cands = state.candidates
         winner = [0] if best is None else [best]
         output = [*winner, *(j for j in range(len(group)) if j not in winner)]
-        state.traces.append(
-            WindowTrace(
-                pass_index=0,
-                start=min(group),
-                end=max(group) + 1,
-                input_ids=tuple(cands[state.order[group[j]]].id for j in shown),
-                output_ids=tuple(cands[state.order[group[j]]].id for j in output),
-                raw_output=outcome.raw_output,
-                reasoning=outcome.reasoning,
-                repairs=outcome.repairs,
-                failed=failed,
-                error=error,
-            )
+        self._trace(
+            state, 0, min(group), max(group) + 1, tuple(cands[state.order[group[j]]].id for j in shown),
+            tuple(cands[state.order[group[j]]].id for j in output), outcome, error,
         )
 
     def generation_budget(self, size: int) -> int:
@@ -800,36 +783,50 @@ class ListwiseReranker(BatchedReranker):
         return self.answer.interpret(self, raw, size, prompt)
 
     def _apply(self, state: _State, window: Window, ids: tuple[int, ...], prompt: ChatPrompt, raw: Any) -> None:
-        try:
-            outcome = self._interpret(raw, len(ids), prompt)
-            failed, error = False, None
-        except ModelOutputError as exc:
-            where = (
-                f"{self.name}: window [{window.start}, {window.end}) of pass {window.pass_index} "
-                f"for query {state.query.text[:60]!r}"
-            )
-            if self.fallback == "raise":
-                raise ModelOutputError(f"{where}: {exc}", raw_text=exc.raw_text) from exc
-            kept = self.answer.failed_reasoning(self, exc.raw_text)
-            outcome = _Outcome(list(range(len(ids))), {}, exc.raw_text, kept)
-            failed, error = True, str(exc)
+        where = (
+            f"{self.name}: window [{window.start}, {window.end}) of pass {window.pass_index} "
+            f"for query {state.query.text[:60]!r}"
+        )
+        outcome, error = self._interpret_or_keep(raw, len(ids), prompt, where)
         state.cache[ids] = outcome.order
         state.order = apply_window(state.order, window.start, window.end, outcome.order)
-        if outcome.reasoning is not None and not failed:
+        if outcome.reasoning is not None and error is None:
             for i in ids:
                 state.reasoning[i] = outcome.reasoning
         cands = state.candidates
+        self._trace(
+            state, window.pass_index, window.start, window.end, tuple(cands[i].id for i in ids),
+            tuple(cands[ids[j]].id for j in outcome.order), outcome, error,
+        )
+
+    def _interpret_or_keep(self, raw: Any, size: int, prompt: ChatPrompt, where: str) -> tuple[_Outcome, str | None]:
+        """The window order of one answer and ``None``; for an unusable answer, :class:`ModelOutputError` naming
+        ``where`` (``fallback="raise"``) or the input order, the reasoning kept, and the error's text."""
+        try:
+            return self._interpret(raw, size, prompt), None
+        except ModelOutputError as exc:
+            if self.fallback == "raise":
+                raise ModelOutputError(f"{where}: {exc}", raw_text=exc.raw_text) from exc
+            kept = self.answer.failed_reasoning(self, exc.raw_text)
+            return _Outcome(list(range(size)), {}, exc.raw_text, kept), str(exc)
+
+    @staticmethod
+    def _trace(
+        state: _State, pass_index: int, start: int, end: int, input_ids: tuple[str, ...],
+        output_ids: tuple[str, ...], outcome: _Outcome, error: str | None,
+    ) -> None:
+        """Add the :class:`WindowTrace` of one window (or heapsort group) to ``state``; ``error``: why it failed."""
         state.traces.append(
             WindowTrace(
-                pass_index=window.pass_index,
-                start=window.start,
-                end=window.end,
-                input_ids=tuple(cands[i].id for i in ids),
-                output_ids=tuple(cands[ids[j]].id for j in outcome.order),
+                pass_index=pass_index,
+                start=start,
+                end=end,
+                input_ids=input_ids,
+                output_ids=output_ids,
                 raw_output=outcome.raw_output,
                 reasoning=outcome.reasoning,
                 repairs=outcome.repairs,
-                failed=failed,
+                failed=error is not None,
                 error=error,
             )
         )
