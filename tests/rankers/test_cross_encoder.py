@@ -3,7 +3,6 @@ sentence-transformers CrossEncoder.predict, activations, truncation warnings, ch
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 
+from _support.extras import assert_names_the_extra  # noqa: E402
+
 from rerank_plugins import (  # noqa: E402
     Candidate,
     ConfigError,
     InvalidInputError,
-    MissingDependencyError,
     ModelNotFoundError,
     load_reranker,
 )
@@ -291,10 +291,7 @@ def test_embedding_model_without_a_head_is_refused() -> None:
 
 
 def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_ce_dir: Path) -> None:
-    monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(MissingDependencyError, match=r"rerank-plugins\[hf\]") as info:
-        CrossEncoderReranker(str(tiny_ce_dir))
-    assert info.value.extra == "hf"
+    assert_names_the_extra(monkeypatch, "transformers", "hf", lambda: CrossEncoderReranker(str(tiny_ce_dir)))
 
 
 def test_image_only_candidate_rejected(ce1: CrossEncoderReranker) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,9 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
-from rerank_plugins import Candidate, InvalidInputError, MissingDependencyError, ModelNotFoundError, load_reranker
+from _support.extras import assert_names_the_extra
+
+from rerank_plugins import Candidate, InvalidInputError, ModelNotFoundError, load_reranker
 from rerank_plugins.engine.cache import ScoreCache
 from rerank_plugins.rankers.embedding import EmbeddingReranker
 from rerank_plugins.testing import RerankerConformance
@@ -140,10 +141,7 @@ def test_bad_model_path_raises_model_not_found(tmp_path: Path) -> None:
 
 
 def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_st_dir: Path) -> None:
-    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(MissingDependencyError, match=r"rerank-plugins\[hf\]") as info:
-        EmbeddingReranker(str(tiny_st_dir))
-    assert info.value.extra == "hf"
+    assert_names_the_extra(monkeypatch, "sentence_transformers", "hf", lambda: EmbeddingReranker(str(tiny_st_dir)))
 
 
 def test_close_is_idempotent(tiny_st_dir: Path) -> None:
