@@ -74,7 +74,11 @@ def _unigram_fast(tokenizer_class: Any, specials: list[str], single: str, pair: 
     return tokenizer_class(tokenizer_object=raw, **kwargs)
 
 
-def _save(model: Any, tokenizer: Any, path: str | Path) -> Path:
+def _save_random(model_class: Any, config: Any, tokenizer: Any, path: str | Path, seed: int) -> Path:
+    """Save a ``model_class`` of ``config`` initialised from ``torch.manual_seed(seed)``, and ``tokenizer``."""
+    torch = require("torch", "hf")
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
     path = Path(path)
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
@@ -84,7 +88,6 @@ def _save(model: Any, tokenizer: Any, path: str | Path) -> Path:
 def build_tiny_xlmr_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:
     """A random ``XLMRobertaForSequenceClassification`` (the class of bge-reranker-base/large/v2-m3) with an
     XLM-R-style tokenizer (``<s> q </s></s> d </s>``, no token type ids)."""
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     tok = _unigram_fast(
         transformers.XLMRobertaTokenizerFast, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<s> $A </s>",
@@ -95,14 +98,12 @@ def build_tiny_xlmr_cross_encoder(path: str | Path, num_labels: int = 1, seed: i
         vocab_size=len(tok), num_labels=num_labels, pad_token_id=1, bos_token_id=0, eos_token_id=2,
         type_vocab_size=1, **{**TINY_BERT, "max_position_embeddings": 514},
     )
-    torch.manual_seed(seed)
-    return _save(transformers.XLMRobertaForSequenceClassification(config).eval(), tok, path)
+    return _save_random(transformers.XLMRobertaForSequenceClassification, config, tok, path, seed)
 
 
 def build_tiny_deberta_v2_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:
     """A random ``DebertaV2ForSequenceClassification`` (the class of mxbai-rerank-*-v1) with a DeBERTa-v3-style
     sentencepiece tokenizer (``[CLS] q [SEP] d [SEP]``, token type 1 on the second text) and relative attention."""
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     tok = _unigram_fast(
         transformers.DebertaV2TokenizerFast, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[CLS] $A [SEP]",
@@ -115,14 +116,12 @@ def build_tiny_deberta_v2_cross_encoder(path: str | Path, num_labels: int = 1, s
         norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False,
         type_vocab_size=0, initializer_range=0.2, pad_token_id=0,
     )
-    torch.manual_seed(seed)
-    return _save(transformers.DebertaV2ForSequenceClassification(config).eval(), tok, path)
+    return _save_random(transformers.DebertaV2ForSequenceClassification, config, tok, path, seed)
 
 
 def build_tiny_modernbert_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:
     """A random ``ModernBertForSequenceClassification`` (the class of gte-reranker-modernbert-base) with the MiniLM
     WordPiece vocabulary and ModernBERT's inputs (no token type ids)."""
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     tok = transformers.AutoTokenizer.from_pretrained(str(minilm_folder()))
     tok.model_input_names = ["input_ids", "attention_mask"]
@@ -132,14 +131,12 @@ def build_tiny_modernbert_cross_encoder(path: str | Path, num_labels: int = 1, s
         pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
         bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, initializer_range=0.2,
     )
-    torch.manual_seed(seed)
-    return _save(transformers.ModernBertForSequenceClassification(config).eval(), tok, path)
+    return _save_random(transformers.ModernBertForSequenceClassification, config, tok, path, seed)
 
 
 def build_tiny_t5(path: str | Path, seed: int = 0, **shape: Any) -> Path:
     """A random ``T5ForConditionalGeneration`` with a T5-style sentencepiece tokenizer (``<pad>`` 0, ``</s>`` 1,
     ``<unk>`` 2, an ``</s>`` appended) that has the monoT5 label pieces ``▁true`` and ``▁false``."""
-    torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     tok = _unigram_fast(
         transformers.T5TokenizerFast, ["<pad>", "</s>", "<unk>"], "$A </s>", "$A </s> $B </s>",
@@ -152,8 +149,7 @@ def build_tiny_t5(path: str | Path, seed: int = 0, **shape: Any) -> Path:
         vocab_size=len(tok), decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, initializer_factor=1.0,
         **dims,
     )
-    torch.manual_seed(seed)
-    return _save(transformers.T5ForConditionalGeneration(config).eval(), tok, path)
+    return _save_random(transformers.T5ForConditionalGeneration, config, tok, path, seed)
 
 
 def build_colbert_folder(
