@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .metrics import SignificanceResult, paired_test
+from .metrics import SignificanceResult, _TwoTests, paired_test
 
 __all__ = ["CORRECTIONS", "Comparison", "adjust_pvalues", "compare_pairs", "compare_to"]
 
@@ -49,7 +49,7 @@ def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(_TwoTests):
     """System ``b`` against system ``a`` on ``measure``: raw tests and p-values corrected over the family."""
 
     a: str
@@ -60,10 +60,6 @@ class Comparison:
     family_size: int
     t_pvalue: float
     permutation_pvalue: float
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        """True when both corrected p-values are below ``alpha``."""
-        return self.t_pvalue < alpha and self.permutation_pvalue < alpha
 
     def to_dict(self) -> dict[str, Any]:
         return {

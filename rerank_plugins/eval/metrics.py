@@ -98,8 +98,20 @@ def evaluate(
     return EvalResult(aggregate, per_query, len(qids), missing, names)
 
 
+class _TwoTests:
+    """The rule both paired-test records share: significant when the t-test and the permutation test agree."""
+
+    t_pvalue: float
+    permutation_pvalue: float
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """True when both p-values (on a :class:`~rerank_plugins.eval.compare.Comparison`, both corrected) are
+        below ``alpha``: both tests reject equality."""
+        return self.t_pvalue < alpha and self.permutation_pvalue < alpha
+
+
 @dataclass(frozen=True)
-class SignificanceResult:
+class SignificanceResult(_TwoTests):
     """Paired comparison of system B against system A on the same queries (``diff`` = mean B - mean A)."""
 
     n: int
@@ -109,10 +121,6 @@ class SignificanceResult:
     t_statistic: float
     t_pvalue: float
     permutation_pvalue: float
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        """True when both tests reject equality at ``alpha``."""
-        return self.t_pvalue < alpha and self.permutation_pvalue < alpha
 
 
 def paired_test(
