@@ -413,7 +413,10 @@ class CrossEncoderReranker(BatchedReranker):
                 distinct[key] = len(distinct)
                 first_row.append(r)
         keys = list(distinct)
-        window_key = self._cache_key + "|window"
+        # a window row is the (cut query, prefixed window text) pair that fits max_length: its score depends on the
+        # model, dtype, activation and lengths, not on how windows are planned or pooled, so every chunk policy
+        # (max / first / mean, any max_chunks or overlap) shares the window scores
+        window_key = self._cache_key.replace(f"|{self.policy.describe()}|", "|", 1) + "|window"
         cached: list[float | None] = (
             self.cache.get_many(window_key, keys) if self.cache is not None else [None] * len(keys)
         )

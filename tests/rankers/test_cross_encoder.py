@@ -3,6 +3,7 @@ sentence-transformers CrossEncoder.predict, activations, truncation warnings, ch
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,25 @@ def test_recipes_load_without_kind(tmp_path: Path, tiny_xlmr_dir: Path, tiny_mod
         scores = ranker.rerank(QUERY, DOCS).scores
         assert all(type(s) is float and 0.0 <= s <= 1.0 for s in scores)
     assert find_recipe("jinaai/jina-reranker-v1-turbo-en").options["trust_remote_code"] is True
+
+
+def test_chunk_policies_share_window_scores(tiny_ce_dir: Path) -> None:
+    """Window scores do not depend on the pooling or planning: max, first and mean (and another max_chunks) read
+    the windows the first policy scored, and give what they give on a cold cache."""
+    cache = ScoreCache()
+    ranker = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk", cache=cache,
+                                  max_chunks=100)
+    docs = [LONG, "short"]
+    first = ranker.rerank(QUERY, docs)
+    for how in ("first", "mean"):
+        policy = dataclasses.replace(ranker.policy, chunk_aggregate=how)
+        warm = ranker.with_length_policy(policy).rerank(QUERY, docs)
+        assert warm.details["rows_scored"] == 0 and warm.details["cache_hits"] == first.details["rows_scored"]
+        cold = CrossEncoderReranker(str(tiny_ce_dir), max_length=40, long_documents="chunk", chunk_aggregate=how,
+                                    max_chunks=100).rerank(QUERY, docs)
+        assert warm.scores == pytest.approx(cold.scores, abs=1e-6)
+    # the pair scores of truncate mode stay under their own key: a truncated pair is not a window
+    plain = ranker.with_length_policy(dataclasses.replace(ranker.policy, long_documents="truncate"))
+    with pytest.warns(TruncationWarning):
+        cut = plain.rerank(QUERY, docs)
+    assert cut.details["cache_hits"] == 0
