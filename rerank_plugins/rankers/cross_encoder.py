@@ -175,8 +175,6 @@ class CrossEncoderReranker(BatchedReranker):
         self.max_length = self._cap_max_length(max_length, hf_model.config, tok)
         self.query_max_length = query_max_length
         self.doc_max_length = doc_max_length
-        self.long_documents = self.policy.long_documents
-        self.chunk_overlap = self.policy.chunk_overlap
         needs_fast = self.policy.chunking or query_max_length is not None or doc_max_length is not None
         if needs_fast and not getattr(tok, "is_fast", False):
             raise ConfigError(
@@ -210,6 +208,16 @@ class CrossEncoderReranker(BatchedReranker):
         )
         #: statistics of the last scoring call (pairs, rows, padded-token share, truncations)
         self.last_stats: dict[str, Any] = {}
+
+    @property
+    def long_documents(self) -> str:
+        """The length policy's mode (``"truncate"`` or ``"chunk"``), read from :attr:`policy`."""
+        return self.policy.long_documents
+
+    @property
+    def chunk_overlap(self) -> int:
+        """The length policy's window overlap in tokens, read from :attr:`policy`."""
+        return self.policy.chunk_overlap
 
     # ------------------------------------------------------------------ copies
     def __deepcopy__(self, memo: dict[int, Any]) -> CrossEncoderReranker:
@@ -245,7 +253,6 @@ class CrossEncoderReranker(BatchedReranker):
                               "is not one")
         clone = copy.deepcopy(self)
         clone.policy = policy
-        clone.long_documents, clone.chunk_overlap = policy.long_documents, policy.chunk_overlap
         clone._cache_key = self._cache_key.replace(f"|{self.policy.describe()}|", f"|{policy.describe()}|", 1)
         return clone
 

@@ -278,7 +278,6 @@ class _Seq2SeqReranker(Reranker):
                 raise ConfigError(f"{label} must be a non-empty str, got {token!r}")
         self.template = template
         self.policy = policy
-        self.long_documents = policy.long_documents
         self.scorer = Seq2SeqScorer(
             model, token_true=token_true, token_false=token_false, max_length=max_length, batch_size=batch_size,
             max_tokens=max_tokens, device=device, dtype=dtype, tokenizer=tokenizer,
@@ -289,6 +288,11 @@ class _Seq2SeqReranker(Reranker):
         short = os.path.basename(self.scorer.model_id.rstrip("/\\")) or self.scorer.model_id
         self.name = f"{self.name}:{short}"
 
+    @property
+    def long_documents(self) -> str:
+        """The length policy's mode (``"truncate"`` or ``"chunk"``), read from :attr:`policy`."""
+        return self.policy.long_documents
+
     def with_length_policy(self, policy: LengthPolicy) -> _Seq2SeqReranker:
         """A copy sharing this reranker's model and tokenizer that follows ``policy`` (``long_documents``,
         ``max_chunks``, ``chunk_overlap``, ``chunk_aggregate``): how the service honours a per-request
@@ -297,7 +301,7 @@ class _Seq2SeqReranker(Reranker):
             return self
         self._check_policy(policy)
         clone = copy.copy(self)
-        clone.policy, clone.long_documents = policy, policy.long_documents
+        clone.policy = policy
         return clone
 
     def _check_policy(self, policy: LengthPolicy) -> None:
