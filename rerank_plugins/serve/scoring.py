@@ -38,9 +38,8 @@ from functools import partial
 from typing import Any
 
 from ..base import Reranker
-from ..engine.length_policy import LengthPolicy, plan_document
+from ..engine.length_policy import LengthPolicy, plan_document, token_offsets
 from ..rankers._pair_encoding import _cap_texts
-from ..rankers._text_windows import _offsets
 from ..validation import check_choice
 
 __all__ = ["SCORE_ACTIVATIONS", "ScoreMapper", "TokenTools", "score_kind"]
@@ -221,12 +220,16 @@ class TokenTools:
                 out.append(length)
                 continue
 
-            def measure(s: int, e: int, text: str = text) -> int:
-                (ids,) = self._ids(*self._inputs(query, [text[s:e]]))
-                return len(ids)
+            seen: dict[tuple[int, int], int] = {}  # plan_document measured the chosen windows already
 
-            plan = plan_document(policy, len(text), self.max_length, measure, partial(_offsets, self.tokenizer, text),
-                                 full_length=length, who=self.engine_name)
+            def measure(s: int, e: int, text: str = text, seen: dict[tuple[int, int], int] = seen) -> int:
+                if (s, e) not in seen:
+                    (ids,) = self._ids(*self._inputs(query, [text[s:e]]))
+                    seen[(s, e)] = len(ids)
+                return seen[(s, e)]
+
+            plan = plan_document(policy, len(text), self.max_length, measure,
+                                 partial(token_offsets, self.tokenizer, text), full_length=length, who=self.engine_name)
             out.append(sum(measure(s, e) for s, e in plan.spans))
         return out
 
