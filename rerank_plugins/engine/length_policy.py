@@ -73,6 +73,7 @@ __all__ = [
     "fit_span",
     "plan_document",
     "policy_from_options",
+    "token_offsets",
     "warn_truncated",
 ]
 
@@ -166,6 +167,13 @@ def warn_truncated(who: str, count: int, total: int, budget: int | None, *, chun
 
 
 # ---------------------------------------------------------------------- cutting
+def token_offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """The character span of each token of ``text`` as a fast (Rust) ``tokenizer`` reads it alone (no special
+    tokens): the cut points :func:`cut_points` and :func:`plan_document` work over."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [tuple(o) for o in enc["offset_mapping"]]
+
+
 def cut_points(offsets: Sequence[Sequence[int]], text_len: int) -> tuple[list[int], list[int]]:
     """Possible cut positions of a text from its tokens' character ``offsets``.
 

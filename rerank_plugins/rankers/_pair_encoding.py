@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from ..engine.length_policy import DocumentPlan, LengthPolicy, plan_document
+from ..engine.length_policy import DocumentPlan, LengthPolicy, plan_document, token_offsets
 from ..errors import ConfigError
 
 __all__ = ["EncodedPairs", "encode_pairs"]
@@ -165,14 +166,11 @@ def _chunk(
                                          return_token_type_ids=with_types, verbose=False)
             return memo[(s, e)]
 
-        def offsets(doc: str = doc) -> list[tuple[int, int]]:
-            enc = tokenizer(doc, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-            return [tuple(o) for o in enc["offset_mapping"]]
-
         def measure(s: int, e: int, encode: Any = encode) -> int:
             return len(encode(s, e)["input_ids"])
 
-        plan = plan_document(policy, len(doc), max_length, measure, offsets, who="cross-encoder")
+        plan = plan_document(policy, len(doc), max_length, measure, partial(token_offsets, tokenizer, doc),
+                             who="cross-encoder")
         result.plans[i] = plan
         rows = [encode(s, e) for s, e in plan.spans]
         windows[i] = [(list(r["input_ids"]), list(r["token_type_ids"]) if with_types else None) for r in rows]

@@ -14,14 +14,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from ..engine.length_policy import DocumentPlan, LengthPolicy, plan_document
+from ..engine.length_policy import DocumentPlan, LengthPolicy, plan_document, token_offsets
 
 __all__ = ["distinct_windows", "plan_texts", "text_budget"]
-
-
-def _offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    return [tuple(o) for o in enc["offset_mapping"]]
 
 
 def text_budget(tokenizer: Any, limit: int, own_tokens: int | None, render: Callable[[str], str]) -> int:
@@ -63,7 +58,7 @@ def plan_texts(
                     seen[(s, e)] = len(tokenizer(render(text[s:e]), verbose=False)["input_ids"])
                 return seen[(s, e)]
 
-            plans.append(plan_document(policy, len(text), budget, measure, partial(_offsets, tokenizer, text),
+            plans.append(plan_document(policy, len(text), budget, measure, partial(token_offsets, tokenizer, text),
                                        full_length=length, who=who))
     return plans
 

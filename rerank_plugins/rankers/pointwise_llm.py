@@ -71,6 +71,7 @@ from ..engine.length_policy import (
     document_score,
     plan_document,
     policy_from_options,
+    token_offsets,
     warn_truncated,
 )
 from ..engine.logits import (
@@ -452,8 +453,7 @@ class PointwiseLLMReranker(BatchedReranker):
         """Cut points of ``text``: the tokenizer's offsets when it is a fast one, else the words' spans."""
         tok: Any = getattr(self.backend, "tokenizer", None)
         if self.max_passage_words is None and getattr(tok, "is_fast", False):
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-            return [tuple(o) for o in enc["offset_mapping"]]
+            return token_offsets(tok, text)
         return [m.span() for m in _WORD.finditer(text)]
 
     def _windows(self, query: str, cand: Candidate) -> tuple[DocumentPlan, list[str]]:

@@ -50,6 +50,7 @@ from ..engine.length_policy import (
     fit_span,
     plan_document,
     policy_from_options,
+    token_offsets,
     warn_truncated,
 )
 from ..errors import BackendError, ConfigError
@@ -133,8 +134,7 @@ class Seq2SeqScorer:
         return list(self.tokenizer(text, verbose=False)["input_ids"])
 
     def _offsets(self, text: str) -> list[tuple[int, int]]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [tuple(o) for o in enc["offset_mapping"]]
+        return token_offsets(self.tokenizer, text)
 
     def _part_length(self, text: str, start: int, end: int) -> int:
         return len(self._offsets(text[start:end]))
